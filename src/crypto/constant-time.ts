@@ -1,0 +1,10 @@
+/**
+ * Compares two strings in time that depends only on their length, not on where they differ.
+ * Lengths are not secret here: every digest of one scheme has the same length.
+ */
+export function constantTimeEqual(a: string, b: string): boolean {
+  if (a.length !== b.length) return false
+  let difference = 0
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i)
+  return difference === 0
+}

@@ -1,0 +1,106 @@
+import { hmac } from '@noble/hashes/hmac.js'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
+import { constantTimeEqual } from './constant-time.js'
+
+/**
+ * A server-held secret that keys the stored hash. `id` is written into every stored hash so that
+ * peppers can be rotated: list the new pepper first and keep the old ones until their keys re-hash.
+ */
+export interface Pepper {
+  /** Short identifier stored with each hash: letters, digits, `-` and `_`, at most 32 characters. */
+  readonly id: string
+  /** The secret itself: at least 32 bytes (a string is taken as UTF-8). */
+  readonly secret: string | Uint8Array
+}
+
+/** Identifier given to a pepper passed as a bare string or byte array. */
+export const DEFAULT_PEPPER_ID = 'default'
+
+/** Version tag of the hash input layout; bump it if the layout ever changes. */
+const SCHEME_VERSION = 'kw1'
+const DOMAIN = 'keywarden/v1'
+
+/** Outcome of comparing a secret with a stored hash. */
+export const HashMatch = {
+  None: 0,
+  /** Matches and is already hashed with the current scheme and pepper. */
+  Current: 1,
+  /** Matches, but was hashed with an older pepper (or none); re-hash it. */
+  Stale: 2,
+} as const
+/** One of the {@link HashMatch} values. */
+export type HashMatch = (typeof HashMatch)[keyof typeof HashMatch]
+
+type Digest = (message: Uint8Array) => Uint8Array
+
+function keyedDigest(secret: string | Uint8Array): Digest {
+  // The keyed inner and outer states are computed once; each call only clones them.
+  const prepared = hmac.create(sha256, typeof secret === 'string' ? utf8ToBytes(secret) : secret)
+  return (message) => prepared.clone().update(message).digest()
+}
+
+/**
+ * Hashes secrets for storage and compares them in constant time.
+ *
+ * Stored form: `kw1$hmac-sha256$<pepperId>$<hex>` with a pepper, `kw1$sha256$-$<hex>` without.
+ * The hashed message binds the secret to its environment and key ID (domain separation), so a
+ * stored hash cannot be replayed for another key.
+ */
+export class SecretHasher {
+  private readonly digests = new Map<string, Digest>()
+  private readonly currentTag: string
+  private readonly currentDigest: Digest
+  private readonly dummyHash: string
+
+  constructor(peppers: readonly Pepper[]) {
+    for (const pepper of peppers) this.digests.set(pepper.id, keyedDigest(pepper.secret))
+    const current = peppers[0]
+    this.currentTag = current ? `${SCHEME_VERSION}$hmac-sha256$${current.id}$` : `${SCHEME_VERSION}$sha256$-$`
+    this.currentDigest = current ? this.digests.get(current.id)! : (message) => sha256(message)
+    this.dummyHash = this.currentTag + '0'.repeat(64)
+  }
+
+  /** Whether a pepper is configured (plain SHA-256 otherwise). */
+  get peppered(): boolean {
+    return this.digests.size > 0
+  }
+
+  /** The stored form of `secret` for the key `keyId` in `environment`, with the current pepper. */
+  hash(environment: string, keyId: string, secret: string): string {
+    return this.currentTag + bytesToHex(this.currentDigest(message(environment, keyId, secret)))
+  }
+
+  /** Compares `secret` with a stored hash in constant time. */
+  compare(stored: string, environment: string, keyId: string, secret: string): HashMatch {
+    if (stored.startsWith(this.currentTag)) {
+      return constantTimeEqual(stored, this.hash(environment, keyId, secret)) ? HashMatch.Current : HashMatch.None
+    }
+    const tag = stored.slice(0, stored.lastIndexOf('$') + 1)
+    const digest = this.digestFor(tag)
+    if (digest === undefined) {
+      // Unknown scheme or retired pepper: spend the same work, then fail.
+      this.compareWithDummy(environment, keyId, secret)
+      return HashMatch.None
+    }
+    const candidate = tag + bytesToHex(digest(message(environment, keyId, secret)))
+    return constantTimeEqual(stored, candidate) ? HashMatch.Stale : HashMatch.None
+  }
+
+  /** Does the work of one comparison against a hash that never matches (for unknown key IDs). */
+  compareWithDummy(environment: string, keyId: string, secret: string): false {
+    constantTimeEqual(this.dummyHash, this.hash(environment, keyId, secret))
+    return false
+  }
+
+  private digestFor(tag: string): Digest | undefined {
+    if (tag === `${SCHEME_VERSION}$sha256$-$`) return (bytes) => sha256(bytes)
+    const prefix = `${SCHEME_VERSION}$hmac-sha256$`
+    if (!tag.startsWith(prefix)) return undefined
+    return this.digests.get(tag.slice(prefix.length, -1))
+  }
+}
+
+function message(environment: string, keyId: string, secret: string): Uint8Array {
+  return utf8ToBytes(`${DOMAIN}\0${environment}\0${keyId}\0${secret}`)
+}

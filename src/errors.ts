@@ -1,0 +1,194 @@
+/**
+ * Every error keywarden throws is a {@link KeywardenError} with a stable, machine-readable `code`.
+ * Messages never contain secrets, hashes or caller input; the offending field is named instead.
+ *
+ * Expected verification outcomes (unknown key, wrong secret, expired, ...) are not errors: `verify`
+ * returns them as values. Errors are thrown for misconfiguration, invalid input and store failures.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await keys.create({ name: 'CI', ownerId: 'u1', environment: 'live' })
+ * } catch (error) {
+ *   if (error instanceof QuotaExceededError) showUpgradeDialog()
+ *   else if (error instanceof KeywardenError) console.error(error.code)
+ *   else throw error
+ * }
+ * ```
+ */
+
+/** The stable codes carried by {@link KeywardenError.code}. */
+export type KeywardenErrorCode =
+  | 'config_invalid'
+  | 'validation_failed'
+  | 'key_not_found'
+  | 'quota_exceeded'
+  | 'conflict'
+  | 'key_revoked'
+  | 'store_failed'
+
+/** Base class of every error thrown by keywarden. Check `code` rather than the message. */
+export class KeywardenError extends Error {
+  /** Stable identifier of the failure, safe to branch on and to log. */
+  readonly code: KeywardenErrorCode
+
+  constructor(code: KeywardenErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = new.target.name
+    this.code = code
+  }
+}
+
+/** One problem found while validating options or input. `path` names the field, e.g. `['expiry', 'max']`. */
+export interface ValidationIssue {
+  /** Path of the offending field, from the top of the object that was validated. */
+  readonly path: readonly (string | number)[]
+  /** What is wrong, without repeating the value. */
+  readonly message: string
+}
+
+function describeIssues(subject: string, issues: readonly ValidationIssue[]): string {
+  const parts = issues.slice(0, 5).map((issue) => `${formatPath(issue.path) || subject}: ${issue.message}`)
+  const more = issues.length > 5 ? ` (and ${issues.length - 5} more)` : ''
+  return parts.join('; ') + more
+}
+
+/** Renders a field path as `a.b[0].c`. */
+export function formatPath(path: readonly (string | number)[]): string {
+  return path.reduce<string>(
+    (text, part) => (typeof part === 'number' ? `${text}[${part}]` : text ? `${text}.${part}` : part),
+    '',
+  )
+}
+
+/**
+ * The KeyManager (or a store) was configured wrongly. Thrown at construction, never per request.
+ *
+ * @example
+ * ```ts
+ * new KeyManager({ store, expiry: { default: '400d', max: '365d' } }) // throws ConfigError naming `expiry.default`
+ * ```
+ */
+export class ConfigError extends KeywardenError {
+  /** Every problem found, each naming its option path. */
+  readonly issues: readonly ValidationIssue[]
+
+  constructor(issues: readonly ValidationIssue[], options?: { cause?: unknown }) {
+    super('config_invalid', `Invalid keywarden options: ${describeIssues('options', issues)}`, options)
+    this.issues = issues
+  }
+}
+
+/**
+ * Input to a KeyManager method was invalid. Nothing was changed.
+ * `field` names the first offending field (e.g. `expiresIn`), `issues` lists them all.
+ *
+ * @example
+ * ```ts
+ * await keys.create({ name: '' }).catch((e) => e instanceof ValidationError && e.field) // 'name'
+ * ```
+ */
+export class ValidationError extends KeywardenError {
+  /** The first offending field, as a dotted path (`metadata.plan`), or `''` for the input as a whole. */
+  readonly field: string
+  /** Every problem found. */
+  readonly issues: readonly ValidationIssue[]
+
+  constructor(issues: readonly ValidationIssue[], options?: { cause?: unknown }) {
+    super('validation_failed', `Invalid input: ${describeIssues('input', issues)}`, options)
+    this.issues = issues
+    this.field = formatPath(issues[0]?.path ?? [])
+  }
+}
+
+/**
+ * No key exists with the given ID (it was never created, or it was deleted).
+ *
+ * @example
+ * ```ts
+ * await keys.revoke('missing').catch((e) => e instanceof KeyNotFoundError) // true
+ * ```
+ */
+export class KeyNotFoundError extends KeywardenError {
+  /** The key ID that was looked up. Key IDs are public identifiers, not secrets. */
+  readonly keyId: string
+
+  constructor(keyId: string) {
+    super('key_not_found', 'No API key exists with the given ID')
+    this.keyId = keyId
+  }
+}
+
+/**
+ * Creating the key would exceed the owner's quota (`maxKeysPerOwner`). Nothing was created.
+ *
+ * @example
+ * ```ts
+ * await keys.create({ name: 'third', ownerId: 'u1', environment: 'live' }) // throws QuotaExceededError when the limit is 2
+ * ```
+ */
+export class QuotaExceededError extends KeywardenError {
+  /** The owner whose quota is full. */
+  readonly ownerId: string
+  /** The limit that applied to this owner. */
+  readonly limit: number
+
+  constructor(ownerId: string, limit: number) {
+    super('quota_exceeded', `The owner already holds the maximum number of API keys (${limit})`)
+    this.ownerId = ownerId
+    this.limit = limit
+  }
+}
+
+/**
+ * The operation conflicts with the key's current state or with a concurrent change.
+ * A conflict caused by concurrency is retried internally first; this surfaces only when retries ran out.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof ConflictError) retryLater()
+ * ```
+ */
+export class ConflictError extends KeywardenError {
+  /** The key ID involved. */
+  readonly keyId: string
+
+  constructor(keyId: string, message = 'The API key was changed concurrently; retry the operation', code: KeywardenErrorCode = 'conflict') {
+    super(code, message)
+    this.keyId = keyId
+  }
+}
+
+/**
+ * The key is revoked. Revocation is irreversible: a revoked key can be read, listed and deleted, nothing else.
+ *
+ * @example
+ * ```ts
+ * await keys.revoke(id)
+ * await keys.enable(id) // throws KeyRevokedError
+ * ```
+ */
+export class KeyRevokedError extends ConflictError {
+  constructor(keyId: string) {
+    super(keyId, 'The API key is revoked; revocation cannot be undone', 'key_revoked')
+  }
+}
+
+/**
+ * The store failed (unreachable, timed out, rejected a query). The original error is kept as `cause`;
+ * the message names only the operation. Middlewares answer 503 for this error, never 401.
+ *
+ * @example
+ * ```ts
+ * try { await keys.verify(token) } catch (e) { if (e instanceof StoreError) return respond503() }
+ * ```
+ */
+export class StoreError extends KeywardenError {
+  /** The store operation that failed, e.g. `get` or `insert`. */
+  readonly operation: string
+
+  constructor(operation: string, options?: { cause?: unknown }) {
+    super('store_failed', `The key store failed during '${operation}'`, options)
+    this.operation = operation
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * keywarden: API access keys for Node.js back ends.
+ *
+ * @example
+ * ```ts
+ * import { KeyManager } from 'keywarden'
+ * import { MemoryStore } from 'keywarden/adapters/memory'
+ *
+ * const keys = new KeyManager({ store: new MemoryStore(), prefix: 'acme', environments: ['live', 'test'] })
+ * const { token } = await keys.create({ name: 'CI', environment: 'live', scopes: ['data:read'] })
+ * console.log(await keys.verify(token, { scopes: ['data:read'] }))
+ * ```
+ *
+ * @packageDocumentation
+ */
+export { KeyManager, type ParsedToken } from './key-manager.js'
+export type { KeyManagerOptions, ResolvedOptions, QuotaContext } from './options.js'
+export type {
+  ApiKey,
+  CreateKeyInput,
+  ExpiringInput,
+  IssuedKey,
+  KeyPage,
+  ListKeysInput,
+  NotifyExpiringInput,
+  NotifyExpiringResult,
+  OwnerContext,
+  RotateOptions,
+  UpdateKeyInput,
+  VerifyFailureReason,
+  VerifyOptions,
+  VerifyResult,
+} from './types.js'
+export type { KeyEvent, KeyEventListener, KeyEventMap, KeyEventName } from './events.js'
+export {
+  ConfigError,
+  ConflictError,
+  KeyNotFoundError,
+  KeyRevokedError,
+  KeywardenError,
+  QuotaExceededError,
+  StoreError,
+  ValidationError,
+  type KeywardenErrorCode,
+  type ValidationIssue,
+} from './errors.js'
+export {
+  keyStatus,
+  type InsertResult,
+  type JsonObject,
+  type JsonValue,
+  type KeyQuery,
+  type KeyStatus,
+  type KeyStore,
+  type ListPosition,
+  type QuotaCheck,
+  type StoredKey,
+  type UpdateResult,
+} from './store.js'
+export { parseDuration, type Duration, type DurationUnit } from './policy/duration.js'
+export { scopeGrants } from './policy/scopes.js'
+export type { Pepper } from './crypto/hash.js'

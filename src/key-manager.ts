@@ -1,0 +1,630 @@
+import { HashMatch, SecretHasher } from './crypto/hash.js'
+import { generateKeyId, generateSecret } from './crypto/random.js'
+import { decodeCursor, encodeCursor } from './cursor.js'
+import { ConfigError, ConflictError, KeyNotFoundError, KeyRevokedError, KeywardenError, QuotaExceededError, StoreError, ValidationError } from './errors.js'
+import { KeyEventEmitter, type KeyEventListener, type KeyEventMap, type KeyEventName } from './events.js'
+import { inputSchemas, type InputSchemas } from './inputs.js'
+import { resolveOptions, type KeyManagerOptions, type ResolvedOptions } from './options.js'
+import { resolveExpiry } from './policy/expiry.js'
+import { ScopeResolver } from './policy/scopes.js'
+import { keyStatus, type KeyQuery, type KeyStatus, type KeyStore, type StoredKey } from './store.js'
+import { formatToken, tokenPatternSource, TokenParser } from './token/format.js'
+import type {
+  ApiKey,
+  CreateKeyInput,
+  ExpiringInput,
+  IssuedKey,
+  KeyPage,
+  ListKeysInput,
+  NotifyExpiringInput,
+  NotifyExpiringResult,
+  RotateOptions,
+  UpdateKeyInput,
+  VerifyFailureReason,
+  VerifyOptions,
+  VerifyResult,
+} from './types.js'
+import { parseInput } from './validation.js'
+
+/** Compare-and-set attempts before a concurrent-update conflict is reported. */
+const MAX_UPDATE_ATTEMPTS = 10
+/** New key IDs drawn before giving up on an (astronomically unlikely) ID collision. */
+const MAX_ID_ATTEMPTS = 3
+const MAX_ID_LENGTH = 256
+
+/** The public parts of a token: everything but the secret. */
+export interface ParsedToken {
+  readonly prefix: string
+  readonly environment: string
+  readonly keyId: string
+}
+
+/**
+ * Issues, manages and verifies API keys. One instance per configuration; it is safe to share across
+ * requests. All time decisions use the configured clock; the store only keeps records.
+ *
+ * @example
+ * ```ts
+ * import { KeyManager } from 'keywarden'
+ * import { MemoryStore } from 'keywarden/adapters/memory'
+ *
+ * const keys = new KeyManager({
+ *   store: new MemoryStore(),
+ *   prefix: 'acme',
+ *   environments: ['live', 'test'],
+ *   roles: { admin: ['*'], readonly: ['data:read'] },
+ *   pepper: process.env.KEY_PEPPER,
+ *   expiry: { default: '90d', max: '365d' },
+ *   maxKeysPerOwner: (owner) => (owner.role === 'admin' ? Infinity : 2),
+ * })
+ * const { key, token } = await keys.create({ name: 'CI', ownerId: 'u1', environment: 'live', scopes: ['data:read'] })
+ * const result = await keys.verify(token, { scopes: ['data:read'], environment: 'live' })
+ * if (result.valid) console.log(result.key.id)
+ * ```
+ */
+export class KeyManager {
+  /** The validated, frozen configuration. */
+  readonly options: ResolvedOptions
+  /**
+   * Matches this configuration's tokens anywhere in a text (no anchors, no flags), for secret scanners
+   * and log scrubbers: `new RegExp(keys.tokenPattern, 'g')`.
+   */
+  readonly tokenPattern: RegExp
+
+  private readonly store: KeyStore
+  private readonly clock: () => number
+  private readonly hasher: SecretHasher
+  private readonly parser: TokenParser
+  private readonly scopes: ScopeResolver
+  private readonly events: KeyEventEmitter
+  private readonly schemas: InputSchemas
+
+  /** @throws {@link ConfigError} naming every invalid option. */
+  constructor(options: KeyManagerOptions) {
+    this.options = resolveOptions(options)
+    const { store, clock, prefix, environments, roles, groups, peppers, scopeWildcards } = this.options
+    this.store = store
+    this.clock = clock
+    this.hasher = new SecretHasher(peppers)
+    this.parser = new TokenParser(prefix, environments)
+    this.scopes = new ScopeResolver(roles, groups, scopeWildcards)
+    this.events = new KeyEventEmitter((error, event) => this.options.onListenerError(error, event.type))
+    this.schemas = inputSchemas(this.options)
+    this.tokenPattern = new RegExp(tokenPatternSource(prefix, environments))
+  }
+
+  /**
+   * Subscribes to a lifecycle event; returns a function that unsubscribes. Listeners run synchronously
+   * after the change is stored; one that throws never fails the operation.
+   *
+   * @example
+   * ```ts
+   * const stop = keys.on('rejected', (event) => log.warn({ reason: event.reason, keyId: event.keyId }))
+   * ```
+   */
+  on<E extends KeyEventName>(name: E, listener: KeyEventListener<E>): () => void {
+    return this.events.on(name, listener)
+  }
+
+  /** Removes a listener added with {@link KeyManager.on}. */
+  off<E extends KeyEventName>(name: E, listener: KeyEventListener<E>): void {
+    this.events.off(name, listener)
+  }
+
+  /**
+   * Creates a key and returns its record and token. The token holds the only copy of the secret:
+   * show it once. Enforces the owner's quota atomically.
+   *
+   * @throws {@link ValidationError} for bad input (nothing is written), {@link QuotaExceededError},
+   *   {@link StoreError}.
+   * @example
+   * ```ts
+   * const { key, token } = await keys.create({ name: 'CI', ownerId: 'u1', environment: 'live', roles: ['readonly'] })
+   * ```
+   */
+  async create(input: CreateKeyInput): Promise<IssuedKey> {
+    const parsed = parseInput(this.schemas.create, input)
+    const environment = parsed.environment ?? this.soleEnvironment()
+    const now = this.clock()
+    const expiresAt = resolveExpiry(parsed, this.options.expiry, now, true) ?? null
+    const ownerId = parsed.ownerId ?? null
+    const tenantId = parsed.tenantId ?? null
+    const quota = ownerId === null ? null : this.quotaFor(ownerId, tenantId, environment, parsed.owner)
+    if (quota !== null && quota.limit === 0) throw new QuotaExceededError(ownerId!, 0)
+
+    for (let attempt = 0; attempt < MAX_ID_ATTEMPTS; attempt++) {
+      const keyId = generateKeyId()
+      const secret = generateSecret()
+      const record: StoredKey = {
+        id: keyId,
+        name: parsed.name,
+        description: parsed.description ?? null,
+        ownerId,
+        tenantId,
+        environment,
+        type: parsed.type ?? null,
+        scopes: parsed.scopes ?? [],
+        roles: parsed.roles ?? [],
+        groups: parsed.groups ?? [],
+        metadata: parsed.metadata ?? {},
+        start: secret.slice(0, this.options.startLength),
+        hash: this.hasher.hash(environment, keyId, secret),
+        previousHash: null,
+        previousHashExpiresAt: null,
+        createdAt: now,
+        updatedAt: now,
+        expiresAt,
+        lastUsedAt: null,
+        enabled: true,
+        revokedAt: null,
+        expiryNoticeFor: null,
+        version: 1,
+      }
+      const outcome = await this.callStore('insert', () => this.store.insert(record, quota))
+      if (outcome === 'quota_exceeded') throw new QuotaExceededError(ownerId!, quota!.limit)
+      if (outcome === 'inserted') {
+        const key = toApiKey(record)
+        this.emit({ type: 'created', at: new Date(now), key })
+        return { key, token: formatToken({ prefix: this.options.prefix, environment, keyId, secret }) }
+      }
+    }
+    throw new ConflictError('', 'Could not allocate an unused key ID; the store reports every candidate as taken')
+  }
+
+  /**
+   * Checks a token. Garbage and mistyped tokens are rejected offline (format and checksum) without a
+   * store access; otherwise one record is read by key ID and the secret compared in constant time.
+   * Then revoked, disabled, expired (valid while `now < expiresAt`), environment and scopes are checked,
+   * in that order. Never throws for a bad token; throws {@link StoreError} when the store fails.
+   *
+   * @example
+   * ```ts
+   * const result = await keys.verify(token, { scopes: ['data:read'], environment: 'live' })
+   * if (!result.valid) console.log(result.reason) // e.g. 'expired'
+   * ```
+   */
+  async verify(token: string, options?: VerifyOptions): Promise<VerifyResult> {
+    const parts = this.parser.parse(token)
+    if (parts === null) return this.reject('malformed', null)
+    const { environment, keyId, secret } = parts
+
+    let record: StoredKey | null
+    try {
+      record = await this.store.get(keyId)
+    } catch (error) {
+      throw new StoreError('get', { cause: error })
+    }
+    if (record === null) {
+      this.hasher.compareWithDummy(environment, keyId, secret)
+      return this.reject('unknown_key', keyId)
+    }
+
+    const now = this.clock()
+    let match = this.hasher.compare(record.hash, environment, keyId, secret)
+    let matchedPrevious = false
+    if (match === HashMatch.None && record.previousHash !== null && record.previousHashExpiresAt !== null && now < record.previousHashExpiresAt) {
+      match = this.hasher.compare(record.previousHash, environment, keyId, secret)
+      matchedPrevious = match !== HashMatch.None
+    }
+    if (match === HashMatch.None) return this.reject('wrong_secret', keyId)
+    if (record.revokedAt !== null) return this.reject('revoked', keyId)
+    if (!record.enabled) return this.reject('disabled', keyId)
+    if (record.expiresAt !== null && now >= record.expiresAt) return this.reject('expired', keyId)
+    if (options?.environment !== undefined && options.environment !== record.environment) return this.reject('wrong_environment', keyId)
+    const scopes = this.scopes.effectiveScopes(record)
+    if (options?.scopes !== undefined && options.scopes.length > 0 && !this.scopes.satisfies(scopes, options.scopes)) {
+      return this.reject('insufficient_scope', keyId)
+    }
+
+    if (match === HashMatch.Stale) await this.rehash(record, matchedPrevious, environment, secret)
+    let lastUsedAt = record.lastUsedAt
+    if (lastUsedAt === null || now - lastUsedAt >= this.options.lastUsedPrecisionMs) {
+      // Usage bookkeeping must never turn a valid key into a failure.
+      await this.store.touch(keyId, now).then(() => (lastUsedAt = now), () => undefined)
+    }
+    const key = toApiKey(record, lastUsedAt)
+    if (this.events.has('verified')) this.events.emit({ type: 'verified', at: new Date(now), key })
+    return { valid: true, key, scopes }
+  }
+
+  /**
+   * The key with this ID, or `null` when there is none.
+   *
+   * @example
+   * ```ts
+   * const key = await keys.get(id)
+   * ```
+   */
+  async get(id: string): Promise<ApiKey | null> {
+    checkId(id)
+    const record = await this.callStore('get', () => this.store.get(id))
+    return record === null ? null : toApiKey(record)
+  }
+
+  /**
+   * One page of keys matching the filters, ordered by creation time then ID. Pass `nextCursor` back to
+   * get the next page; every key present for the whole walk is returned exactly once.
+   *
+   * @example
+   * ```ts
+   * const { items, nextCursor } = await keys.list({ ownerId: 'u1', status: 'active', limit: 20 })
+   * ```
+   */
+  async list(input: ListKeysInput = {}): Promise<KeyPage> {
+    const { cursor, limit, ...filters } = parseInput(this.schemas.list, input)
+    return this.page({ ...filters, now: this.clock(), limit }, cursor)
+  }
+
+  /**
+   * Keys that are not revoked and expire within the window from now (`now < expiresAt <= now + within`),
+   * one page at a time, e.g. to warn their owners.
+   *
+   * @example
+   * ```ts
+   * const { items } = await keys.expiring({ within: '2d' })
+   * ```
+   */
+  async expiring(input: ExpiringInput): Promise<KeyPage> {
+    const { within, cursor, limit, ...filters } = parseInput(this.schemas.expiring, input)
+    const now = this.clock()
+    return this.page({ ...filters, expiresWithin: { from: now, to: now + within }, now, order: 'asc', limit }, cursor)
+  }
+
+  /**
+   * Tells owners about keys expiring within the window, once per key and expiry date, however often
+   * and from however many processes it runs: each notice is claimed atomically before `notify` is
+   * called. If the expiry is extended, the new date is announced again when it comes near. Emits
+   * `expiring` for every notice sent.
+   *
+   * @example
+   * ```ts
+   * // Run hourly from a scheduler:
+   * await keys.notifyExpiring({ within: '2d', notify: (key) => mailer.send(key.ownerId, `${key.name} expires soon`) })
+   * ```
+   */
+  async notifyExpiring(input: NotifyExpiringInput): Promise<NotifyExpiringResult> {
+    const { notify, ...window } = input ?? ({} as NotifyExpiringInput)
+    if (typeof notify !== 'function') throw new ValidationError([{ path: ['notify'], message: 'must be a function' }])
+    const { within, ...filters } = parseInput(this.schemas.expiring, window)
+    const notified: ApiKey[] = []
+    const failed: { key: ApiKey; error: unknown }[] = []
+    const now = this.clock()
+    const query: KeyQuery = { ...filters, expiresWithin: { from: now, to: now + within }, now, order: 'asc', limit: 100 }
+    let after: KeyQuery['after']
+    for (;;) {
+      const batch = await this.callStore('list', () => this.store.list({ ...query, after }))
+      for (const candidate of batch) {
+        if (candidate.expiryNoticeFor === candidate.expiresAt) continue
+        const claimed = await this.claimExpiryNotice(candidate.id, query.expiresWithin!)
+        if (claimed === null) continue
+        const key = toApiKey(claimed)
+        try {
+          await notify(key)
+        } catch (error) {
+          await this.releaseExpiryNotice(claimed)
+          failed.push({ key, error })
+          continue
+        }
+        notified.push(key)
+        this.emit({ type: 'expiring', at: new Date(this.clock()), key, expiresAt: key.expiresAt! })
+      }
+      if (batch.length < query.limit) break
+      const last = batch[batch.length - 1]!
+      after = { createdAt: last.createdAt, id: last.id }
+    }
+    return { notified, failed }
+  }
+
+  /**
+   * Changes a key's name, description, type, scopes, roles, groups, metadata or expiry. A new expiry is
+   * measured from now and must lie within the policy maximum; this is how a key's life is extended.
+   *
+   * @throws {@link ValidationError}, {@link KeyNotFoundError}, {@link KeyRevokedError}, {@link StoreError}.
+   * @example
+   * ```ts
+   * await keys.update(id, { name: 'Deploy bot', expiresIn: '90d' })
+   * ```
+   */
+  async update(id: string, patch: UpdateKeyInput): Promise<ApiKey> {
+    checkId(id)
+    const parsed = parseInput(this.schemas.update, patch)
+    const changes = Object.keys(parsed)
+    const { expiresIn, expiresAt, ...fields } = parsed
+    const { after, changed } = await this.mutate(id, (current, now) => {
+      if (current.revokedAt !== null) throw new KeyRevokedError(id)
+      if (changes.length === 0) return current
+      const expiry = resolveExpiry({ expiresIn, expiresAt }, this.options.expiry, now, false)
+      return {
+        ...current,
+        ...fields,
+        ...(expiry === undefined ? {} : { expiresAt: expiry }),
+      }
+    })
+    const key = toApiKey(after)
+    if (changed) this.emit({ type: 'updated', at: key.updatedAt, key, changes })
+    return key
+  }
+
+  /**
+   * Enables a disabled key; the next verify accepts it again. Does nothing if it is enabled.
+   *
+   * @example
+   * ```ts
+   * await keys.enable(id)
+   * ```
+   */
+  async enable(id: string): Promise<ApiKey> {
+    return this.setEnabled(id, true)
+  }
+
+  /**
+   * Disables a key; the next verify rejects it with `disabled`. Reversible with {@link KeyManager.enable}.
+   *
+   * @example
+   * ```ts
+   * await keys.disable(id)
+   * ```
+   */
+  async disable(id: string): Promise<ApiKey> {
+    return this.setEnabled(id, false)
+  }
+
+  /**
+   * Revokes a key, irreversibly. The record stays (for audit, listing and `status: 'revoked'`) but never
+   * verifies again and no longer counts against the owner's quota. Revoking a revoked key does nothing.
+   *
+   * @example
+   * ```ts
+   * await keys.revoke(id)
+   * ```
+   */
+  async revoke(id: string): Promise<ApiKey> {
+    checkId(id)
+    const { after, changed } = await this.mutate(id, (current, now) =>
+      current.revokedAt !== null ? current : { ...current, revokedAt: now, previousHash: null, previousHashExpiresAt: null },
+    )
+    const key = toApiKey(after)
+    if (changed) this.emit({ type: 'revoked', at: key.updatedAt, key })
+    return key
+  }
+
+  /**
+   * Deletes a key for good. Its tokens fail with `unknown_key` from now on.
+   *
+   * @throws {@link KeyNotFoundError} when there is no such key.
+   * @example
+   * ```ts
+   * await keys.delete(id)
+   * ```
+   */
+  async delete(id: string): Promise<void> {
+    checkId(id)
+    const record = await this.callStore('get', () => this.store.get(id))
+    if (record === null) throw new KeyNotFoundError(id)
+    const existed = await this.callStore('delete', () => this.store.delete(id))
+    if (!existed) throw new KeyNotFoundError(id)
+    this.emit({ type: 'deleted', at: new Date(this.clock()), key: toApiKey(record) })
+  }
+
+  /**
+   * Replaces a key's secret. The key ID and every setting stay; a new token is returned. The old secret
+   * keeps working until `gracePeriod` ends (exclusive; default 0: it stops at once). At most one old
+   * secret is alive: rotating again ends the previous grace period.
+   *
+   * @throws {@link KeyNotFoundError}, {@link KeyRevokedError}, {@link ValidationError}, {@link StoreError}.
+   * @example
+   * ```ts
+   * const { token } = await keys.rotate(id, { gracePeriod: '24h' })
+   * ```
+   */
+  async rotate(id: string, options: RotateOptions = {}): Promise<IssuedKey> {
+    checkId(id)
+    const { gracePeriod } = parseInput(this.schemas.rotate, options)
+    let secret = ''
+    const { after } = await this.mutate(id, (current, now) => {
+      if (current.revokedAt !== null) throw new KeyRevokedError(id)
+      secret = generateSecret()
+      return {
+        ...current,
+        start: secret.slice(0, this.options.startLength),
+        hash: this.hasher.hash(current.environment, current.id, secret),
+        previousHash: gracePeriod > 0 ? current.hash : null,
+        previousHashExpiresAt: gracePeriod > 0 ? now + gracePeriod : null,
+      }
+    })
+    const key = toApiKey(after)
+    const previousSecretValidUntil = after.previousHashExpiresAt === null ? null : new Date(after.previousHashExpiresAt)
+    this.emit({ type: 'rotated', at: key.updatedAt, key, previousSecretValidUntil })
+    return { key, token: formatToken({ prefix: this.options.prefix, environment: after.environment, keyId: after.id, secret }) }
+  }
+
+  /**
+   * The status of a key at the current time: `revoked`, `expired`, `disabled` or `active`.
+   *
+   * @example
+   * ```ts
+   * keys.statusOf(await keys.get(id)) // 'active'
+   * ```
+   */
+  statusOf(key: Pick<ApiKey, 'revokedAt' | 'expiresAt' | 'enabled'>): KeyStatus {
+    return keyStatus(
+      { revokedAt: key.revokedAt?.getTime() ?? null, expiresAt: key.expiresAt?.getTime() ?? null, enabled: key.enabled },
+      this.clock(),
+    )
+  }
+
+  /**
+   * The public parts of a token (prefix, environment, key ID), or `null` if it is not a well-formed
+   * token of this configuration. Offline: checks the format and checksum only, never the store.
+   *
+   * @example
+   * ```ts
+   * keys.parseToken(token)?.keyId
+   * ```
+   */
+  parseToken(token: string): ParsedToken | null {
+    const parts = this.parser.parse(token)
+    return parts === null ? null : { prefix: parts.prefix, environment: parts.environment, keyId: parts.keyId }
+  }
+
+  private soleEnvironment(): string {
+    const { environments } = this.options
+    if (environments.length !== 1) {
+      throw new ValidationError([{ path: ['environment'], message: 'is required when more than one environment is configured' }])
+    }
+    return environments[0]!
+  }
+
+  private quotaFor(ownerId: string, tenantId: string | null, environment: string, owner: Record<string, unknown> | undefined) {
+    const limit = this.options.maxKeysPerOwner({ id: ownerId, ...owner }, { ownerId, tenantId, environment })
+    if (limit === Infinity) return null
+    if (!Number.isSafeInteger(limit) || limit < 0) {
+      throw new ConfigError([{ path: ['maxKeysPerOwner'], message: 'returned something other than a non-negative integer or Infinity' }])
+    }
+    return { ownerId, limit }
+  }
+
+  private async setEnabled(id: string, enabled: boolean): Promise<ApiKey> {
+    checkId(id)
+    const { after, changed } = await this.mutate(id, (current) => {
+      if (current.revokedAt !== null) throw new KeyRevokedError(id)
+      return current.enabled === enabled ? current : { ...current, enabled }
+    })
+    const key = toApiKey(after)
+    if (changed) this.emit({ type: enabled ? 'enabled' : 'disabled', at: key.updatedAt, key })
+    return key
+  }
+
+  /**
+   * Read-modify-write with compare-and-set, retried on conflict. `change` returns the current record
+   * unchanged for a no-op, or a new record (version and updatedAt are set here).
+   */
+  private async mutate(
+    id: string,
+    change: (current: StoredKey, now: number) => StoredKey,
+    options: { touchUpdatedAt?: boolean } = {},
+  ): Promise<{ after: StoredKey; changed: boolean }> {
+    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
+      const current = await this.callStore('get', () => this.store.get(id))
+      if (current === null) throw new KeyNotFoundError(id)
+      const now = this.clock()
+      const next = change(current, now)
+      if (next === current) return { after: current, changed: false }
+      const after: StoredKey = {
+        ...next,
+        version: current.version + 1,
+        updatedAt: options.touchUpdatedAt === false ? current.updatedAt : now,
+      }
+      const outcome = await this.callStore('update', () => this.store.update(after, current.version))
+      if (outcome === 'updated') return { after, changed: true }
+      if (outcome === 'not_found') throw new KeyNotFoundError(id)
+    }
+    throw new ConflictError(id)
+  }
+
+  private async claimExpiryNotice(id: string, window: { from: number; to: number }): Promise<StoredKey | null> {
+    try {
+      const { after, changed } = await this.mutate(
+        id,
+        (current) => {
+          const due =
+            current.revokedAt === null &&
+            current.expiresAt !== null &&
+            current.expiresAt > window.from &&
+            current.expiresAt <= window.to &&
+            current.expiryNoticeFor !== current.expiresAt
+          return due ? { ...current, expiryNoticeFor: current.expiresAt } : current
+        },
+        { touchUpdatedAt: false },
+      )
+      return changed ? after : null
+    } catch (error) {
+      if (error instanceof KeyNotFoundError) return null
+      throw error
+    }
+  }
+
+  private async releaseExpiryNotice(claimed: StoredKey): Promise<void> {
+    try {
+      await this.mutate(
+        claimed.id,
+        (current) => (current.expiryNoticeFor === claimed.expiryNoticeFor ? { ...current, expiryNoticeFor: null } : current),
+        { touchUpdatedAt: false },
+      )
+    } catch (error) {
+      if (!(error instanceof KeyNotFoundError)) throw error
+    }
+  }
+
+  /** Re-hashes a secret that matched under an older pepper. Best effort: a lost race is harmless. */
+  private async rehash(record: StoredKey, matchedPrevious: boolean, environment: string, secret: string): Promise<void> {
+    const fresh = this.hasher.hash(environment, record.id, secret)
+    const next: StoredKey = matchedPrevious
+      ? { ...record, previousHash: fresh, version: record.version + 1 }
+      : { ...record, hash: fresh, version: record.version + 1 }
+    await this.store.update(next, record.version).catch(() => undefined)
+  }
+
+  private async page(query: Omit<KeyQuery, 'order' | 'after'> & { order?: KeyQuery['order'] }, cursor: string | null | undefined): Promise<KeyPage> {
+    const after = cursor == null ? undefined : decodeCursor(cursor)
+    const records = await this.callStore('list', () =>
+      this.store.list({ ...query, order: query.order ?? 'asc', after, limit: query.limit + 1 }),
+    )
+    const items = records.slice(0, query.limit)
+    const last = items[items.length - 1]
+    const nextCursor = records.length > query.limit && last ? encodeCursor({ createdAt: last.createdAt, id: last.id }) : null
+    return { items: items.map((record) => toApiKey(record)), nextCursor }
+  }
+
+  private reject(reason: VerifyFailureReason, keyId: string | null): VerifyResult {
+    if (this.events.has('rejected')) this.events.emit({ type: 'rejected', at: new Date(this.clock()), reason, keyId })
+    return { valid: false, reason, keyId }
+  }
+
+  private emit<E extends KeyEventName>(event: KeyEventMap[E]): void {
+    this.events.emit(event)
+  }
+
+  private async callStore<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call()
+    } catch (error) {
+      if (error instanceof KeywardenError) throw error
+      throw new StoreError(operation, { cause: error })
+    }
+  }
+}
+
+function checkId(id: unknown): asserts id is string {
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH) {
+    throw new ValidationError([{ path: ['id'], message: `must be a non-empty string of at most ${MAX_ID_LENGTH} characters` }])
+  }
+}
+
+function toDate(ms: number | null): Date | null {
+  return ms === null ? null : new Date(ms)
+}
+
+/** Copies only the public fields: the hash never leaves the KeyManager. */
+function toApiKey(record: StoredKey, lastUsedAt: number | null = record.lastUsedAt): ApiKey {
+  return Object.freeze({
+    id: record.id,
+    name: record.name,
+    description: record.description,
+    ownerId: record.ownerId,
+    tenantId: record.tenantId,
+    environment: record.environment,
+    type: record.type,
+    scopes: record.scopes,
+    roles: record.roles,
+    groups: record.groups,
+    metadata: record.metadata,
+    start: record.start,
+    createdAt: new Date(record.createdAt),
+    updatedAt: new Date(record.updatedAt),
+    expiresAt: toDate(record.expiresAt),
+    lastUsedAt: toDate(lastUsedAt),
+    enabled: record.enabled,
+    revokedAt: toDate(record.revokedAt),
+  })
+}

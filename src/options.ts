@@ -1,0 +1,206 @@
+import { z } from 'zod'
+import { ConfigError } from './errors.js'
+import { DEFAULT_PEPPER_ID, type Pepper } from './crypto/hash.js'
+import type { Duration } from './policy/duration.js'
+import type { KeyStore } from './store.js'
+import { LABEL_PATTERN } from './token/format.js'
+import type { OwnerContext } from './types.js'
+import { durationSchema, roleNameSchema, scopeListSchema, toIssues } from './validation.js'
+
+/** Facts about the key being created, passed to a function-valued `maxKeysPerOwner`. */
+export interface QuotaContext {
+  readonly ownerId: string
+  readonly tenantId: string | null
+  readonly environment: string
+}
+
+/**
+ * The KeyManager's configuration. Everything but `store` has a default; invalid options throw a
+ * {@link ConfigError} naming the option at construction.
+ *
+ * @example
+ * ```ts
+ * const keys = new KeyManager({
+ *   store: new MemoryStore(),
+ *   prefix: 'acme',
+ *   environments: ['live', 'test'],
+ *   roles: { admin: ['*'], readonly: ['data:read'] },
+ *   groups: { support: ['readonly'] },
+ *   pepper: process.env.KEY_PEPPER,
+ *   expiry: { default: '90d', max: '365d' },
+ *   maxKeysPerOwner: (owner) => (owner.role === 'admin' ? Infinity : 2),
+ * })
+ * ```
+ */
+export interface KeyManagerOptions {
+  /** Where keys live. */
+  store: KeyStore
+  /** Brand prefix at the start of every token: 1–16 lower-case letters and digits, starting with a letter. Default `'kw'`. */
+  prefix?: string
+  /** The environments a key can belong to, same syntax as `prefix`. Default `['live', 'test']`. */
+  environments?: readonly string[]
+  /** Role name → scopes it grants. Resolved at verify time. */
+  roles?: Readonly<Record<string, readonly string[]>>
+  /** Group name → roles it grants. */
+  groups?: Readonly<Record<string, readonly string[]>>
+  /**
+   * Server-held secret keying the stored hash (HMAC-SHA-256), at least 16 bytes. A list rotates peppers:
+   * the first hashes new secrets, the rest still verify old ones (which are re-hashed on success).
+   * A bare string or byte array has the ID `'default'`. Without a pepper, hashes are plain SHA-256:
+   * a leaked database then lets anyone test guessed secrets offline (see docs/security.md).
+   */
+  pepper?: string | Uint8Array | readonly Pepper[] | undefined
+  /**
+   * Expiry policy. `default` applies when create names no expiry; `max` bounds every expiry. `null` means
+   * never / no bound. Default: both `null`. An omitted `default` with a `max` set takes the `max`.
+   */
+  expiry?: { default?: Duration | null; max?: Duration | null }
+  /**
+   * How many non-revoked keys one owner may hold: a number, `Infinity`, or a function of the owner
+   * context given to `create`. Keys without `ownerId` are not limited. Default `Infinity`.
+   */
+  maxKeysPerOwner?: number | ((owner: OwnerContext, context: QuotaContext) => number)
+  /** How many leading secret characters `ApiKey.start` keeps for display, 0–8. Default 4. */
+  startLength?: number
+  /** Whether `*` and `prefix:*` in granted scopes are wildcards. When off, `*` is an ordinary character. Default `true`. */
+  scopeWildcards?: boolean
+  /** `lastUsedAt` is written at most once per this interval per key. Default `'1m'`: "last used, to the minute". */
+  lastUsedPrecision?: Duration
+  /** The clock, in epoch milliseconds. Every time decision uses it. Default `Date.now`. */
+  clock?: () => number
+  /** Called when an event listener throws or rejects. Default: `console.error`. */
+  onListenerError?: (error: unknown, eventType: string) => void
+}
+
+/** Options after validation and defaults; frozen. */
+export interface ResolvedOptions {
+  readonly store: KeyStore
+  readonly prefix: string
+  readonly environments: readonly string[]
+  readonly roles: Readonly<Record<string, readonly string[]>>
+  readonly groups: Readonly<Record<string, readonly string[]>>
+  readonly peppers: readonly Pepper[]
+  readonly expiry: { readonly defaultMs: number | null; readonly maxMs: number | null }
+  readonly maxKeysPerOwner: (owner: OwnerContext, context: QuotaContext) => number
+  readonly startLength: number
+  readonly scopeWildcards: boolean
+  readonly lastUsedPrecisionMs: number
+  readonly clock: () => number
+  readonly onListenerError: (error: unknown, eventType: string) => void
+}
+
+const labelSchema = z.string().regex(LABEL_PATTERN, 'must be 1-16 lower-case letters or digits, starting with a letter')
+
+const MIN_PEPPER_BYTES = 16
+
+const pepperSecretSchema = z
+  .union([z.string(), z.instanceof(Uint8Array)])
+  .refine(
+    (secret) => (typeof secret === 'string' ? new TextEncoder().encode(secret).byteLength : secret.byteLength) >= MIN_PEPPER_BYTES,
+    `must be at least ${MIN_PEPPER_BYTES} bytes`,
+  )
+
+const pepperListSchema = z
+  .array(
+    z.strictObject({
+      id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, - or _'),
+      secret: pepperSecretSchema,
+    }),
+  )
+  .min(1)
+  .refine((peppers) => new Set(peppers.map((pepper) => pepper.id)).size === peppers.length, 'pepper IDs must be unique')
+
+const storeSchema = z.custom<KeyStore>(
+  (store) =>
+    typeof store === 'object' &&
+    store !== null &&
+    ['insert', 'get', 'update', 'delete', 'list', 'touch'].every((method) => typeof (store as Record<string, unknown>)[method] === 'function'),
+  'must implement the KeyStore contract (insert, get, update, delete, list, touch)',
+)
+
+function optionsSchema(wildcards: boolean) {
+  return z
+    .strictObject({
+      store: storeSchema,
+      prefix: labelSchema.default('kw'),
+      environments: z
+        .array(labelSchema)
+        .min(1)
+        .refine((list) => new Set(list).size === list.length, 'environments must be unique')
+        .default(['live', 'test']),
+      roles: z.record(roleNameSchema, scopeListSchema(wildcards)).default({}),
+      groups: z.record(roleNameSchema, z.array(roleNameSchema)).default({}),
+      pepper: z.union([pepperSecretSchema, pepperListSchema]).optional(),
+      expiry: z
+        .strictObject({
+          default: durationSchema.nullable().optional(),
+          max: durationSchema.nullable().default(null),
+        })
+        .default({ max: null }),
+      maxKeysPerOwner: z
+        .union([
+          z.number().refine((n) => n === Infinity || (Number.isSafeInteger(n) && n >= 0), 'must be a non-negative integer or Infinity'),
+          z.custom<(owner: OwnerContext, context: QuotaContext) => number>((value) => typeof value === 'function', 'must be a number or a function'),
+        ])
+        .default(Infinity),
+      startLength: z.number().int().min(0).max(8).default(4),
+      scopeWildcards: z.boolean().default(true),
+      lastUsedPrecision: durationSchema.default(60_000),
+      clock: z.custom<() => number>((value) => typeof value === 'function', 'must be a function returning epoch milliseconds').default(() => Date.now),
+      onListenerError: z.custom<(error: unknown, eventType: string) => void>((value) => typeof value === 'function', 'must be a function').optional(),
+    })
+    .superRefine((options, context) => {
+      const { max: maxMs, default: defaultMs = maxMs } = options.expiry
+      if (defaultMs === 0) context.addIssue({ code: 'custom', path: ['expiry', 'default'], message: 'must be longer than 0' })
+      if (maxMs === 0) context.addIssue({ code: 'custom', path: ['expiry', 'max'], message: 'must be longer than 0' })
+      if (maxMs !== null && defaultMs === null) {
+        context.addIssue({ code: 'custom', path: ['expiry', 'default'], message: 'must not be null (never) when expiry.max is set' })
+      }
+      if (maxMs !== null && defaultMs !== null && defaultMs > maxMs) {
+        context.addIssue({ code: 'custom', path: ['expiry', 'default'], message: 'must not exceed expiry.max' })
+      }
+      for (const [group, roles] of Object.entries(options.groups)) {
+        roles.forEach((role, index) => {
+          if (!(role in options.roles)) context.addIssue({ code: 'custom', path: ['groups', group, index], message: 'names a role that is not configured' })
+        })
+      }
+    })
+}
+
+function normalisePeppers(pepper: string | Uint8Array | readonly Pepper[] | undefined): Pepper[] {
+  if (pepper === undefined) return []
+  if (typeof pepper === 'string' || pepper instanceof Uint8Array) return [{ id: DEFAULT_PEPPER_ID, secret: pepper }]
+  return pepper.map((entry) => ({ id: entry.id, secret: entry.secret }))
+}
+
+function defaultListenerErrorHandler(error: unknown, eventType: string): void {
+  console.error(`keywarden: a listener for the '${eventType}' event threw`, error)
+}
+
+/** Validates options and fills in defaults. Throws {@link ConfigError} naming every bad option. */
+export function resolveOptions(options: KeyManagerOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError([{ path: [], message: 'options must be an object' }])
+  }
+  const wildcards = options.scopeWildcards ?? true
+  const result = optionsSchema(wildcards).safeParse(options)
+  if (!result.success) throw new ConfigError(toIssues(result.error))
+  const parsed = result.data
+  const quota = parsed.maxKeysPerOwner
+  return Object.freeze({
+    store: parsed.store,
+    prefix: parsed.prefix,
+    environments: Object.freeze([...parsed.environments]),
+    roles: Object.freeze(Object.fromEntries(Object.entries(parsed.roles).map(([role, scopes]) => [role, Object.freeze([...scopes])]))),
+    groups: Object.freeze(Object.fromEntries(Object.entries(parsed.groups).map(([group, roles]) => [group, Object.freeze([...roles])]))),
+    peppers: Object.freeze(normalisePeppers(parsed.pepper)),
+    // An omitted default takes the maximum: keys live as long as the policy allows unless asked otherwise.
+    expiry: Object.freeze({ defaultMs: parsed.expiry.default === undefined ? parsed.expiry.max : parsed.expiry.default, maxMs: parsed.expiry.max }),
+    maxKeysPerOwner: typeof quota === 'number' ? () => quota : quota,
+    startLength: parsed.startLength,
+    scopeWildcards: parsed.scopeWildcards,
+    lastUsedPrecisionMs: parsed.lastUsedPrecision,
+    clock: parsed.clock,
+    onListenerError: parsed.onListenerError ?? defaultListenerErrorHandler,
+  })
+}

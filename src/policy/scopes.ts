@@ -1,0 +1,89 @@
+/**
+ * Scope strings: printable ASCII without space, `"` or `\` (the RFC 6750 `scope-token` alphabet), so a
+ * scope can be named in a `WWW-Authenticate` header as it is.
+ */
+export const SCOPE_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/
+
+/** Names of roles and groups. */
+export const ROLE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/
+
+/**
+ * Why a scope string is not acceptable, or `undefined` when it is. With wildcards on, `*` may appear
+ * only as the whole scope or as a final `:*` segment (`data:*`).
+ */
+export function scopeProblem(scope: string, wildcards: boolean): string | undefined {
+  if (!SCOPE_PATTERN.test(scope)) {
+    return 'must be 1-128 printable ASCII characters without spaces, quotes or backslashes'
+  }
+  if (wildcards && scope.includes('*') && scope !== '*' && !(scope.endsWith(':*') && scope.indexOf('*') === scope.length - 1)) {
+    return "may use '*' only as the whole scope or as a final ':*' segment"
+  }
+  return undefined
+}
+
+/**
+ * Whether the granted scope `pattern` covers the `required` scope. Matching is exact and
+ * case-sensitive. With wildcards on, `*` covers every scope and `data:*` covers every scope that starts
+ * with `data:` and has at least one more character (`data:read`, `data:read:own`), but not `data` itself.
+ */
+export function scopeGrants(pattern: string, required: string, wildcards: boolean): boolean {
+  if (pattern === required) return true
+  if (!wildcards) return false
+  if (pattern === '*') return true
+  if (pattern.length >= 2 && pattern.charCodeAt(pattern.length - 1) === 42 /* * */ && pattern.charCodeAt(pattern.length - 2) === 58 /* : */) {
+    return required.length > pattern.length - 1 && required.startsWith(pattern.slice(0, -1))
+  }
+  return false
+}
+
+/** The part of a key that grants scopes. */
+export interface ScopeGrants {
+  readonly scopes: readonly string[]
+  readonly roles: readonly string[]
+  readonly groups: readonly string[]
+}
+
+/**
+ * Turns a key's scopes, roles and groups into its effective scopes, using the configured role and group
+ * definitions at the moment of the call, so that changing a role changes every key that has it.
+ */
+export class ScopeResolver {
+  private readonly roleScopes: ReadonlyMap<string, readonly string[]>
+  private readonly groupScopes: ReadonlyMap<string, readonly string[]>
+
+  constructor(
+    roles: Readonly<Record<string, readonly string[]>>,
+    groups: Readonly<Record<string, readonly string[]>>,
+    private readonly wildcards: boolean,
+  ) {
+    this.roleScopes = new Map(Object.entries(roles))
+    this.groupScopes = new Map(
+      Object.entries(groups).map(([group, groupRoles]) => [group, [...new Set(groupRoles.flatMap((role) => roles[role] ?? []))]]),
+    )
+  }
+
+  hasRole(name: string): boolean {
+    return this.roleScopes.has(name)
+  }
+
+  hasGroup(name: string): boolean {
+    return this.groupScopes.has(name)
+  }
+
+  /** Own scopes, then role scopes, then group scopes, without duplicates. Unknown roles add nothing. */
+  effectiveScopes(grants: ScopeGrants): readonly string[] {
+    if (grants.roles.length === 0 && grants.groups.length === 0) return grants.scopes
+    const all = new Set(grants.scopes)
+    for (const role of grants.roles) for (const scope of this.roleScopes.get(role) ?? []) all.add(scope)
+    for (const group of grants.groups) for (const scope of this.groupScopes.get(group) ?? []) all.add(scope)
+    return [...all]
+  }
+
+  /** Whether `effective` covers every scope in `required`. */
+  satisfies(effective: readonly string[], required: readonly string[]): boolean {
+    for (const scope of required) {
+      if (!effective.some((pattern) => scopeGrants(pattern, scope, this.wildcards))) return false
+    }
+    return true
+  }
+}

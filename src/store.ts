@@ -1,0 +1,169 @@
+/**
+ * The storage contract. Every adapter (memory, Redis, SQL) implements {@link KeyStore}; the shared
+ * conformance suite proves each one keeps the promises written here.
+ *
+ * Stores keep and fetch records. They never decide policy and never read the clock: every instant they
+ * need arrives as an argument, in epoch milliseconds.
+ */
+
+/** A JSON value, as accepted in key metadata. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
+
+/** A JSON object, as accepted in key metadata. */
+export type JsonObject = { [key: string]: JsonValue }
+
+/**
+ * Where a key stands at a given instant, in order of precedence:
+ * `revoked` (revokedAt set), `expired` (expiresAt <= now), `disabled` (enabled false), `active`.
+ */
+export type KeyStatus = 'active' | 'disabled' | 'expired' | 'revoked'
+
+/**
+ * One key as stored. All instants are epoch milliseconds; `null` means "not set".
+ * `hash` and `previousHash` are self-describing keyed hashes (see the security docs); a store never
+ * sees a secret.
+ */
+export interface StoredKey {
+  /**
+   * Public key ID, unique; the lookup key of every read. Immutable. IDs are case-sensitive and compare
+   * in binary (UTF-16 code unit) order, which for base62 IDs is digits, then upper, then lower case:
+   * SQL stores need a binary collation for this column.
+   */
+  readonly id: string
+  readonly name: string
+  readonly description: string | null
+  /** Immutable. Quotas count non-revoked keys per owner. */
+  readonly ownerId: string | null
+  /** Immutable. */
+  readonly tenantId: string | null
+  /** Immutable: a key never moves between environments. */
+  readonly environment: string
+  readonly type: string | null
+  readonly scopes: readonly string[]
+  readonly roles: readonly string[]
+  readonly groups: readonly string[]
+  readonly metadata: Readonly<JsonObject>
+  /** First characters of the current secret, for display. */
+  readonly start: string
+  /** Keyed hash of the current secret. */
+  readonly hash: string
+  /** Keyed hash of the secret replaced by the last rotation, while its grace period runs; else `null`. */
+  readonly previousHash: string | null
+  /** End of the previous secret's grace period (exclusive), epoch ms; `null` when there is none. */
+  readonly previousHashExpiresAt: number | null
+  readonly createdAt: number
+  readonly updatedAt: number
+  /** Valid while `now < expiresAt`; `null` never expires. */
+  readonly expiresAt: number | null
+  /** Written only by {@link KeyStore.touch}; {@link KeyStore.update} leaves it as it is. */
+  readonly lastUsedAt: number | null
+  readonly enabled: boolean
+  readonly revokedAt: number | null
+  /** The `expiresAt` value the owner was last told about, so each expiry is announced once. */
+  readonly expiryNoticeFor: number | null
+  /** Incremented by every update; the compare-and-set token of {@link KeyStore.update}. Starts at 1. */
+  readonly version: number
+}
+
+/** A position in the list order, used as a keyset cursor. */
+export interface ListPosition {
+  readonly createdAt: number
+  readonly id: string
+}
+
+/**
+ * Filters for {@link KeyStore.list}. Every filter that is set must match (AND).
+ * Results are ordered by `(createdAt, id)`, ascending or descending, IDs in binary order.
+ */
+export interface KeyQuery {
+  readonly ownerId?: string
+  readonly tenantId?: string
+  readonly environment?: string
+  readonly type?: string
+  /** Keys whose {@link KeyStatus} at `now` is this one. */
+  readonly status?: KeyStatus
+  /** Keys not revoked with `from < expiresAt <= to` (epoch ms). */
+  readonly expiresWithin?: { readonly from: number; readonly to: number }
+  /** The instant `status` is judged at, epoch ms. */
+  readonly now: number
+  readonly order: 'asc' | 'desc'
+  /** Return only records strictly after this position in `order`. */
+  readonly after?: ListPosition
+  /** Maximum number of records to return, at least 1. */
+  readonly limit: number
+}
+
+/** A quota to enforce atomically with an insert. */
+export interface QuotaCheck {
+  readonly ownerId: string
+  /** The owner may hold at most this many non-revoked keys, counting the new one. */
+  readonly limit: number
+}
+
+/** Outcome of {@link KeyStore.insert}. */
+export type InsertResult = 'inserted' | 'quota_exceeded' | 'id_taken'
+
+/** Outcome of {@link KeyStore.update}. */
+export type UpdateResult = 'updated' | 'not_found' | 'conflict'
+
+/**
+ * The contract every storage adapter implements. Methods reject only for store failures
+ * (connection lost, timeout); expected outcomes are return values.
+ *
+ * @example
+ * ```ts
+ * import type { KeyStore } from 'keywarden'
+ * class MyStore implements KeyStore { ... }
+ * new KeyManager({ store: new MyStore() })
+ * ```
+ */
+export interface KeyStore {
+  /**
+   * Inserts a new record. Atomic: when `quota` is given, counting the owner's non-revoked keys and
+   * inserting happen as one step, so 50 concurrent inserts against a limit of 2 insert exactly 2.
+   * `quota.ownerId` always equals `record.ownerId`. Returns `'id_taken'` (and writes nothing) when a
+   * record with this ID exists; that check comes before the quota check.
+   */
+  insert(record: StoredKey, quota: QuotaCheck | null): Promise<InsertResult>
+
+  /** The record with this ID, or `null`. */
+  get(id: string): Promise<StoredKey | null>
+
+  /**
+   * Compare-and-set: replaces the record whose ID is `record.id` only if its stored `version` equals
+   * `expectedVersion` (the caller sets `record.version` to `expectedVersion + 1`). Atomic. Keeps the
+   * stored `lastUsedAt`. Never re-creates a deleted record: returns `'not_found'` instead. The
+   * KeyManager never changes the immutable fields (`ownerId`, `tenantId`, `environment`, `createdAt`);
+   * a store may keep its stored values for them.
+   */
+  update(record: StoredKey, expectedVersion: number): Promise<UpdateResult>
+
+  /** Removes the record. Returns whether one existed. */
+  delete(id: string): Promise<boolean>
+
+  /** Records matching `query`, in the order `query.order`, at most `query.limit`. */
+  list(query: KeyQuery): Promise<StoredKey[]>
+
+  /**
+   * Raises `lastUsedAt` to `at` (never lowers it), without touching `version` or `updatedAt`, so it
+   * never conflicts with management updates. Does nothing when the record does not exist.
+   */
+  touch(id: string, at: number): Promise<void>
+
+  /** Releases resources the store owns (not clients passed in by the caller). Optional. */
+  close?(): Promise<void>
+}
+
+/**
+ * The status of a stored key at `now`. Stores use it to filter, the KeyManager to decide.
+ *
+ * @example
+ * ```ts
+ * keyStatus(record, Date.now()) // 'active'
+ * ```
+ */
+export function keyStatus(record: Pick<StoredKey, 'revokedAt' | 'expiresAt' | 'enabled'>, now: number): KeyStatus {
+  if (record.revokedAt !== null) return 'revoked'
+  if (record.expiresAt !== null && record.expiresAt <= now) return 'expired'
+  return record.enabled ? 'active' : 'disabled'
+}

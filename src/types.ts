@@ -1,0 +1,227 @@
+import type { Duration } from './policy/duration.js'
+import type { JsonObject, KeyStatus } from './store.js'
+
+/**
+ * The public record of an API key. It never holds the secret or its hash, so it is safe to return
+ * from an API, log, or serialise with `JSON.stringify` or `util.inspect`.
+ *
+ * @example
+ * ```ts
+ * const key = await keys.get(id)
+ * if (key) console.log(`${key.name}: ${key.start}… (${key.environment})`)
+ * ```
+ */
+export interface ApiKey {
+  /** Public key ID: 16 base62 characters, also embedded in the token. */
+  readonly id: string
+  readonly name: string
+  readonly description: string | null
+  readonly ownerId: string | null
+  readonly tenantId: string | null
+  /** The one environment this key belongs to, e.g. `live`. */
+  readonly environment: string
+  /** A free label such as `access` or `ingest`; filterable in {@link KeyManager.list}. */
+  readonly type: string | null
+  /** Scopes granted directly. */
+  readonly scopes: readonly string[]
+  /** Roles granted; their scopes are resolved at verify time. */
+  readonly roles: readonly string[]
+  /** Groups granted; each group is a configured set of roles. */
+  readonly groups: readonly string[]
+  readonly metadata: Readonly<JsonObject>
+  /** The first characters of the current secret, for display (`startLength`, default 4). */
+  readonly start: string
+  readonly createdAt: Date
+  readonly updatedAt: Date
+  /** The key is valid while `now < expiresAt`; `null` never expires. */
+  readonly expiresAt: Date | null
+  /** When the key last verified successfully, to the precision of `lastUsedPrecision`; `null` if never. */
+  readonly lastUsedAt: Date | null
+  readonly enabled: boolean
+  /** When the key was revoked; `null` if it is not. */
+  readonly revokedAt: Date | null
+}
+
+/** Extra facts about the owner passed to a function-valued `maxKeysPerOwner`, e.g. `{ role: 'admin' }`. */
+export type OwnerContext = Readonly<Record<string, unknown>>
+
+/**
+ * Input of {@link KeyManager.create}. Unknown fields are rejected.
+ *
+ * Expiry: give `expiresIn` or `expiresAt`, or `null` in either for "never"; with neither, the policy
+ * default applies. A request beyond the policy maximum is a {@link ValidationError}, never clamped.
+ *
+ * @example
+ * ```ts
+ * await keys.create({ name: 'CI', ownerId: 'u1', environment: 'live', roles: ['readonly'], expiresIn: '30d' })
+ * ```
+ */
+export interface CreateKeyInput {
+  /** 1–200 characters. */
+  name: string
+  /** Up to 1,000 characters. */
+  description?: string | null
+  ownerId?: string | null
+  tenantId?: string | null
+  /** Required when more than one environment is configured. */
+  environment?: string
+  /** A label such as `access` or `ingest`: letters, digits, `_`, `-`, `.`, `:`; up to 64 characters. */
+  type?: string | null
+  scopes?: readonly string[]
+  /** Names of configured roles. */
+  roles?: readonly string[]
+  /** Names of configured groups. */
+  groups?: readonly string[]
+  /** Lifetime from now, e.g. `'30d'` or milliseconds; `null` for never. */
+  expiresIn?: Duration | null
+  /** Exact expiry instant, in the future; `null` for never. */
+  expiresAt?: Date | null
+  /** A JSON object, up to 8 KiB serialised and 8 levels deep. */
+  metadata?: JsonObject
+  /** Passed to a function-valued `maxKeysPerOwner` (merged over `{ id: ownerId }`). */
+  owner?: OwnerContext
+}
+
+/**
+ * Changes for {@link KeyManager.update}. Omitted fields stay as they are. A new expiry is measured
+ * from now and must lie within the policy maximum; this is how a key's life is extended.
+ *
+ * @example
+ * ```ts
+ * await keys.update(id, { name: 'CI (main)', scopes: ['data:read', 'data:write'], expiresIn: '90d' })
+ * ```
+ */
+export interface UpdateKeyInput {
+  name?: string
+  description?: string | null
+  type?: string | null
+  scopes?: readonly string[]
+  roles?: readonly string[]
+  groups?: readonly string[]
+  /** Replaces the metadata object as a whole. */
+  metadata?: JsonObject
+  expiresIn?: Duration | null
+  expiresAt?: Date | null
+}
+
+/**
+ * Filters and paging for {@link KeyManager.list}.
+ *
+ * @example
+ * ```ts
+ * let cursor: string | null = null
+ * do {
+ *   const page = await keys.list({ ownerId: 'u1', status: 'active', limit: 50, cursor })
+ *   render(page.items)
+ *   cursor = page.nextCursor
+ * } while (cursor)
+ * ```
+ */
+export interface ListKeysInput {
+  ownerId?: string
+  tenantId?: string
+  environment?: string
+  type?: string
+  status?: KeyStatus
+  /** 1–1,000; default 50. */
+  limit?: number
+  /** `nextCursor` from the previous page; `null` or omitted for the first page. */
+  cursor?: string | null
+  /** By creation time: `'asc'` (oldest first, the default) or `'desc'` (newest first). */
+  order?: 'asc' | 'desc'
+}
+
+/** One page of keys. `nextCursor` is `null` on the last page. */
+export interface KeyPage {
+  readonly items: readonly ApiKey[]
+  readonly nextCursor: string | null
+}
+
+/**
+ * A freshly issued secret: the key's public record and the token the caller shows once.
+ * Keywarden keeps only a hash of the secret; the token cannot be recovered later.
+ */
+export interface IssuedKey {
+  readonly key: ApiKey
+  /** `{prefix}_{environment}_{keyId}_{secret}{checksum}`. Show it once; never log or store it. */
+  readonly token: string
+}
+
+/** Options of {@link KeyManager.rotate}. */
+export interface RotateOptions {
+  /** How long the replaced secret keeps working; default 0 (stops at once). */
+  gracePeriod?: Duration
+}
+
+/** Options of {@link KeyManager.expiring}. */
+export interface ExpiringInput {
+  /** The window from now, e.g. `'2d'`. */
+  within: Duration
+  ownerId?: string
+  tenantId?: string
+  environment?: string
+  type?: string
+  /** 1–1,000; default 100. */
+  limit?: number
+  cursor?: string | null
+}
+
+/** Options of {@link KeyManager.notifyExpiring}. */
+export interface NotifyExpiringInput extends Omit<ExpiringInput, 'cursor' | 'limit'> {
+  /**
+   * Called once per key and expiry date. If it throws, the notice is released and will be offered
+   * again on the next run; the error is collected in the result.
+   */
+  notify: (key: ApiKey) => void | Promise<void>
+}
+
+/** Outcome of {@link KeyManager.notifyExpiring}. */
+export interface NotifyExpiringResult {
+  /** Keys whose owners were told in this run. */
+  readonly notified: readonly ApiKey[]
+  /** Keys whose `notify` threw; they will be offered again next run. */
+  readonly failed: readonly { readonly key: ApiKey; readonly error: unknown }[]
+}
+
+/** Requirements checked by {@link KeyManager.verify}. */
+export interface VerifyOptions {
+  /** Every one of these scopes must be granted (directly, by a role or by a group). */
+  scopes?: readonly string[]
+  /** The key must belong to this environment. */
+  environment?: string
+}
+
+/** Why a token was not accepted. Give callers one answer for all of them; log the reason. */
+export type VerifyFailureReason =
+  | 'malformed'
+  | 'unknown_key'
+  | 'wrong_secret'
+  | 'revoked'
+  | 'disabled'
+  | 'expired'
+  | 'wrong_environment'
+  | 'insufficient_scope'
+
+/**
+ * The outcome of {@link KeyManager.verify}.
+ *
+ * @example
+ * ```ts
+ * const result = await keys.verify(token, { scopes: ['data:read'] })
+ * if (!result.valid) return res.status(401).end() // result.reason says why, for your logs
+ * console.log(result.key.ownerId, result.scopes)
+ * ```
+ */
+export type VerifyResult =
+  | {
+      readonly valid: true
+      readonly key: ApiKey
+      /** Every scope the key holds right now: its own plus those of its roles and groups. */
+      readonly scopes: readonly string[]
+    }
+  | {
+      readonly valid: false
+      readonly reason: VerifyFailureReason
+      /** The key ID named by the token, when it could be parsed. */
+      readonly keyId: string | null
+    }

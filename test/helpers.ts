@@ -1,0 +1,93 @@
+import { KeyManager, type KeyEvent, type KeyEventName, type KeyManagerOptions, type KeyStore } from '../src/index.js'
+import { MemoryStore } from '../adapters/memory/index.js'
+import { formatToken } from '../src/token/format.js'
+
+export const START = Date.UTC(2026, 0, 1, 12, 0, 0)
+export const DAY = 86_400_000
+export const PEPPER = 'test-pepper-0123456789-abcdefghij'
+
+/** A clock the test moves by hand. */
+export function manualClock(start = START) {
+  let now = start
+  return {
+    clock: () => now,
+    get now() {
+      return now
+    },
+    advance(ms: number) {
+      now += ms
+    },
+    set(ms: number) {
+      now = ms
+    },
+  }
+}
+
+/** Wraps a real store and counts calls per method (a spy, not a mock: every call reaches the store). */
+export function countingStore(inner: KeyStore = new MemoryStore()) {
+  const calls: Record<string, number> = {}
+  const store = new Proxy(inner, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        calls[String(property)] = (calls[String(property)] ?? 0) + 1
+        return value.apply(target, args)
+      }
+    },
+  })
+  return { store, calls }
+}
+
+/** A KeyManager on a fresh memory store with a manual clock, and the options used. */
+export function setup(overrides: Partial<KeyManagerOptions> = {}) {
+  const time = manualClock()
+  const store = overrides.store ?? new MemoryStore()
+  const keys = new KeyManager({
+    prefix: 'acme',
+    environments: ['live', 'test'],
+    roles: { admin: ['*'], readonly: ['data:read'], writer: ['data:read', 'data:write'] },
+    groups: { support: ['readonly'], engineering: ['writer'] },
+    pepper: PEPPER,
+    expiry: { default: '90d', max: '365d' },
+    clock: time.clock,
+    ...overrides,
+    store,
+  })
+  return { keys, time, store }
+}
+
+/** Records every event of the given names, in order. */
+export function recordEvents(keys: KeyManager, names: KeyEventName[]) {
+  const events: KeyEvent[] = []
+  for (const name of names) keys.on(name, (event) => void events.push(event))
+  return events
+}
+
+export const ALL_EVENTS: KeyEventName[] = [
+  'created',
+  'updated',
+  'enabled',
+  'disabled',
+  'revoked',
+  'deleted',
+  'rotated',
+  'verified',
+  'rejected',
+  'expiring',
+]
+
+/** Awaits a promise expected to reject and returns the rejection. */
+export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise
+  } catch (error) {
+    return error
+  }
+  throw new Error('expected the promise to reject')
+}
+
+/** A well-formed token (valid checksum) for any key ID, with a secret that was never issued. */
+export function forgeToken(keyId: string, environment = 'live', secret = 'f'.repeat(32), prefix = 'acme'): string {
+  return formatToken({ prefix, environment, keyId, secret })
+}

@@ -1,0 +1,55 @@
+import { beforeAll, describe, expect, it } from 'vitest'
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+
+function node(args: string[]): string {
+  return execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+const scenario = `
+  const keys = new KeyManager({ store: new MemoryStore(), prefix: 'pkg' })
+  const { key, token } = await keys.create({ name: 'from the package', environment: 'live' })
+  const result = await keys.verify(token)
+  const error = await keys.create({ name: '' }).catch((e) => e)
+  console.log(JSON.stringify({ valid: result.valid, id: result.valid && result.key.id === key.id, typed: error instanceof KeywardenError && error.code }))
+`
+
+describe('the built package', () => {
+  beforeAll(() => {
+    // .ci/run builds before testing; a plain local `npm test` builds once if dist/ is missing.
+    if (!existsSync(`${root}/dist/index.js`)) execFileSync('npx', ['tsup', '--silent'], { cwd: root, stdio: 'inherit' })
+  }, 120_000)
+
+  it('works for ESM consumers through the exports map', () => {
+    const output = node([
+      '--input-type=module',
+      '-e',
+      `import { KeyManager, KeywardenError } from 'keywarden'; import { MemoryStore } from 'keywarden/adapters/memory'; ${scenario}`,
+    ])
+    expect(JSON.parse(output)).toEqual({ valid: true, id: true, typed: 'validation_failed' })
+  })
+
+  it('works for CommonJS consumers through the exports map', () => {
+    const output = node([
+      '--input-type=commonjs',
+      '-e',
+      `const { KeyManager, KeywardenError } = require('keywarden'); const { MemoryStore } = require('keywarden/adapters/memory'); (async () => { ${scenario} })()`,
+    ])
+    expect(JSON.parse(output)).toEqual({ valid: true, id: true, typed: 'validation_failed' })
+  })
+
+  it('declares types for both module systems and only the three runtime dependencies', () => {
+    const manifest = JSON.parse(readFileSync(`${root}/package.json`, 'utf8'))
+    for (const entry of Object.values(manifest.exports) as Record<string, { types: string; default: string }>[]) {
+      if (typeof entry === 'string') continue
+      for (const condition of [entry.import!, entry.require!]) {
+        expect(existsSync(`${root}/${condition.types}`), condition.types).toBe(true)
+        expect(existsSync(`${root}/${condition.default}`), condition.default).toBe(true)
+      }
+    }
+    expect(Object.keys(manifest.dependencies).sort()).toEqual(['@noble/hashes', 'nanoid', 'zod'])
+  })
+})

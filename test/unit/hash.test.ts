@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest'
+import { createHash, createHmac } from 'node:crypto'
+import { MemoryStore } from '../../adapters/memory/index.js'
+import { HashMatch, SecretHasher } from '../../src/crypto/hash.js'
+import { constantTimeEqual } from '../../src/crypto/constant-time.js'
+import { PEPPER, setup } from '../helpers.js'
+
+const SECRET = 'k'.repeat(32)
+const MESSAGE = `keywarden/v1\0live\0AbCdEfGh01234567\0${SECRET}`
+
+describe('SecretHasher', () => {
+  it('stores HMAC-SHA-256 keyed by the pepper, tagged with scheme and pepper ID (agrees with node:crypto)', () => {
+    const hasher = new SecretHasher([{ id: 'p1', secret: PEPPER }])
+    const expected = createHmac('sha256', PEPPER).update(MESSAGE).digest('hex')
+    expect(hasher.hash('live', 'AbCdEfGh01234567', SECRET)).toBe(`kw1$hmac-sha256$p1$${expected}`)
+  })
+
+  it('falls back to plain SHA-256 without a pepper', () => {
+    const hasher = new SecretHasher([])
+    const expected = createHash('sha256').update(MESSAGE).digest('hex')
+    expect(hasher.hash('live', 'AbCdEfGh01234567', SECRET)).toBe(`kw1$sha256$-$${expected}`)
+    expect(hasher.peppered).toBe(false)
+  })
+
+  it('binds the hash to environment and key ID', () => {
+    const hasher = new SecretHasher([{ id: 'p1', secret: PEPPER }])
+    const stored = hasher.hash('live', 'AbCdEfGh01234567', SECRET)
+    expect(hasher.compare(stored, 'live', 'AbCdEfGh01234567', SECRET)).toBe(HashMatch.Current)
+    expect(hasher.compare(stored, 'test', 'AbCdEfGh01234567', SECRET)).toBe(HashMatch.None)
+    expect(hasher.compare(stored, 'live', 'AbCdEfGh01234568', SECRET)).toBe(HashMatch.None)
+  })
+
+  it('verifies older peppers as stale and unknown ones not at all', () => {
+    const old = new SecretHasher([{ id: 'old', secret: PEPPER }])
+    const stored = old.hash('live', 'AbCdEfGh01234567', SECRET)
+    const rotated = new SecretHasher([
+      { id: 'new', secret: 'a-new-pepper-for-2027-0123456789' },
+      { id: 'old', secret: PEPPER },
+    ])
+    expect(rotated.compare(stored, 'live', 'AbCdEfGh01234567', SECRET)).toBe(HashMatch.Stale)
+    const retired = new SecretHasher([{ id: 'new', secret: 'a-new-pepper-for-2027-0123456789' }])
+    expect(retired.compare(stored, 'live', 'AbCdEfGh01234567', SECRET)).toBe(HashMatch.None)
+    expect(retired.compare('md5$whatever', 'live', 'AbCdEfGh01234567', SECRET)).toBe(HashMatch.None)
+  })
+})
+
+describe('constantTimeEqual', () => {
+  it('compares equal-length strings fully and refuses different lengths', () => {
+    expect(constantTimeEqual('abc', 'abc')).toBe(true)
+    expect(constantTimeEqual('abc', 'abd')).toBe(false)
+    expect(constantTimeEqual('abc', 'abcd')).toBe(false)
+    expect(constantTimeEqual('', '')).toBe(true)
+  })
+})
+
+describe('pepper rotation through the KeyManager', () => {
+  it('keeps old keys working and re-hashes them to the current pepper on a successful verify', async () => {
+    const store = new MemoryStore()
+    const before = setup({ store, pepper: [{ id: 'v1', secret: PEPPER }] }).keys
+    const { key, token } = await before.create({ name: 'x', environment: 'live' })
+    expect((await store.get(key.id))!.hash.startsWith('kw1$hmac-sha256$v1$')).toBe(true)
+
+    const during = setup({ store, pepper: [{ id: 'v2', secret: 'the-2027-pepper-0123456789abcdef' }, { id: 'v1', secret: PEPPER }] }).keys
+    expect((await during.verify(token)).valid).toBe(true)
+    expect((await store.get(key.id))!.hash.startsWith('kw1$hmac-sha256$v2$')).toBe(true)
+
+    const after = setup({ store, pepper: [{ id: 'v2', secret: 'the-2027-pepper-0123456789abcdef' }] }).keys
+    expect((await after.verify(token)).valid).toBe(true)
+  })
+
+  it('upgrades unpeppered hashes once a pepper is configured', async () => {
+    const store = new MemoryStore()
+    const plain = setup({ store, pepper: undefined }).keys
+    const { key, token } = await plain.create({ name: 'x', environment: 'live' })
+    expect((await store.get(key.id))!.hash.startsWith('kw1$sha256$-$')).toBe(true)
+    const peppered = setup({ store }).keys
+    expect((await peppered.verify(token)).valid).toBe(true)
+    expect((await store.get(key.id))!.hash.startsWith('kw1$hmac-sha256$default$')).toBe(true)
+  })
+
+  it('re-hashes a grace-period secret into the previous slot', async () => {
+    const store = new MemoryStore()
+    const before = setup({ store, pepper: [{ id: 'v1', secret: PEPPER }] }).keys
+    const { key, token } = await before.create({ name: 'x', environment: 'live' })
+    const { token: fresh } = await before.rotate(key.id, { gracePeriod: '1d' })
+    const after = setup({ store, pepper: [{ id: 'v2', secret: 'the-2027-pepper-0123456789abcdef' }, { id: 'v1', secret: PEPPER }] }).keys
+    expect((await after.verify(token)).valid).toBe(true)
+    expect((await store.get(key.id))!.previousHash!.startsWith('kw1$hmac-sha256$v2$')).toBe(true)
+    expect((await after.verify(fresh)).valid).toBe(true)
+    expect((await after.verify(token)).valid).toBe(true)
+  })
+})

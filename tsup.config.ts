@@ -1,0 +1,18 @@
+import { defineConfig } from 'tsup'
+
+// One entry per public subpath. Splitting keeps shared modules (errors above all) in one chunk,
+// so `instanceof KeywardenError` holds across `keywarden` and `keywarden/adapters/*`.
+export default defineConfig({
+  entry: {
+    index: 'src/index.ts',
+    'adapters/memory/index': 'adapters/memory/index.ts',
+  },
+  format: ['esm', 'cjs'],
+  dts: true,
+  splitting: true,
+  sourcemap: true,
+  clean: true,
+  treeshake: true,
+  target: 'node20',
+  platform: 'node',
+})
