@@ -168,14 +168,15 @@ export class KeyManager {
         return { key, token: formatToken({ prefix: this.options.prefix, environment, keyId, secret }) }
       }
     }
-    throw new ConflictError('', 'Could not allocate an unused key ID; the store reports every candidate as taken')
+    throw new StoreError('insert', { cause: new Error(`The store reported ${MAX_ID_ATTEMPTS} fresh random key IDs as taken`) })
   }
 
   /**
    * Checks a token. Garbage and mistyped tokens are rejected offline (format and checksum) without a
    * store access; otherwise one record is read by key ID and the secret compared in constant time.
    * Then revoked, disabled, expired (valid while `now < expiresAt`), environment and scopes are checked,
-   * in that order. Never throws for a bad token; throws {@link StoreError} when the store fails.
+   * in that order. Never throws for a bad token; throws {@link StoreError} when the store fails and
+   * {@link ValidationError} for options of the wrong shape (a programming error).
    *
    * @example
    * ```ts
@@ -184,6 +185,7 @@ export class KeyManager {
    * ```
    */
   async verify(token: string, options?: VerifyOptions): Promise<VerifyResult> {
+    if (options !== undefined) checkVerifyOptions(options)
     const parts = this.parser.parse(token)
     if (parts === null) return this.reject('malformed', null)
     const { environment, keyId, secret } = parts
@@ -327,9 +329,10 @@ export class KeyManager {
    */
   async update(id: string, patch: UpdateKeyInput): Promise<ApiKey> {
     checkId(id)
-    const parsed = parseInput(this.schemas.update, patch)
+    // A field given as `undefined` is treated as omitted, not as a request to erase it.
+    const parsed = Object.fromEntries(Object.entries(parseInput(this.schemas.update, patch)).filter(([, value]) => value !== undefined))
     const changes = Object.keys(parsed)
-    const { expiresIn, expiresAt, ...fields } = parsed
+    const { expiresIn, expiresAt, ...fields } = parsed as ReturnType<InputSchemas['update']['parse']>
     const { after, changed } = await this.mutate(id, (current, now) => {
       if (current.revokedAt !== null) throw new KeyRevokedError(id)
       if (changes.length === 0) return current
@@ -598,6 +601,20 @@ export class KeyManager {
 function checkId(id: unknown): asserts id is string {
   if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH) {
     throw new ValidationError([{ path: ['id'], message: `must be a non-empty string of at most ${MAX_ID_LENGTH} characters` }])
+  }
+}
+
+/** Cheap shape checks instead of zod: verify is the hot path. Bad options are a caller bug, so they throw. */
+function checkVerifyOptions(options: VerifyOptions): void {
+  if (typeof options !== 'object' || options === null) {
+    throw new ValidationError([{ path: [], message: 'verify options must be an object' }])
+  }
+  const { scopes, environment } = options
+  if (scopes !== undefined && (!Array.isArray(scopes) || !scopes.every((scope) => typeof scope === 'string'))) {
+    throw new ValidationError([{ path: ['scopes'], message: 'must be an array of strings' }])
+  }
+  if (environment !== undefined && typeof environment !== 'string') {
+    throw new ValidationError([{ path: ['environment'], message: 'must be a string' }])
   }
 }
 

@@ -44,7 +44,7 @@ export interface KeyManagerOptions {
   /** Group name → roles it grants. */
   groups?: Readonly<Record<string, readonly string[]>>
   /**
-   * Server-held secret keying the stored hash (HMAC-SHA-256), at least 16 bytes. A list rotates peppers:
+   * Server-held secret keying the stored hash (HMAC-SHA-256); not empty, 32 random bytes recommended. A list rotates peppers:
    * the first hashes new secrets, the rest still verify old ones (which are re-hashed on success).
    * A bare string or byte array has the ID `'default'`. Without a pepper, hashes are plain SHA-256:
    * a leaked database then lets anyone test guessed secrets offline (see docs/security.md).
@@ -66,7 +66,7 @@ export interface KeyManagerOptions {
   scopeWildcards?: boolean
   /** `lastUsedAt` is written at most once per this interval per key. Default `'1m'`: "last used, to the minute". */
   lastUsedPrecision?: Duration
-  /** The clock, in epoch milliseconds. Every time decision uses it. Default `Date.now`. */
+  /** The clock, in epoch milliseconds. Every time decision uses it. Default `() => Date.now()`, read at every call (so fake timers work). */
   clock?: () => number
   /** Called when an event listener throws or rejects. Default: `console.error`. */
   onListenerError?: (error: unknown, eventType: string) => void
@@ -91,14 +91,11 @@ export interface ResolvedOptions {
 
 const labelSchema = z.string().regex(LABEL_PATTERN, 'must be 1-16 lower-case letters or digits, starting with a letter')
 
-const MIN_PEPPER_BYTES = 16
 
 const pepperSecretSchema = z
   .union([z.string(), z.instanceof(Uint8Array)])
-  .refine(
-    (secret) => (typeof secret === 'string' ? new TextEncoder().encode(secret).byteLength : secret.byteLength) >= MIN_PEPPER_BYTES,
-    `must be at least ${MIN_PEPPER_BYTES} bytes`,
-  )
+  // An empty pepper is a configuration accident (an unset variable), not a choice.
+  .refine((secret) => (typeof secret === 'string' ? secret.length : secret.byteLength) > 0, 'must not be empty')
 
 const pepperListSchema = z
   .array(
@@ -146,7 +143,7 @@ function optionsSchema(wildcards: boolean) {
       startLength: z.number().int().min(0).max(8).default(4),
       scopeWildcards: z.boolean().default(true),
       lastUsedPrecision: durationSchema.default(60_000),
-      clock: z.custom<() => number>((value) => typeof value === 'function', 'must be a function returning epoch milliseconds').default(() => Date.now),
+      clock: z.custom<() => number>((value) => typeof value === 'function', 'must be a function returning epoch milliseconds').default(() => () => Date.now()),
       onListenerError: z.custom<(error: unknown, eventType: string) => void>((value) => typeof value === 'function', 'must be a function').optional(),
     })
     .superRefine((options, context) => {

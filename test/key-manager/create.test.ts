@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { inspect } from 'node:util'
-import { KeyManager, QuotaExceededError, ValidationError } from '../../src/index.js'
+import { KeyManager, QuotaExceededError, StoreError, ValidationError } from '../../src/index.js'
 import { MemoryStore } from '../../adapters/memory/index.js'
-import { DAY, START, rejectionOf, setup } from '../helpers.js'
+import { DAY, START, recordEvents, rejectionOf, setup } from '../helpers.js'
 
 describe('create', () => {
   it('returns the public record and a token that verifies', async () => {
@@ -273,6 +273,26 @@ describe('create', () => {
       expect(error.message).not.toContain('evil')
       expect(inspect(error)).not.toContain('<script>')
     })
+  })
+
+  it('hands out no secret when the store fails, and wraps the failure', async () => {
+    const store = new MemoryStore()
+    store.insert = async () => {
+      throw new Error('connection reset')
+    }
+    const { keys } = setup({ store })
+    const events = recordEvents(keys, ['created'])
+    const error = await rejectionOf(keys.create({ name: 'x', environment: 'live' }))
+    expect(error).toBeInstanceOf(StoreError)
+    expect(error).toMatchObject({ code: 'store_failed', operation: 'insert', cause: new Error('connection reset') })
+    expect(events).toEqual([])
+  })
+
+  it('gives up with a StoreError when the store reports every fresh key ID as taken', async () => {
+    const store = new MemoryStore()
+    store.insert = async () => 'id_taken'
+    const { keys } = setup({ store })
+    await expect(keys.create({ name: 'x', environment: 'live' })).rejects.toBeInstanceOf(StoreError)
   })
 
   it('works with every option left at its default', async () => {

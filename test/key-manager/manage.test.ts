@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { KeyNotFoundError, KeyRevokedError, ValidationError, type ApiKey } from '../../src/index.js'
-import type { MemoryStore } from '../../adapters/memory/index.js'
-import { DAY, START, rejectionOf, setup } from '../helpers.js'
+import { KeyNotFoundError, KeyRevokedError, StoreError, ValidationError, type ApiKey } from '../../src/index.js'
+import { MemoryStore } from '../../adapters/memory/index.js'
+import { ALL_EVENTS, DAY, START, recordEvents, rejectionOf, setup } from '../helpers.js'
 
 describe('get', () => {
   it('returns null for an unknown ID', async () => {
@@ -134,6 +134,13 @@ describe('update', () => {
     expect(await keys.get(key.id)).toEqual(updated)
   })
 
+  it('treats fields given as undefined as omitted', async () => {
+    const { keys } = setup()
+    const { key } = await keys.create({ name: 'x', environment: 'live', description: 'd', scopes: ['a'] })
+    const updated = await keys.update(key.id, { name: undefined, description: undefined, scopes: undefined, expiresIn: undefined })
+    expect(updated).toEqual(key)
+  })
+
   it('clears nullable fields with null', async () => {
     const { keys } = setup()
     const { key } = await keys.create({ name: 'x', environment: 'live', description: 'd', type: 't' })
@@ -255,6 +262,35 @@ describe('enable, disable, revoke, delete', () => {
     const error = await rejectionOf(keys[method]('0000000000000000'))
     expect(error).toBeInstanceOf(KeyNotFoundError)
     expect(error).toMatchObject({ code: 'key_not_found', keyId: '0000000000000000' })
+  })
+})
+
+describe('store failures', () => {
+  it.each(['revoke', 'disable', 'rotate', 'update'] as const)('%s says so with a StoreError and changes nothing', async (method) => {
+    const store = new MemoryStore()
+    const { keys } = setup({ store })
+    const { key, token } = await keys.create({ name: 'x', environment: 'live' })
+    const events = recordEvents(keys, ALL_EVENTS)
+    store.update = async () => {
+      throw new Error('server closed the connection')
+    }
+    const call = method === 'update' ? keys.update(key.id, { name: 'y' }) : keys[method](key.id)
+    const error = await rejectionOf(call)
+    expect(error).toBeInstanceOf(StoreError)
+    expect(error).toMatchObject({ operation: 'update' })
+    expect(await keys.get(key.id)).toEqual(key)
+    expect(events).toEqual([])
+    expect((await keys.verify(token)).valid).toBe(true)
+  })
+
+  it('list and get report a StoreError', async () => {
+    const store = new MemoryStore()
+    const { keys } = setup({ store })
+    store.list = store.get = async () => {
+      throw new Error('timeout')
+    }
+    await expect(keys.list()).rejects.toMatchObject({ code: 'store_failed', operation: 'list' })
+    await expect(keys.get('0000000000000000')).rejects.toMatchObject({ code: 'store_failed', operation: 'get' })
   })
 })
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { MemoryStore } from '../../adapters/memory/index.js'
-import { StoreError, type KeyStore, type VerifyFailureReason } from '../../src/index.js'
+import { StoreError, ValidationError, type KeyStore, type VerifyFailureReason } from '../../src/index.js'
 import { DAY, countingStore, forgeToken, recordEvents, setup } from '../helpers.js'
 
 /** Flips one character of the secret part and recomputes nothing: the checksum no longer matches. */
@@ -175,6 +175,19 @@ describe('verify', () => {
     expect(error).toMatchObject({ code: 'store_failed', operation: 'get' })
     expect((error as StoreError).cause).toBeInstanceOf(Error)
     expect((error as StoreError).message).not.toContain('aaaa')
+  })
+
+  it.each([
+    [{ scopes: 'data:read' }, 'scopes'],
+    [{ scopes: [1] }, 'scopes'],
+    [{ environment: 5 }, 'environment'],
+    [null, ''],
+  ])('throws a ValidationError for the options %j', async (options, field) => {
+    const { keys } = setup()
+    const { token } = await keys.create({ name: 'x', environment: 'live', scopes: ['data:read'] })
+    const error = await keys.verify(token, options as never).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(ValidationError)
+    expect((error as ValidationError).field).toBe(field)
   })
 
   it('still accepts a valid key when recording lastUsedAt fails', async () => {

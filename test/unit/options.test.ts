@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { ConfigError, KeyManager, KeywardenError, type KeyManagerOptions } from '../../src/index.js'
 import { MemoryStore } from '../../adapters/memory/index.js'
 
@@ -22,7 +22,8 @@ describe('options', () => {
     ['an environment with a hyphen', { environments: ['eu-live'] }, 'environments[0]'],
     ['a role with a bad scope', { roles: { admin: ['has space'] } }, 'roles.admin[0]'],
     ['a group naming an unknown role', { roles: { a: ['x'] }, groups: { g: ['b'] } }, 'groups.g[0]'],
-    ['a short pepper', { pepper: 'short' }, 'pepper'],
+    ['an empty pepper', { pepper: '' }, 'pepper'],
+    ['an empty pepper in a list', { pepper: [{ id: 'a', secret: new Uint8Array() }] }, 'pepper[0].secret'],
     ['duplicate pepper IDs', { pepper: [{ id: 'a', secret: 'x'.repeat(32) }, { id: 'a', secret: 'y'.repeat(32) }] }, 'pepper'],
     ['a default beyond the maximum', { expiry: { default: '400d', max: '365d' } }, 'expiry.default'],
     ['a never default under a maximum', { expiry: { default: null, max: '365d' } }, 'expiry.default'],
@@ -41,8 +42,21 @@ describe('options', () => {
   })
 
   it('never puts a pepper into the error message', () => {
-    const error = configError({ pepper: 'tiny-secret' })
-    expect(error.message).not.toContain('tiny-secret')
+    const error = configError({ pepper: [{ id: 'bad id!', secret: 'the-secret-pepper' }] })
+    expect(error.message).not.toContain('the-secret-pepper')
+  })
+
+  it('reads Date.now at every call by default, so fake timers and a moving clock both work', async () => {
+    vi.useFakeTimers({ now: Date.UTC(2030, 0, 1) })
+    try {
+      const keys = new KeyManager({ store: new MemoryStore() })
+      const { key, token } = await keys.create({ name: 'x', environment: 'live', expiresIn: '1h' })
+      expect(key.createdAt).toEqual(new Date(Date.UTC(2030, 0, 1)))
+      vi.setSystemTime(Date.UTC(2030, 0, 1, 1))
+      expect(await keys.verify(token)).toMatchObject({ valid: false, reason: 'expired' })
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('rejects a missing options object', () => {
