@@ -60,3 +60,15 @@ export {
 export { parseDuration, type Duration, type DurationUnit } from './policy/duration.js'
 export { scopeGrants } from './policy/scopes.js'
 export type { Pepper } from './crypto/hash.js'
+export {
+  createRequestVerifier,
+  type AcceptedRequest,
+  type ApiKeyAuthOptions,
+  type RejectedRequest,
+  type Rejection,
+  type RejectReason,
+  type RequestDecision,
+  type RequestVerifier,
+} from './http/request-verifier.js'
+export type { RequestHeaders } from './http/credentials.js'
+export type { ProblemCode, ProblemDetails, RejectionResponse } from './http/responses.js'

@@ -41,6 +41,18 @@ describe('the built package', () => {
     expect(JSON.parse(output)).toEqual({ valid: true, id: true, typed: 'validation_failed' })
   })
 
+  it.each(['node16', 'bundler'])('type-checks a TypeScript consumer with moduleResolution %s', (resolution) => {
+    // Throws (failing the test) with tsc's diagnostics if the built types do not serve the consumer.
+    node([`${root}/node_modules/typescript/bin/tsc`, '-p', `${root}/test/package/consumer/tsconfig.${resolution}.json`])
+  }, 60_000)
+
+  it('loads the middleware subpaths in both module systems', () => {
+    const esm = node(['--input-type=module', '-e', "import * as e from 'keywarden/express'; import * as k from 'keywarden/koa'; console.log(typeof e.apiKeyAuth, typeof k.apiKeyAuth)"])
+    const cjs = node(['--input-type=commonjs', '-e', "console.log(typeof require('keywarden/express').apiKeyAuth, typeof require('keywarden/koa').apiKeyAuth)"])
+    expect(esm.trim()).toBe('function function')
+    expect(cjs.trim()).toBe('function function')
+  })
+
   it('declares types for both module systems and only the three runtime dependencies', () => {
     const manifest = JSON.parse(readFileSync(`${root}/package.json`, 'utf8'))
     for (const entry of Object.values(manifest.exports) as Record<string, { types: string; default: string }>[]) {
@@ -51,5 +63,6 @@ describe('the built package', () => {
       }
     }
     expect(Object.keys(manifest.dependencies).sort()).toEqual(['@noble/hashes', 'nanoid', 'zod'])
+    expect(manifest.peerDependenciesMeta).toEqual({ express: { optional: true }, koa: { optional: true } })
   })
 })

@@ -1,0 +1,52 @@
+/**
+ * A small Express API guarded by keywarden: `npm start` (or `npx tsx examples/express-server.ts`).
+ * PORT (default 3000) and HOST (default 127.0.0.1) choose where it listens; PORT=0 picks a free port.
+ */
+import express, { type NextFunction, type Request, type Response } from 'express'
+import type { AddressInfo } from 'node:net'
+import { apiKeyAuth } from 'keywarden/express'
+import { createInput, errorResponse, isAdmin, keys, printBanner, seedDemoKeys } from './shared.js'
+
+const app = express()
+app.use(express.json({ limit: '64kb' }))
+
+// Public.
+app.get('/health', (_req, res) => void res.json({ ok: true }))
+
+// Guarded by API keys, one scope per route.
+app.get('/reports', apiKeyAuth(keys, { scopes: ['data:read'], environment: 'live' }), (req, res) => {
+  res.json({ reports: ['2026-q3', '2026-q4'], owner: req.apiKey.ownerId, key: req.apiKey.name })
+})
+app.post('/reports', apiKeyAuth(keys, { scopes: ['data:write'], environment: 'live' }), (req, res) => {
+  res.status(201).json({ created: true, owner: req.apiKey.ownerId })
+})
+
+// The settings page's management routes, behind the host application's own admin check.
+const admin = express.Router()
+admin.use((req, res, next) => (isAdmin(req) ? next() : void res.status(401).json({ code: 'admin_required' })))
+admin.post('/keys', async (req, res) => void res.status(201).json(await keys.create(createInput(req.body))))
+admin.get('/keys', async (req, res) => {
+  const { ownerId, status, cursor } = req.query as Record<string, string | undefined>
+  res.json(await keys.list({ ownerId, status: status as never, cursor: cursor ?? null }))
+})
+admin.post('/keys/:id/rotate', async (req, res) => void res.json(await keys.rotate(String(req.params.id), req.body ?? {})))
+admin.post('/keys/:id/revoke', async (req, res) => void res.json(await keys.revoke(String(req.params.id))))
+admin.post('/keys/:id/enable', async (req, res) => void res.json(await keys.enable(String(req.params.id))))
+admin.post('/keys/:id/disable', async (req, res) => void res.json(await keys.disable(String(req.params.id))))
+admin.delete('/keys/:id', async (req, res) => {
+  await keys.delete(String(req.params.id))
+  res.status(204).end()
+})
+app.use('/admin', admin)
+
+app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  const { status, body } = errorResponse(error)
+  res.status(status).json(body)
+})
+
+const demo = await seedDemoKeys()
+const server = app.listen(Number(process.env.PORT ?? 3000), process.env.HOST ?? '127.0.0.1', () => {
+  const { address, port } = server.address() as AddressInfo
+  printBanner('Express', `http://${address}:${port}`, demo)
+})
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => server.close(() => process.exit(0)))

@@ -1,0 +1,234 @@
+import { z } from 'zod'
+import { ConfigError, StoreError } from '../errors.js'
+import type { KeyManager } from '../key-manager.js'
+import { parseDuration, type Duration } from '../policy/duration.js'
+import { SCOPE_PATTERN } from '../policy/scopes.js'
+import type { ApiKey, VerifyFailureReason, VerifyOptions } from '../types.js'
+import { toIssues } from '../validation.js'
+import { findCredential, type CredentialSources, type RequestHeaders } from './credentials.js'
+import { buildResponses, DEFAULT_MESSAGES, type ProblemCode, type RejectionResponse } from './responses.js'
+
+/** Why a request was rejected. Goes to `onReject` and logs, never to the caller. */
+export type RejectReason =
+  | 'missing_credentials'
+  | 'unsupported_scheme'
+  | 'malformed_header'
+  | 'ambiguous_credentials'
+  | VerifyFailureReason
+  | 'store_unavailable'
+  | 'store_timeout'
+  | 'internal_error'
+
+/** What `onReject` receives for every rejected request. Never holds the token or a header. */
+export interface Rejection {
+  readonly reason: RejectReason
+  readonly status: 400 | 401 | 403 | 503
+  readonly code: ProblemCode
+  /** The key ID named by the token, when the token could be parsed. */
+  readonly keyId: string | null
+  /** For 503s: the error that made verification impossible (a {@link StoreError} as a rule). */
+  readonly error?: unknown
+}
+
+/**
+ * Options shared by {@link createRequestVerifier} and the Express and Koa middlewares. Invalid options
+ * throw a {@link ConfigError} when the verifier or middleware is built, never per request.
+ *
+ * @example
+ * ```ts
+ * apiKeyAuth(keys, { scopes: ['data:read'], environment: 'live', onReject: (r) => log.info(r) })
+ * ```
+ */
+export interface ApiKeyAuthOptions {
+  /** Every one of these scopes must be granted; otherwise 403. */
+  scopes?: readonly string[]
+  /** The key must belong to this environment; otherwise 401. */
+  environment?: string
+  /** Accepted `Authorization` schemes (case-insensitive). Default `['Bearer', 'Api-Key']`; `[]` ignores `Authorization`. */
+  schemes?: readonly string[]
+  /** A dedicated header carrying the bare token. Default `'X-API-Key'`; `false` for none. */
+  header?: string | false
+  /** The `realm` of `WWW-Authenticate` challenges. Default `'api'`. */
+  realm?: string
+  /** Replacement `detail` texts of the problem bodies, by code. */
+  messages?: Partial<Record<ProblemCode, string>>
+  /** `Retry-After` of 503 responses, in seconds. Default 5. */
+  retryAfterSeconds?: number
+  /** How long verification may take before the request is answered 503. Default `'5s'`. */
+  timeout?: Duration
+  /** Called for every rejected request with the exact reason. Its errors are ignored. */
+  onReject?: (rejection: Rejection) => void | Promise<void>
+}
+
+/** A request that passed: the verified key and its effective scopes. */
+export interface AcceptedRequest {
+  readonly ok: true
+  readonly status: 200
+  readonly key: ApiKey
+  readonly scopes: readonly string[]
+}
+
+/** A request that did not pass, with the response to send (identical for every reason with the same code). */
+export interface RejectedRequest extends RejectionResponse {
+  readonly ok: false
+  readonly reason: RejectReason
+  readonly keyId: string | null
+}
+
+/** The decision about one request. */
+export type RequestDecision = AcceptedRequest | RejectedRequest
+
+/** Checks one request's headers. Never rejects: every failure is a {@link RejectedRequest}. */
+export type RequestVerifier = (headers: RequestHeaders) => Promise<RequestDecision>
+
+const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+const QUOTABLE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/
+
+function optionsSchema(keys: KeyManager) {
+  return z
+    .strictObject({
+      scopes: z
+        .array(z.string().regex(SCOPE_PATTERN, 'must be 1-128 printable ASCII characters without spaces, quotes or backslashes'))
+        .default([]),
+      environment: z.enum(keys.options.environments as [string, ...string[]]).optional(),
+      schemes: z.array(z.string().regex(HTTP_TOKEN, 'must be an HTTP token such as Bearer')).default(['Bearer', 'Api-Key']),
+      header: z
+        .union([
+          z
+            .string()
+            .regex(HTTP_TOKEN, 'must be an HTTP header name')
+            .refine((name) => name.toLowerCase() !== 'authorization', 'must not be Authorization (use schemes)'),
+          z.literal(false),
+        ])
+        .default('X-API-Key'),
+      realm: z.string().max(100).regex(QUOTABLE, 'must be printable ASCII without quotes or backslashes').default('api'),
+      messages: z
+        .strictObject(
+          Object.fromEntries(Object.keys(DEFAULT_MESSAGES).map((code) => [code, z.string().min(1).max(500).optional()])) as Record<
+            ProblemCode,
+            z.ZodOptional<z.ZodString>
+          >,
+        )
+        .default({}),
+      retryAfterSeconds: z.number().int().min(0).max(86_400).default(5),
+      timeout: z
+        .union([z.number(), z.string()])
+        .transform((value, context) => {
+          const ms = parseDuration(value)
+          if (ms === undefined || ms === 0) {
+            context.addIssue({ code: 'custom', message: "must be a positive duration such as '5s' or milliseconds" })
+            return z.NEVER
+          }
+          return ms
+        })
+        .default(5_000),
+      onReject: z.custom<ApiKeyAuthOptions['onReject']>((value) => typeof value === 'function', 'must be a function').optional(),
+    })
+    .refine((options) => options.schemes.length > 0 || options.header !== false, {
+      message: 'accept at least one Authorization scheme or a header',
+      path: ['schemes'],
+    })
+}
+
+class VerificationTimeout extends Error {}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new VerificationTimeout()), ms)
+  })
+  // The loser's late rejection must not surface as an unhandled rejection.
+  promise.catch(() => undefined)
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+function callQuietly(hook: ApiKeyAuthOptions['onReject'], rejection: Rejection): void {
+  if (hook === undefined) return
+  try {
+    const returned = hook(rejection)
+    if (returned instanceof Promise) returned.catch(() => undefined)
+  } catch {
+    // A logging hook must never change the response.
+  }
+}
+
+/**
+ * Builds the framework-agnostic request check: give it a request's headers, get back the decision the
+ * Express and Koa middlewares act on (status, headers, body; or the verified key). Use it for Fastify,
+ * Hono, plain `node:http` or serverless handlers. Options are validated here, once.
+ *
+ * | situation | status |
+ * |---|---|
+ * | no credentials, or an unsupported scheme | 401, challenge without `error` |
+ * | broken header, ambiguous credentials | 400, `error="invalid_request"` |
+ * | any invalid token (malformed, unknown, wrong secret, expired, revoked, disabled, other environment) | 401, `error="invalid_token"`, identical bytes |
+ * | valid key without the required scopes | 403, `error="insufficient_scope"`, `scope="..."` |
+ * | the store fails or times out | 503, `Retry-After` |
+ *
+ * @throws {@link ConfigError} for invalid options.
+ * @example
+ * ```ts
+ * import { createServer } from 'node:http'
+ * import { createRequestVerifier } from 'keywarden'
+ *
+ * const check = createRequestVerifier(keys, { scopes: ['data:read'] })
+ * createServer(async (req, res) => {
+ *   const decision = await check(req.rawHeaders)
+ *   if (!decision.ok) return res.writeHead(decision.status, decision.headers).end(decision.body)
+ *   res.end(`hello ${decision.key.ownerId}`)
+ * }).listen(3000)
+ * ```
+ */
+export function createRequestVerifier(keys: KeyManager, options: ApiKeyAuthOptions = {}): RequestVerifier {
+  const parsed = optionsSchema(keys).safeParse(options ?? {})
+  if (!parsed.success) throw new ConfigError(toIssues(parsed.error))
+  const { scopes, environment, schemes, header, realm, messages, retryAfterSeconds, timeout, onReject } = parsed.data
+
+  const sources: CredentialSources = {
+    schemes: new Set(schemes.map((scheme) => scheme.toLowerCase())),
+    header: header === false ? null : header.toLowerCase(),
+  }
+  const responses = buildResponses({
+    realm,
+    // A 401 must carry a challenge (RFC 9110) even when only the dedicated header is accepted.
+    challengeSchemes: schemes.length > 0 ? schemes : ['Api-Key'],
+    requiredScopes: scopes,
+    messages: { ...DEFAULT_MESSAGES, ...messages },
+    retryAfterSeconds,
+  })
+  const verifyOptions: VerifyOptions = Object.freeze({ scopes, environment })
+
+  const reject = (response: RejectionResponse, reason: RejectReason, keyId: string | null, error?: unknown): RejectedRequest => {
+    callQuietly(onReject, { reason, status: response.status, code: response.code, keyId, ...(error === undefined ? {} : { error }) })
+    return { ok: false, ...response, reason, keyId }
+  }
+
+  return async function verifyRequest(headers: RequestHeaders): Promise<RequestDecision> {
+    let found: ReturnType<typeof findCredential>
+    try {
+      found = findCredential(headers, sources)
+    } catch {
+      // A headers object that throws when read (a broken adapter) is a bad request, not a crash.
+      return reject(responses.invalidRequest, 'malformed_header', null)
+    }
+    switch (found.kind) {
+      case 'missing':
+        return reject(responses.missing, 'missing_credentials', null)
+      case 'unsupported_scheme':
+        return reject(responses.missing, 'unsupported_scheme', null)
+      case 'malformed_header':
+        return reject(responses.invalidRequest, 'malformed_header', null)
+      case 'ambiguous':
+        return reject(responses.invalidRequest, 'ambiguous_credentials', null)
+    }
+    try {
+      const result = await withTimeout(keys.verify(found.token, verifyOptions), timeout)
+      if (result.valid) return { ok: true, status: 200, key: result.key, scopes: result.scopes }
+      const response = result.reason === 'insufficient_scope' ? responses.insufficientScope : responses.invalidToken
+      return reject(response, result.reason, result.keyId)
+    } catch (error) {
+      const reason = error instanceof VerificationTimeout ? 'store_timeout' : error instanceof StoreError ? 'store_unavailable' : 'internal_error'
+      return reject(responses.unavailable, reason, keys.parseToken(found.token)?.keyId ?? null, error instanceof VerificationTimeout ? undefined : error)
+    }
+  }
+}

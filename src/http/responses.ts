@@ -1,0 +1,84 @@
+/**
+ * The rejection responses, built once per middleware from its options. Every request that fails the
+ * same way gets the very same status, headers and body bytes, whatever the underlying reason.
+ */
+
+/** The stable `code` in a rejection's problem body. */
+export type ProblemCode = 'missing_credentials' | 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'service_unavailable'
+
+/** An RFC 9457 problem body as keywarden sends it. */
+export interface ProblemDetails {
+  /** Always `about:blank`: the status code says it all, `code` says it precisely. */
+  readonly type: 'about:blank'
+  /** The HTTP status phrase. */
+  readonly title: string
+  readonly status: 400 | 401 | 403 | 503
+  /** A human-readable explanation (configurable with `messages`). */
+  readonly detail: string
+  readonly code: ProblemCode
+}
+
+/** A ready-to-send rejection. */
+export interface RejectionResponse {
+  readonly status: 400 | 401 | 403 | 503
+  /** `Content-Type`, `Cache-Control` and, as applicable, `WWW-Authenticate` and `Retry-After`. */
+  readonly headers: Readonly<Record<string, string>>
+  /** The serialised {@link ProblemDetails}. */
+  readonly body: string
+  readonly code: ProblemCode
+}
+
+/** Default `detail` texts by code. */
+export const DEFAULT_MESSAGES: Readonly<Record<ProblemCode, string>> = {
+  missing_credentials: 'An API key is required. Send it as "Authorization: Bearer <key>" or in the X-API-Key header.',
+  invalid_request: 'The request carries a malformed or ambiguous credential.',
+  invalid_token: 'The API key is not valid.',
+  insufficient_scope: 'The API key does not grant the scopes this request needs.',
+  service_unavailable: 'API keys cannot be checked right now. Try again later.',
+}
+
+const TITLES = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' } as const
+
+/** The settings that shape the responses. */
+export interface ResponseSettings {
+  readonly realm: string
+  /** Scheme names as they appear in challenges, e.g. `['Bearer', 'Api-Key']`. */
+  readonly challengeSchemes: readonly string[]
+  readonly requiredScopes: readonly string[]
+  readonly messages: Readonly<Record<ProblemCode, string>>
+  readonly retryAfterSeconds: number
+}
+
+function challenge(settings: ResponseSettings, params: string): string {
+  const suffix = params ? `, ${params}` : ''
+  return settings.challengeSchemes.map((scheme) => `${scheme} realm="${settings.realm}"${suffix}`).join(', ')
+}
+
+function build(
+  status: RejectionResponse['status'],
+  code: ProblemCode,
+  settings: ResponseSettings,
+  extraHeaders: Record<string, string>,
+): RejectionResponse {
+  const problem: ProblemDetails = { type: 'about:blank', title: TITLES[status], status, detail: settings.messages[code], code }
+  return Object.freeze({
+    status,
+    code,
+    headers: Object.freeze({ 'Content-Type': 'application/problem+json', 'Cache-Control': 'no-store', ...extraHeaders }),
+    body: JSON.stringify(problem),
+  })
+}
+
+/** Builds the five responses for one configuration. */
+export function buildResponses(settings: ResponseSettings) {
+  const scope = settings.requiredScopes.join(' ')
+  return Object.freeze({
+    missing: build(401, 'missing_credentials', settings, { 'WWW-Authenticate': challenge(settings, '') }),
+    invalidRequest: build(400, 'invalid_request', settings, { 'WWW-Authenticate': challenge(settings, 'error="invalid_request"') }),
+    invalidToken: build(401, 'invalid_token', settings, { 'WWW-Authenticate': challenge(settings, 'error="invalid_token"') }),
+    insufficientScope: build(403, 'insufficient_scope', settings, {
+      'WWW-Authenticate': challenge(settings, `error="insufficient_scope"${scope ? `, scope="${scope}"` : ''}`),
+    }),
+    unavailable: build(503, 'service_unavailable', settings, { 'Retry-After': String(settings.retryAfterSeconds) }),
+  })
+}

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest'
+import { ConfigError, createRequestVerifier, type ApiKeyAuthOptions } from '../../src/index.js'
+import { apiKeyAuth as expressAuth } from '../../src/http/express.js'
+import { apiKeyAuth as koaAuth } from '../../src/http/koa.js'
+import { setup } from '../helpers.js'
+
+describe('createRequestVerifier', () => {
+  it('reads node rawHeaders, a Fetch Headers object and a plain header object alike', async () => {
+    const { keys } = setup()
+    const { key, token } = await keys.create({ name: 'x', environment: 'live', scopes: ['data:read'] })
+    const verify = createRequestVerifier(keys, { scopes: ['data:read'] })
+    for (const headers of [
+      ['Host', 'x', 'Authorization', `Bearer ${token}`],
+      new Headers({ authorization: `Api-Key ${token}` }),
+      { 'x-api-key': token },
+      { 'X-API-Key': [token] },
+    ]) {
+      const decision = await verify(headers)
+      expect(decision).toEqual({ ok: true, status: 200, key: expect.objectContaining({ id: key.id }), scopes: ['data:read'] })
+    }
+  })
+
+  it('sees repeated lines in every shape', async () => {
+    const { keys } = setup()
+    const { token } = await keys.create({ name: 'x', environment: 'live' })
+    const verify = createRequestVerifier(keys)
+    const fetchHeaders = new Headers()
+    fetchHeaders.append('x-api-key', token)
+    fetchHeaders.append('x-api-key', token)
+    for (const headers of [['X-API-Key', token, 'x-api-key', token], fetchHeaders, { 'x-api-key': [token, token] }]) {
+      expect(await verify(headers)).toMatchObject({ ok: false, status: 400, reason: expect.stringMatching(/ambiguous|malformed/) })
+    }
+  })
+
+  it('returns the response to send, shared by every request that fails the same way', async () => {
+    const { keys } = setup()
+    const verify = createRequestVerifier(keys)
+    const a = await verify({})
+    const b = await verify({ authorization: 'Digest abc' })
+    expect(a).toMatchObject({ ok: false, status: 401, reason: 'missing_credentials', code: 'missing_credentials' })
+    expect(b).toMatchObject({ ok: false, status: 401, reason: 'unsupported_scheme' })
+    if (a.ok || b.ok) throw new Error('unreachable')
+    expect(b.body).toBe(a.body)
+    expect(b.headers).toBe(a.headers)
+    expect(Object.isFrozen(a.headers)).toBe(true)
+  })
+
+  it('turns a headers object that throws into a 400, not an exception', async () => {
+    const { keys } = setup()
+    const verify = createRequestVerifier(keys)
+    const hostile = {
+      get() {
+        throw new Error('boom')
+      },
+    }
+    expect(await verify(hostile)).toMatchObject({ ok: false, status: 400 })
+  })
+
+  it.each<[string, ApiKeyAuthOptions, string]>([
+    ['a scope with a quote', { scopes: ['data"read'] }, 'scopes[0]'],
+    ['an unknown environment', { environment: 'prod' }, 'environment'],
+    ['a scheme with a space', { schemes: ['Api Key'] }, 'schemes[0]'],
+    ['Authorization as the header', { header: 'Authorization' }, 'header'],
+    ['no source at all', { schemes: [], header: false }, 'schemes'],
+    ['a realm with a quote', { realm: 'a"b' }, 'realm'],
+    ['an unknown message code', { messages: { nope: 'x' } as never }, 'messages.nope'],
+    ['a zero timeout', { timeout: 0 }, 'timeout'],
+    ['a negative Retry-After', { retryAfterSeconds: -1 }, 'retryAfterSeconds'],
+    ['an onReject that is not a function', { onReject: 'log' as never }, 'onReject'],
+    ['an unknown option', { scope: ['x'] } as never, 'scope'],
+  ])('throws a ConfigError when built with %s, in every form', (_, options, path) => {
+    const { keys } = setup()
+    for (const build of [() => createRequestVerifier(keys, options), () => expressAuth(keys, options), () => koaAuth(keys, options)]) {
+      let error: unknown
+      try {
+        build()
+      } catch (caught) {
+        error = caught
+      }
+      expect(error).toBeInstanceOf(ConfigError)
+      expect((error as ConfigError).issues.map((issue) => issue.path.join('.').replace(/\.(\d+)/g, '[$1]'))).toContain(path)
+    }
+  })
+})
