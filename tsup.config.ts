@@ -6,6 +6,8 @@ export default defineConfig({
   entry: {
     index: 'src/index.ts',
     'adapters/memory/index': 'adapters/memory/index.ts',
+    'adapters/redis/index': 'adapters/redis/index.ts',
+    'adapters/sql/index': 'adapters/sql/index.ts',
     express: 'src/http/express.ts',
     koa: 'src/http/koa.ts',
   },

@@ -63,6 +63,7 @@ describe('the built package', () => {
       }
     }
     expect(Object.keys(manifest.dependencies).sort()).toEqual(['@noble/hashes', 'nanoid', 'zod'])
-    expect(manifest.peerDependenciesMeta).toEqual({ express: { optional: true }, koa: { optional: true } })
+    for (const peer of Object.keys(manifest.peerDependencies)) expect(manifest.peerDependenciesMeta[peer], peer).toEqual({ optional: true })
+    expect(Object.keys(manifest.peerDependencies).sort()).toEqual(['better-sqlite3', 'express', 'ioredis', 'koa', 'mysql2', 'pg', 'redis'])
   })
 })
