@@ -1,0 +1,98 @@
+/**
+ * The key layout of one namespace. Every key starts with the hash tag `{namespace}`, so all keys of a
+ * namespace hash to one Redis Cluster slot and every multi-key script is legal on Cluster.
+ *
+ * ```
+ * {ns}:key:<id>               hash    one record (fields in record-codec.ts)
+ * {ns}:idx:all                zset    every record, ordered by (createdAt, id)
+ * {ns}:idx:owner:<owner>      zset    the owner's records, same order
+ * {ns}:idx:tenant:<tenant>    zset    the tenant's records, same order
+ * {ns}:idx:expiry             zset    non-revoked records that expire, scored by expiresAt, member id
+ * {ns}:live:owner:<owner>     set     IDs of the owner's non-revoked records: the quota count
+ * ```
+ */
+import { ConfigError } from '../../src/errors.js'
+
+/** The namespace used when none is given. */
+export const DEFAULT_NAMESPACE = 'keywarden'
+
+/** Checks a namespace: it becomes a hash tag, so it must be non-empty and free of braces. */
+export function checkNamespace(namespace: unknown): string {
+  if (typeof namespace !== 'string' || namespace.length === 0 || /[{}]/.test(namespace)) {
+    throw new ConfigError([{ path: ['namespace'], message: 'must be a non-empty string without { or }' }])
+  }
+  return namespace
+}
+
+/**
+ * Owner and tenant IDs are arbitrary strings, so they are escaped before they become part of a key:
+ * `[A-Za-z0-9._@-]` stay as they are (readable keys for the usual IDs), every other UTF-16 code unit
+ * becomes `%` and four hex digits. The mapping is injective (lone surrogates included), and `:`, `{`,
+ * `}`, spaces and glob characters never reach a key name.
+ */
+export function encodeSegment(value: string): string {
+  let out = ''
+  for (let i = 0; i < value.length; i++) {
+    const char = value[i]!
+    out += /[A-Za-z0-9._@-]/.test(char) ? char : `%${value.charCodeAt(i).toString(16).padStart(4, '0')}`
+  }
+  return out
+}
+
+const float = new DataView(new ArrayBuffer(8))
+const SIGN = 1n << 63n
+const ALL_BITS = (1n << 64n) - 1n
+
+/**
+ * 16 hex digits whose byte order is the numeric order of `value`: the IEEE-754 bits with the sign bit
+ * flipped for positives and every bit flipped for negatives. Exact for every number, not only safe
+ * integers, and fixed-width, so `<time>:<id>` members sort by time first, then by ID.
+ */
+export function encodeOrderedNumber(value: number): string {
+  float.setFloat64(0, value === 0 ? 0 : value) // -0 and 0 are the same instant
+  const bits = float.getBigUint64(0)
+  return ((bits & SIGN) === 0n ? bits | SIGN : ~bits & ALL_BITS).toString(16).padStart(16, '0')
+}
+
+const MEMBER_ID_OFFSET = 17 // 16 hex digits and ':'
+
+/** The member of the order indexes: all scores are 0, so Redis sorts members by their bytes. */
+export function orderMember(createdAt: number, id: string): string {
+  return `${encodeOrderedNumber(createdAt)}:${id}`
+}
+
+/** The record ID inside an {@link orderMember}. */
+export function idOfMember(member: string): string {
+  return member.slice(MEMBER_ID_OFFSET)
+}
+
+/** Key names of one namespace. */
+export class KeyLayout {
+  /** `{namespace}`: the hash tag every key starts with. */
+  readonly hashTag: string
+  readonly allIndex: string
+  readonly expiryIndex: string
+
+  constructor(readonly namespace: string) {
+    this.hashTag = `{${namespace}}`
+    this.allIndex = `${this.hashTag}:idx:all`
+    this.expiryIndex = `${this.hashTag}:idx:expiry`
+  }
+
+  /** The record hash. IDs stay raw: `{ns}:key:` is a prefix no other key family shares. */
+  record(id: string): string {
+    return `${this.hashTag}:key:${id}`
+  }
+
+  ownerIndex(ownerId: string): string {
+    return `${this.hashTag}:idx:owner:${encodeSegment(ownerId)}`
+  }
+
+  tenantIndex(tenantId: string): string {
+    return `${this.hashTag}:idx:tenant:${encodeSegment(tenantId)}`
+  }
+
+  ownerLive(ownerId: string): string {
+    return `${this.hashTag}:live:owner:${encodeSegment(ownerId)}`
+  }
+}

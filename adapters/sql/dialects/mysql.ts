@@ -1,0 +1,90 @@
+/**
+ * Every statement the MySQL / MariaDB store runs. Parameters are `?`; identifiers are backquoted.
+ */
+import { COLUMNS, MUTABLE_COLUMNS, errorProperty, type SqlDialect } from '../sql-store.js'
+
+const ER_DUP_ENTRY = 1062
+const ER_LOCK_DEADLOCK = 1213
+
+/** The MySQL / MariaDB statements for `table` (already validated). */
+export function mysqlDialect(table: string): SqlDialect {
+  const quoted = `\`${table}\``
+  const locks = `\`${table}_locks\``
+  const columns = COLUMNS.join(', ')
+  const set = MUTABLE_COLUMNS.map((column) => `${column} = ?`).join(', ')
+  return {
+    // IDs, owners, tenants, environments and types are VARBINARY (UTF-8 bytes): comparison and order
+    // are exact and binary. The _bin collations of VARCHAR are PAD SPACE, so 'a' = 'a ' there; VARBINARY
+    // also needs no collation name that differs between MySQL and MariaDB. 1024 bytes hold 256
+    // characters of UTF-8. Instants are epoch ms in BIGINT: exact, and untouched by time_zone. JSON is
+    // kept as text, byte for byte. The indexes are declared in CREATE TABLE because MySQL (unlike
+    // MariaDB) has no CREATE INDEX IF NOT EXISTS.
+    migration: [
+      `CREATE TABLE IF NOT EXISTS ${quoted} (
+  id VARBINARY(1024) NOT NULL,
+  name TEXT NOT NULL,
+  description TEXT NULL,
+  owner_id VARBINARY(1024) NULL,
+  tenant_id VARBINARY(1024) NULL,
+  environment VARBINARY(1024) NOT NULL,
+  key_type VARBINARY(1024) NULL,
+  scopes_json MEDIUMTEXT NOT NULL,
+  roles_json MEDIUMTEXT NOT NULL,
+  groups_json MEDIUMTEXT NOT NULL,
+  metadata_json MEDIUMTEXT NOT NULL,
+  start TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  previous_hash TEXT NULL,
+  previous_hash_expires_at BIGINT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  expires_at BIGINT NULL,
+  last_used_at BIGINT NULL,
+  enabled BOOLEAN NOT NULL,
+  revoked_at BIGINT NULL,
+  expiry_notice_for BIGINT NULL,
+  version INT NOT NULL,
+  PRIMARY KEY (id),
+  INDEX \`${table}_owner_idx\` (owner_id, created_at, id),
+  INDEX \`${table}_tenant_idx\` (tenant_id, created_at, id),
+  INDEX \`${table}_created_idx\` (created_at, id),
+  INDEX \`${table}_expires_idx\` (expires_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      // One row per owner that ever inserted under a quota; the quota insert locks it (see lockOwner).
+      `CREATE TABLE IF NOT EXISTS ${locks} (
+  owner_id VARBINARY(1024) NOT NULL,
+  PRIMARY KEY (owner_id)
+) ENGINE=InnoDB`,
+    ],
+    insert: `INSERT INTO ${quoted} (${columns}) VALUES (${COLUMNS.map(() => '?').join(', ')})`,
+    select: `SELECT ${columns} FROM ${quoted}`,
+    selectById: `SELECT ${columns} FROM ${quoted} WHERE id = ?`,
+    existsById: `SELECT 1 AS found FROM ${quoted} WHERE id = ?`,
+    countActiveByOwner: `SELECT COUNT(*) AS n FROM ${quoted} WHERE owner_id = ? AND revoked_at IS NULL`,
+    update: `UPDATE ${quoted} SET ${set}, version = ? WHERE id = ? AND version = ?`,
+    deleteById: `DELETE FROM ${quoted} WHERE id = ?`,
+    touch: `UPDATE ${quoted} SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
+    placeholder: () => '?',
+    boolean: (value) => value,
+    // mysql2 sends numbers as DOUBLE, which MySQL 8.0.22+ refuses in LIMIT; a string works everywhere.
+    limit: (value) => String(value),
+    // A lock row per owner, locked with SELECT … FOR UPDATE inside the transaction.
+    // - The row is created first, in its own autocommit statement, so the locking read always finds an
+    //   existing row by primary key: InnoDB then takes a record lock only, never the gap locks that a
+    //   locking read of a missing row (or of the owner's range in the keys table) takes at REPEATABLE
+    //   READ, and that deadlock concurrent inserts of different owners.
+    // - At REPEATABLE READ the snapshot of a transaction is taken by its first plain read, not by BEGIN.
+    //   Our first plain read (the ID check) runs after the lock is granted, so the count sees every
+    //   insert committed by earlier holders.
+    // - Unlike GET_LOCK, the row lock is released by COMMIT/ROLLBACK (or a dropped connection), so it
+    //   can never stay behind on a pooled connection.
+    // Deadlocks are still possible in principle (InnoDB can report one between the concurrent upserts
+    // of a new owner's row); SqlStore retries the whole insert on ER_LOCK_DEADLOCK.
+    lockOwner: (ownerId) => ({
+      before: [{ sql: `INSERT INTO ${locks} (owner_id) VALUES (?) ON DUPLICATE KEY UPDATE owner_id = owner_id`, params: [ownerId] }],
+      inside: [{ sql: `SELECT owner_id FROM ${locks} WHERE owner_id = ? FOR UPDATE`, params: [ownerId] }],
+    }),
+    isUniqueViolation: (error) => errorProperty(error, 'errno') === ER_DUP_ENTRY,
+    isRetryable: (error) => errorProperty(error, 'errno') === ER_LOCK_DEADLOCK,
+  }
+}

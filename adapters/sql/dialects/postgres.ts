@@ -1,0 +1,83 @@
+/**
+ * Every statement the PostgreSQL store runs. Parameters are `$1`, `$2`, …; identifiers are double-quoted.
+ */
+import { sha256 } from '@noble/hashes/sha2.js'
+import { utf8ToBytes } from '@noble/hashes/utils.js'
+import { COLUMNS, MUTABLE_COLUMNS, errorProperty, type SqlDialect } from '../sql-store.js'
+
+/**
+ * The advisory lock key of one owner: the first 64 bits of SHA-256 over table and owner. Two owners
+ * that collide only wait for each other; they never share a count.
+ */
+function advisoryLockKey(table: string, ownerId: string): string {
+  const digest = sha256(utf8ToBytes(`keywarden\u0000${table}\u0000${ownerId}`))
+  return new DataView(digest.buffer, digest.byteOffset, 8).getBigInt64(0).toString()
+}
+
+/** The PostgreSQL statements for `table` (already validated). */
+export function postgresDialect(table: string): SqlDialect {
+  const quoted = `"${table}"`
+  const columns = COLUMNS.join(', ')
+  const set = MUTABLE_COLUMNS.map((column, index) => `${column} = $${index + 1}`).join(', ')
+  const next = MUTABLE_COLUMNS.length + 1
+  return {
+    // COLLATE "C" compares and sorts by code point whatever the database's default collation is, so
+    // IDs order in binary and 'Alice' and 'alice' stay different owners. Instants are epoch ms in
+    // BIGINT: exact, and untouched by the session time zone. JSON is kept as text, byte for byte
+    // (JSONB would reorder keys and drop duplicate ones).
+    migration: [
+      `CREATE TABLE IF NOT EXISTS ${quoted} (
+  id VARCHAR(256) COLLATE "C" NOT NULL PRIMARY KEY,
+  name TEXT NOT NULL,
+  description TEXT,
+  owner_id VARCHAR(256) COLLATE "C",
+  tenant_id VARCHAR(256) COLLATE "C",
+  environment VARCHAR(256) COLLATE "C" NOT NULL,
+  key_type VARCHAR(256) COLLATE "C",
+  scopes_json TEXT NOT NULL,
+  roles_json TEXT NOT NULL,
+  groups_json TEXT NOT NULL,
+  metadata_json TEXT NOT NULL,
+  start TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  previous_hash TEXT,
+  previous_hash_expires_at BIGINT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  expires_at BIGINT,
+  last_used_at BIGINT,
+  enabled BOOLEAN NOT NULL,
+  revoked_at BIGINT,
+  expiry_notice_for BIGINT,
+  version INTEGER NOT NULL
+)`,
+      // Quota count and list by owner; list by tenant; list order and keyset; expiresWithin.
+      `CREATE INDEX IF NOT EXISTS "${table}_owner_idx" ON ${quoted} (owner_id, created_at, id)`,
+      `CREATE INDEX IF NOT EXISTS "${table}_tenant_idx" ON ${quoted} (tenant_id, created_at, id)`,
+      `CREATE INDEX IF NOT EXISTS "${table}_created_idx" ON ${quoted} (created_at, id)`,
+      `CREATE INDEX IF NOT EXISTS "${table}_expires_idx" ON ${quoted} (expires_at)`,
+    ],
+    insert: `INSERT INTO ${quoted} (${columns}) VALUES (${COLUMNS.map((_, index) => `$${index + 1}`).join(', ')})`,
+    select: `SELECT ${columns} FROM ${quoted}`,
+    selectById: `SELECT ${columns} FROM ${quoted} WHERE id = $1`,
+    existsById: `SELECT 1 AS found FROM ${quoted} WHERE id = $1`,
+    countActiveByOwner: `SELECT count(*) AS n FROM ${quoted} WHERE owner_id = $1 AND revoked_at IS NULL`,
+    update: `UPDATE ${quoted} SET ${set}, version = $${next} WHERE id = $${next + 1} AND version = $${next + 2}`,
+    deleteById: `DELETE FROM ${quoted} WHERE id = $1`,
+    touch: `UPDATE ${quoted} SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)`,
+    placeholder: (index) => `$${index}`,
+    boolean: (value) => value,
+    limit: (value) => value,
+    // A transaction-scoped advisory lock per owner: at READ COMMITTED each later statement takes a fresh
+    // snapshot, so once the lock is held the count sees every insert committed by earlier holders, and
+    // no later one can commit before we do. Released by COMMIT/ROLLBACK, so it cannot leak into the
+    // pool, and it works behind transaction-mode poolers (PgBouncer). No lock table to maintain.
+    lockOwner: (ownerId) => ({
+      before: [],
+      inside: [{ sql: 'SELECT pg_advisory_xact_lock($1::bigint)', params: [advisoryLockKey(table, ownerId)] }],
+    }),
+    isUniqueViolation: (error) => errorProperty(error, 'code') === '23505',
+    // deadlock_detected, and serialization_failure for databases whose default isolation is SERIALIZABLE.
+    isRetryable: (error) => ['40P01', '40001'].includes(errorProperty(error, 'code') as string),
+  }
+}

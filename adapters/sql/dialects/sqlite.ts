@@ -1,0 +1,67 @@
+/**
+ * Every statement the SQLite store runs. Parameters are `?`; identifiers are double-quoted.
+ */
+import { COLUMNS, MUTABLE_COLUMNS, errorProperty, type SqlDialect } from '../sql-store.js'
+
+/** The SQLite statements for `table` (already validated). */
+export function sqliteDialect(table: string): SqlDialect {
+  const quoted = `"${table}"`
+  const columns = COLUMNS.join(', ')
+  const set = MUTABLE_COLUMNS.map((column) => `${column} = ?`).join(', ')
+  return {
+    // TEXT compares with SQLite's default BINARY collation (memcmp of UTF-8: exact and in code point
+    // order). Instants are epoch ms in INTEGER (64-bit); booleans are 0/1. NOT NULL on the primary
+    // key because SQLite otherwise accepts NULL in a non-INTEGER primary key.
+    migration: [
+      `CREATE TABLE IF NOT EXISTS ${quoted} (
+  id TEXT NOT NULL PRIMARY KEY,
+  name TEXT NOT NULL,
+  description TEXT,
+  owner_id TEXT,
+  tenant_id TEXT,
+  environment TEXT NOT NULL,
+  key_type TEXT,
+  scopes_json TEXT NOT NULL,
+  roles_json TEXT NOT NULL,
+  groups_json TEXT NOT NULL,
+  metadata_json TEXT NOT NULL,
+  start TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  previous_hash TEXT,
+  previous_hash_expires_at INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  last_used_at INTEGER,
+  enabled INTEGER NOT NULL,
+  revoked_at INTEGER,
+  expiry_notice_for INTEGER,
+  version INTEGER NOT NULL
+)`,
+      // Quota count and list by owner; list by tenant; list order and keyset; expiresWithin.
+      `CREATE INDEX IF NOT EXISTS "${table}_owner_idx" ON ${quoted} (owner_id, created_at, id)`,
+      `CREATE INDEX IF NOT EXISTS "${table}_tenant_idx" ON ${quoted} (tenant_id, created_at, id)`,
+      `CREATE INDEX IF NOT EXISTS "${table}_created_idx" ON ${quoted} (created_at, id)`,
+      `CREATE INDEX IF NOT EXISTS "${table}_expires_idx" ON ${quoted} (expires_at)`,
+    ],
+    insert: `INSERT INTO ${quoted} (${columns}) VALUES (${COLUMNS.map(() => '?').join(', ')})`,
+    select: `SELECT ${columns} FROM ${quoted}`,
+    selectById: `SELECT ${columns} FROM ${quoted} WHERE id = ?`,
+    existsById: `SELECT 1 AS found FROM ${quoted} WHERE id = ?`,
+    countActiveByOwner: `SELECT count(*) AS n FROM ${quoted} WHERE owner_id = ? AND revoked_at IS NULL`,
+    update: `UPDATE ${quoted} SET ${set}, version = ? WHERE id = ? AND version = ?`,
+    deleteById: `DELETE FROM ${quoted} WHERE id = ?`,
+    touch: `UPDATE ${quoted} SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
+    placeholder: () => '?',
+    // better-sqlite3 binds numbers, strings, bigints and buffers, not booleans.
+    boolean: (value) => (value ? 1 : 0),
+    limit: (value) => value,
+    // No per-owner lock: the SqliteStore transaction starts with BEGIN IMMEDIATE, which takes the
+    // database's single write lock before the count, so writers (other connections and processes
+    // included) are serialised for the whole count-and-insert.
+    lockOwner: () => ({ before: [], inside: [] }),
+    isUniqueViolation: (error) => errorProperty(error, 'code') === 'SQLITE_CONSTRAINT_PRIMARYKEY',
+    // SQLITE_BUSY comes only after the connection's busy timeout has already waited; not retried.
+    isRetryable: () => false,
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * SQL key stores: `import { PostgresStore, MySqlStore, SqliteStore } from 'keywarden/adapters/sql'`.
+ * Each wraps a client you create and own (`pg`, `mysql2`, `better-sqlite3`); none of these drivers is
+ * imported here. Create the schema with `await store.migrate()`, or apply the shipped
+ * `adapters/sql/migrations/{postgres,mysql,sqlite}.sql` with your own migration tool.
+ *
+ * @example
+ * ```ts
+ * import pg from 'pg'
+ * import { KeyManager } from 'keywarden'
+ * import { PostgresStore } from 'keywarden/adapters/sql'
+ *
+ * const store = new PostgresStore({ pool: new pg.Pool(), table: 'api_keys' })
+ * await store.migrate()
+ * const keys = new KeyManager({ store, pepper: process.env.KEY_PEPPER })
+ * ```
+ *
+ * @packageDocumentation
+ */
+export { PostgresStore, type PgPool, type PgQueryable, type PostgresStoreOptions } from './postgres-store.js'
+export { MySqlStore, type MySqlConnection, type MySqlPool, type MySqlStoreOptions } from './mysql-store.js'
+export { SqliteStore, type SqliteDatabase, type SqliteStatement, type SqliteStoreOptions } from './sqlite-store.js'
+export { SqlStore, DEFAULT_TABLE } from './sql-store.js'

@@ -1,0 +1,37 @@
+-- keywarden SQL key store: PostgreSQL schema for the default table keywarden_keys.
+-- The same statements PostgresStore.migrate() runs (a test keeps the two identical); each is idempotent.
+-- For another table name, replace keywarden_keys everywhere and pass the name as the store's `table`.
+
+CREATE TABLE IF NOT EXISTS "keywarden_keys" (
+  id VARCHAR(256) COLLATE "C" NOT NULL PRIMARY KEY,
+  name TEXT NOT NULL,
+  description TEXT,
+  owner_id VARCHAR(256) COLLATE "C",
+  tenant_id VARCHAR(256) COLLATE "C",
+  environment VARCHAR(256) COLLATE "C" NOT NULL,
+  key_type VARCHAR(256) COLLATE "C",
+  scopes_json TEXT NOT NULL,
+  roles_json TEXT NOT NULL,
+  groups_json TEXT NOT NULL,
+  metadata_json TEXT NOT NULL,
+  start TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  previous_hash TEXT,
+  previous_hash_expires_at BIGINT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  expires_at BIGINT,
+  last_used_at BIGINT,
+  enabled BOOLEAN NOT NULL,
+  revoked_at BIGINT,
+  expiry_notice_for BIGINT,
+  version INTEGER NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS "keywarden_keys_owner_idx" ON "keywarden_keys" (owner_id, created_at, id);
+
+CREATE INDEX IF NOT EXISTS "keywarden_keys_tenant_idx" ON "keywarden_keys" (tenant_id, created_at, id);
+
+CREATE INDEX IF NOT EXISTS "keywarden_keys_created_idx" ON "keywarden_keys" (created_at, id);
+
+CREATE INDEX IF NOT EXISTS "keywarden_keys_expires_idx" ON "keywarden_keys" (expires_at);

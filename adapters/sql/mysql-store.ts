@@ -1,0 +1,111 @@
+import { mysqlDialect } from './dialects/mysql.js'
+import { SqlStore, invalidClient, resolveTable, serialized, transact, type SqlDriver, type SqlResult, type SqlRow, type SqlStatement } from './sql-store.js'
+
+/** What the store uses of a `mysql2/promise` connection. Statements run through `execute` (server-side prepared). */
+export interface MySqlConnection {
+  execute(sql: string, values?: (string | number | boolean | null)[]): Promise<[unknown, unknown]>
+  beginTransaction(): Promise<void>
+  commit(): Promise<void>
+  rollback(): Promise<void>
+}
+
+/** What the store uses of a `mysql2/promise` `Pool`: each transaction checks out a connection of its own. */
+export interface MySqlPool {
+  execute(sql: string, values?: (string | number | boolean | null)[]): Promise<[unknown, unknown]>
+  getConnection(): Promise<MySqlConnection & { release(): void; destroy(): void }>
+}
+
+/**
+ * Options of {@link MySqlStore}.
+ *
+ * @example
+ * ```ts
+ * const store = new MySqlStore({ pool: mysql.createPool(uri), table: 'api_keys' }) // and api_keys_locks
+ * await store.migrate()
+ * const keys = new KeyManager({ store })
+ * ```
+ */
+export interface MySqlStoreOptions {
+  /**
+   * A `mysql2/promise` pool (recommended; `mysql.createPool(...)` from `mysql2/promise`, or
+   * `pool.promise()`), or one promise connection, which then runs one store operation at a time.
+   * The connection character set must be utf8mb4 (mysql2's default). The store never ends it.
+   */
+  readonly pool: MySqlPool | MySqlConnection
+  /** Table name, 1-48 letters, digits or underscores; default `keywarden_keys` (plus `<table>_locks`). */
+  readonly table?: string
+}
+
+/**
+ * A `KeyStore` in MySQL (5.7 or later) or MariaDB (10.3 or later; tested with 10.11) through
+ * `mysql2`. Quota inserts serialise per owner by locking a row of the companion table
+ * `<table>_locks`; updates are one compare-and-set `UPDATE`. Works at the default REPEATABLE READ
+ * isolation (and retries deadlocks).
+ *
+ * @example
+ * ```ts
+ * import mysql from 'mysql2/promise'
+ * import { KeyManager } from 'keywarden'
+ * import { MySqlStore } from 'keywarden/adapters/sql'
+ *
+ * const pool = mysql.createPool({ uri: process.env.DATABASE_URL, connectionLimit: 10 })
+ * const store = new MySqlStore({ pool })
+ * await store.migrate() // or apply adapters/sql/migrations/mysql.sql with your migration tool
+ * const keys = new KeyManager({ store, pepper: process.env.KEY_PEPPER })
+ * ```
+ */
+export class MySqlStore extends SqlStore {
+  /** Keeps the client and table; no I/O. Throws `ConfigError` for an invalid table name or client. */
+  constructor(options: MySqlStoreOptions) {
+    const table = resolveTable(options?.table)
+    super(table, mysqlDialect(table), mysqlDriver(options?.pool))
+  }
+}
+
+async function run(client: Pick<MySqlConnection, 'execute'>, { sql, params }: SqlStatement): Promise<SqlResult> {
+  const [result] = await client.execute(sql, [...params])
+  // A query answers rows; any other statement a ResultSetHeader.
+  if (Array.isArray(result)) return { rows: result as SqlRow[], affected: 0 }
+  return { rows: [], affected: Number((result as { affectedRows?: number }).affectedRows ?? 0) }
+}
+
+function connection(client: MySqlConnection) {
+  return {
+    begin: () => client.beginTransaction(),
+    commit: () => client.commit(),
+    rollback: () => client.rollback(),
+    execute: (statement: SqlStatement) => run(client, statement),
+  }
+}
+
+function mysqlDriver(pool: unknown): SqlDriver {
+  const candidate = pool as Partial<MySqlPool & MySqlConnection & { promise: unknown }> | undefined
+  if (typeof candidate?.promise === 'function') {
+    invalidClient('pool', 'must be a mysql2/promise pool or connection; convert a callback-style one with .promise()')
+  }
+  if (typeof candidate?.execute !== 'function') invalidClient('pool', 'must be a mysql2/promise pool or connection')
+  if (typeof candidate.getConnection === 'function') {
+    const pooled = pool as MySqlPool
+    return {
+      execute: (statement) => run(pooled, statement),
+      transaction: async (steps) => {
+        const checkedOut = await pooled.getConnection()
+        let broken = false
+        try {
+          return await transact(connection(checkedOut), steps, () => (broken = true))
+        } finally {
+          if (broken) checkedOut.destroy()
+          else checkedOut.release()
+        }
+      },
+    }
+  }
+  if (typeof candidate.beginTransaction !== 'function') invalidClient('pool', 'must be a mysql2/promise pool or connection')
+  // A single connection: a transaction must not interleave with other statements on it.
+  const client = pool as MySqlConnection
+  const serial = serialized()
+  return {
+    execute: (statement) => serial(() => run(client, statement)),
+    transaction: (steps) => serial(() => transact(connection(client), steps)),
+  }
+}

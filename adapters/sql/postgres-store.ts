@@ -1,0 +1,98 @@
+import { postgresDialect } from './dialects/postgres.js'
+import { SqlStore, invalidClient, resolveTable, serialized, transact, type SqlDriver, type SqlResult, type SqlStatement } from './sql-store.js'
+
+/** What the store uses of a `pg` client: `pg.Pool`, `pg.Client` and `pg.PoolClient` all fit. */
+export interface PgQueryable {
+  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>
+}
+
+/** What the store uses of a `pg.Pool`: each transaction checks out a client of its own. */
+export interface PgPool extends PgQueryable {
+  connect(): Promise<PgQueryable & { release(destroy?: boolean | Error): void }>
+  readonly totalCount: number
+}
+
+/**
+ * Options of {@link PostgresStore}.
+ *
+ * @example
+ * ```ts
+ * const store = new PostgresStore({ pool: new pg.Pool(), table: 'api_keys' })
+ * await store.migrate()
+ * const keys = new KeyManager({ store })
+ * ```
+ */
+export interface PostgresStoreOptions {
+  /**
+   * A `pg.Pool` (recommended), or a connected `pg.Client`, which is then used as one connection and
+   * runs one store operation at a time. The store never ends it.
+   */
+  readonly pool: PgPool | PgQueryable
+  /** Table name, 1-48 letters, digits or underscores; default `keywarden_keys`. */
+  readonly table?: string
+}
+
+/**
+ * A `KeyStore` in PostgreSQL (9.5 or later; tested with 15) through `pg`. Quota inserts serialise
+ * per owner with a transaction-scoped advisory lock; updates are one compare-and-set `UPDATE`. Works
+ * at the default READ COMMITTED isolation (and retries deadlocks and serialization failures).
+ *
+ * @example
+ * ```ts
+ * import pg from 'pg'
+ * import { KeyManager } from 'keywarden'
+ * import { PostgresStore } from 'keywarden/adapters/sql'
+ *
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL })
+ * const store = new PostgresStore({ pool })
+ * await store.migrate() // or apply adapters/sql/migrations/postgres.sql with your migration tool
+ * const keys = new KeyManager({ store, pepper: process.env.KEY_PEPPER })
+ * ```
+ */
+export class PostgresStore extends SqlStore {
+  /** Keeps the client and table; no I/O. Throws `ConfigError` for an invalid table name or client. */
+  constructor(options: PostgresStoreOptions) {
+    const table = resolveTable(options?.table)
+    super(table, postgresDialect(table), postgresDriver(options?.pool))
+  }
+}
+
+async function run(client: PgQueryable, { sql, params }: SqlStatement): Promise<SqlResult> {
+  const result = await client.query(sql, [...params])
+  return { rows: result.rows ?? [], affected: result.rowCount ?? 0 }
+}
+
+function connection(client: PgQueryable) {
+  return {
+    begin: () => client.query('BEGIN'),
+    commit: () => client.query('COMMIT'),
+    rollback: () => client.query('ROLLBACK'),
+    execute: (statement: SqlStatement) => run(client, statement),
+  }
+}
+
+function postgresDriver(pool: unknown): SqlDriver {
+  if (typeof (pool as PgQueryable | undefined)?.query !== 'function') invalidClient('pool', 'must be a pg Pool or Client')
+  const client = pool as PgQueryable
+  if (typeof (pool as PgPool).connect === 'function' && typeof (pool as PgPool).totalCount === 'number') {
+    const pooled = pool as PgPool
+    return {
+      execute: (statement) => run(pooled, statement),
+      transaction: async (steps) => {
+        const checkedOut = await pooled.connect()
+        let broken = false
+        try {
+          return await transact(connection(checkedOut), steps, () => (broken = true))
+        } finally {
+          checkedOut.release(broken)
+        }
+      },
+    }
+  }
+  // A single connection: a transaction must not interleave with other statements on it.
+  const serial = serialized()
+  return {
+    execute: (statement) => serial(() => run(client, statement)),
+    transaction: (steps) => serial(() => transact(connection(client), steps)),
+  }
+}

@@ -1,0 +1,83 @@
+import { sqliteDialect } from './dialects/sqlite.js'
+import { SqlStore, invalidClient, resolveTable, runStepsSync, type SqlDriver, type SqlResult, type SqlRow, type SqlStatement } from './sql-store.js'
+
+/** What the store uses of a `better-sqlite3` statement. */
+export interface SqliteStatement {
+  readonly reader: boolean
+  all(...params: unknown[]): unknown[]
+  run(...params: unknown[]): { changes: number }
+}
+
+/** What the store uses of a `better-sqlite3` `Database`. */
+export interface SqliteDatabase {
+  prepare(sql: string): SqliteStatement
+  transaction<T>(fn: () => T): { immediate(): T }
+}
+
+/**
+ * Options of {@link SqliteStore}.
+ *
+ * @example
+ * ```ts
+ * const store = new SqliteStore({ database: new Database('keys.db'), table: 'api_keys' })
+ * await store.migrate()
+ * const keys = new KeyManager({ store })
+ * ```
+ */
+export interface SqliteStoreOptions {
+  /** An open `better-sqlite3` database. The store never closes it. */
+  readonly database: SqliteDatabase
+  /** Table name, 1-48 letters, digits or underscores; default `keywarden_keys`. */
+  readonly table?: string
+}
+
+/**
+ * A `KeyStore` in SQLite through `better-sqlite3`. Every operation runs synchronously to its end, so
+ * none interleaves with another on the same connection; quota inserts run in `BEGIN IMMEDIATE`
+ * transactions, which also serialise them with other connections and processes. Use WAL mode when
+ * several processes share the file.
+ *
+ * @example
+ * ```ts
+ * import Database from 'better-sqlite3'
+ * import { KeyManager } from 'keywarden'
+ * import { SqliteStore } from 'keywarden/adapters/sql'
+ *
+ * const database = new Database('keys.db')
+ * database.pragma('journal_mode = WAL')
+ * const store = new SqliteStore({ database })
+ * await store.migrate() // or apply adapters/sql/migrations/sqlite.sql with your migration tool
+ * const keys = new KeyManager({ store, pepper: process.env.KEY_PEPPER })
+ * ```
+ */
+export class SqliteStore extends SqlStore {
+  /** Keeps the database and table; no I/O. Throws `ConfigError` for an invalid table name or database. */
+  constructor(options: SqliteStoreOptions) {
+    const table = resolveTable(options?.table)
+    super(table, sqliteDialect(table), sqliteDriver(options?.database))
+  }
+}
+
+function sqliteDriver(database: unknown): SqlDriver {
+  const candidate = database as Partial<SqliteDatabase> | undefined
+  if (typeof candidate?.prepare !== 'function' || typeof candidate.transaction !== 'function') {
+    invalidClient('database', 'must be a better-sqlite3 Database')
+  }
+  const db = database as SqliteDatabase
+  // Statements are prepared once per SQL text; list queries vary with their filters, hence the bound.
+  const prepared = new Map<string, SqliteStatement>()
+  const run = ({ sql, params }: SqlStatement): SqlResult => {
+    let statement = prepared.get(sql)
+    if (statement === undefined) {
+      if (prepared.size >= 256) prepared.clear()
+      prepared.set(sql, (statement = db.prepare(sql)))
+    }
+    if (statement.reader) return { rows: statement.all(...params) as SqlRow[], affected: 0 }
+    return { rows: [], affected: statement.run(...params).changes }
+  }
+  return {
+    execute: async (statement) => run(statement),
+    // The whole body runs synchronously inside BEGIN IMMEDIATE (a savepoint if a transaction is open).
+    transaction: async (steps) => db.transaction(() => runStepsSync(steps, run)).immediate(),
+  }
+}

@@ -1,0 +1,52 @@
+/** Small timing helpers shared by the benchmarks. Results are ops/s; nothing here asserts on time. */
+
+export interface BenchResult {
+  readonly name: string
+  readonly opsPerSecond: number
+  /** Ratio to the case's baseline measured in the same run; `null` for a baseline itself. */
+  readonly ratioToBaseline: number | null
+}
+
+/**
+ * Runs `operation` from `concurrency` workers for `durationMs` after a short warm-up and returns
+ * completed operations per second.
+ */
+export async function measure(operation: () => Promise<unknown> | unknown, durationMs: number, concurrency = 1): Promise<number> {
+  const warmUntil = performance.now() + Math.min(500, durationMs / 4)
+  while (performance.now() < warmUntil) await operation()
+  let operations = 0
+  const start = performance.now()
+  const deadline = start + durationMs
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      for (let i = 0; i < 20; i++) await operation()
+      operations += 20
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
+  return (operations * 1000) / (performance.now() - start)
+}
+
+/** Runs `task` over `items` with at most `concurrency` in flight. */
+export async function forEachConcurrently<T>(items: readonly T[], concurrency: number, task: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await task(items[next++]!)
+    }),
+  )
+}
+
+/** Prints results as an aligned table. */
+export function printTable(results: readonly BenchResult[]): void {
+  const rows = results.map((result) => [
+    result.name,
+    Math.round(result.opsPerSecond).toLocaleString('en-US'),
+    result.ratioToBaseline === null ? 'baseline' : `${result.ratioToBaseline.toFixed(2)}x`,
+  ])
+  const header = ['case', 'ops/s', 'vs baseline']
+  const widths = header.map((_, column) => Math.max(...[header, ...rows].map((row) => row[column]!.length)))
+  const line = (row: string[]) => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ')
+  console.log(line(header))
+  for (const row of rows) console.log(line(row))
+}

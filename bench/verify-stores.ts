@@ -1,0 +1,134 @@
+/**
+ * Verify throughput on each real store, with a warm store of N keys, next to the same driver's plain
+ * single-key read (Redis GET, a primary-key SELECT), at concurrency 1 (one request at a time, one core)
+ * and 50. "Warm": every key was verified once before timing, so the once-a-minute lastUsedAt write is
+ * not inside the timed window.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { Redis } from 'ioredis'
+import mysql from 'mysql2/promise'
+import pg from 'pg'
+import { KeyManager, type KeyStore } from 'keywarden'
+import { RedisStore } from 'keywarden/adapters/redis'
+import { MySqlStore, PostgresStore, SqliteStore } from 'keywarden/adapters/sql'
+import { forEachConcurrently, measure, type BenchResult } from './harness.js'
+
+interface StoreUnderTest {
+  readonly name: string
+  readonly store: KeyStore
+  /** The same driver reading one row or value by key, without keywarden. */
+  readonly plainRead: (id: string) => Promise<unknown>
+  readonly cleanup: () => Promise<void>
+}
+
+const TABLE = `bench_keys_${process.pid}`
+
+async function redisStore(): Promise<StoreUnderTest> {
+  const client = new Redis({ host: '127.0.0.1', port: 6379, enableAutoPipelining: false })
+  const namespace = `bench${process.pid}`
+  const value = 'x'.repeat(600)
+  await client.set(`${namespace}:plain`, value)
+  return {
+    name: 'Redis (ioredis)',
+    store: new RedisStore({ client, namespace }),
+    plainRead: () => client.get(`${namespace}:plain`),
+    cleanup: async () => {
+      let cursor = '0'
+      do {
+        const [next, found] = await client.scan(cursor, 'MATCH', `*${namespace}*`, 'COUNT', 1000)
+        if (found.length > 0) await client.del(...found)
+        cursor = next
+      } while (cursor !== '0')
+      client.disconnect()
+    },
+  }
+}
+
+async function postgresStore(): Promise<StoreUnderTest> {
+  const pool = new pg.Pool({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test', max: 20 })
+  const store = new PostgresStore({ pool, table: TABLE })
+  await store.migrate()
+  return {
+    name: 'PostgreSQL (pg)',
+    store,
+    plainRead: (id) => pool.query(`SELECT * FROM ${TABLE} WHERE id = $1`, [id]),
+    cleanup: async () => {
+      await pool.query(`DROP TABLE IF EXISTS ${TABLE}`)
+      await pool.end()
+    },
+  }
+}
+
+async function mariadbStore(): Promise<StoreUnderTest> {
+  const pool = mysql.createPool({ host: '127.0.0.1', port: 3306, user: 'root', database: 'test', connectionLimit: 20 })
+  const store = new MySqlStore({ pool, table: TABLE })
+  await store.migrate()
+  return {
+    name: 'MariaDB (mysql2)',
+    store,
+    plainRead: (id) => pool.query(`SELECT * FROM ${TABLE} WHERE id = ?`, [id]),
+    cleanup: async () => {
+      await pool.query(`DROP TABLE IF EXISTS ${TABLE}`)
+      await pool.query(`DROP TABLE IF EXISTS ${TABLE}_locks`).catch(() => undefined)
+      await pool.end()
+    },
+  }
+}
+
+async function sqliteStore(): Promise<StoreUnderTest> {
+  const directory = mkdtempSync(join(tmpdir(), 'keywarden-bench-'))
+  const database = new Database(join(directory, 'keys.db'))
+  database.pragma('journal_mode = WAL')
+  const store = new SqliteStore({ database, table: TABLE })
+  await store.migrate()
+  const select = database.prepare(`SELECT * FROM ${TABLE} WHERE id = ?`)
+  return {
+    name: 'SQLite (better-sqlite3)',
+    store,
+    plainRead: async (id) => select.get(id),
+    cleanup: async () => {
+      database.close()
+      rmSync(directory, { recursive: true, force: true })
+    },
+  }
+}
+
+export const STORE_FACTORIES = { redis: redisStore, postgres: postgresStore, mariadb: mariadbStore, sqlite: sqliteStore }
+
+export async function benchVerifyStore(
+  factory: () => Promise<StoreUnderTest>,
+  keyCount: number,
+  durationMs: number,
+  concurrencies: readonly number[],
+): Promise<BenchResult[]> {
+  const subject = await factory()
+  try {
+    const keys = new KeyManager({ store: subject.store, prefix: 'bench', pepper: 'bench-pepper-0123456789abcdef' })
+    const tokens: string[] = []
+    await forEachConcurrently(Array.from({ length: keyCount }, (_, i) => i), 20, async (i) => {
+      tokens.push((await keys.create({ name: `k${i}`, environment: 'live' })).token)
+    })
+    await forEachConcurrently(tokens, 20, async (token) => {
+      if (!(await keys.verify(token)).valid) throw new Error('bench setup is wrong')
+    })
+    const ids = tokens.map((token) => keys.parseToken(token)!.keyId)
+    let cursor = 0
+    const nextIndex = () => (cursor = (cursor + 7919) % keyCount) // a stride through every key
+
+    const results: BenchResult[] = []
+    for (const concurrency of concurrencies) {
+      const plain = await measure(() => subject.plainRead(ids[nextIndex()]!), durationMs, concurrency)
+      const verify = await measure(() => keys.verify(tokens[nextIndex()]!), durationMs, concurrency)
+      results.push(
+        { name: `${subject.name}: plain read, c=${concurrency}`, opsPerSecond: plain, ratioToBaseline: null },
+        { name: `${subject.name}: verify valid, c=${concurrency}`, opsPerSecond: verify, ratioToBaseline: verify / plain },
+      )
+    }
+    return results
+  } finally {
+    await subject.cleanup()
+  }
+}

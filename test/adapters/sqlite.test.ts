@@ -1,0 +1,231 @@
+import Database from 'better-sqlite3'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, describe, expect, it } from 'vitest'
+import { SqliteStore } from '../../adapters/sql/index.js'
+import { describeKeyStore } from '../conformance/describe-key-store.js'
+import { makeRecord, makeRichRecord } from '../conformance/records.js'
+import { uniqueSuffix } from '../support/services.js'
+import {
+  expectBinaryIdentifiers,
+  expectConfigError,
+  expectEndToEnd,
+  expectIdTakenBeforeQuota,
+  expectStoreError,
+  INVALID_TABLE_NAMES,
+  migrationFileStatements,
+  richSecrets,
+} from './sql-shared.js'
+
+// CI sets KEYWARDEN_SQLITE_BINDING to run this suite under a second Node version with its own build.
+const binding = process.env.KEYWARDEN_SQLITE_BINDING
+const databaseOptions: Database.Options = binding ? { nativeBinding: binding } : {}
+
+// One file database in WAL mode (as several processes would share it); each test has its own table.
+const directory = mkdtempSync(join(tmpdir(), 'keywarden-sqlite-'))
+const file = join(directory, 'keys.db')
+const database = new Database(file, databaseOptions)
+database.pragma('journal_mode = WAL')
+afterAll(() => {
+  database.close()
+  rmSync(directory, { recursive: true, force: true })
+})
+
+function freshStore(table = `kw_${uniqueSuffix()}`): SqliteStore {
+  return new SqliteStore({ database, table })
+}
+
+async function drop(store: SqliteStore): Promise<void> {
+  database.exec(`DROP TABLE IF EXISTS "${store.table}"`)
+}
+
+describe('SqliteStore', () => {
+  describeKeyStore(
+    'sqlite',
+    async () => {
+      const store = freshStore()
+      await store.migrate()
+      return store
+    },
+    { teardown: drop },
+  )
+
+  it('runs migrate() twice without harm and keeps the data', async () => {
+    const store = freshStore()
+    try {
+      await store.migrate()
+      await store.insert(makeRecord({ id: 'kept' }), null)
+      await store.migrate()
+      expect(await store.get('kept')).toEqual(makeRecord({ id: 'kept' }))
+    } finally {
+      await drop(store)
+    }
+  })
+
+  it('ships migrations/sqlite.sql with exactly the statements migrate() runs for the default table', async () => {
+    const sent: string[] = []
+    const recorder = {
+      prepare: (sql: string) => (sent.push(sql), { reader: false, all: () => [], run: () => ({ changes: 0 }) }),
+      transaction: () => expect.fail('migrate() needs no transaction'),
+    }
+    await new SqliteStore({ database: recorder }).migrate()
+    expect(sent).toEqual(migrationFileStatements('sqlite'))
+  })
+
+  it('accepts the shipped migration file applied by hand (table renamed) and migrate() afterwards', async () => {
+    const store = freshStore()
+    try {
+      for (const statement of migrationFileStatements('sqlite')) database.exec(statement.replaceAll('keywarden_keys', store.table))
+      await store.migrate()
+      expect(await store.insert(makeRichRecord(), { ownerId: 'owner-ü', limit: 1 })).toBe('inserted')
+      expect(await store.get(makeRichRecord().id)).toEqual(makeRichRecord())
+    } finally {
+      await drop(store)
+    }
+  })
+
+  it('uses the configured table name; two tables do not share keys', async () => {
+    const first = freshStore()
+    const second = freshStore()
+    try {
+      await first.migrate()
+      await second.migrate()
+      await first.insert(makeRecord({ id: 'only-in-first' }), null)
+      expect(await second.get('only-in-first')).toBeNull()
+      expect(database.prepare(`SELECT id FROM "${first.table}"`).all()).toEqual([{ id: 'only-in-first' }])
+    } finally {
+      await drop(first)
+      await drop(second)
+    }
+  })
+
+  it('defaults the table name to keywarden_keys and does no I/O in the constructor', () => {
+    const calls: unknown[] = []
+    const recorder = {
+      prepare: (sql: string) => (calls.push(sql), { reader: false, all: () => [], run: () => ({ changes: 0 }) }),
+      transaction: () => expect.fail('no I/O'),
+    }
+    expect(new SqliteStore({ database: recorder }).table).toBe('keywarden_keys')
+    expect(calls).toEqual([])
+  })
+
+  it('throws ConfigError for an invalid table name or database', () => {
+    for (const table of INVALID_TABLE_NAMES) expectConfigError(() => new SqliteStore({ database, table: table as string }), 'table')
+    for (const client of [undefined, null, {}, { prepare: () => undefined }, 'keys.db']) {
+      expectConfigError(() => new SqliteStore({ database: client as never }), 'database')
+    }
+    expectConfigError(() => new SqliteStore(undefined as never), 'database')
+  })
+
+  it('wraps driver errors in StoreError with the cause and no SQL or values in the message', async () => {
+    const store = freshStore()
+    // The table was never created.
+    const missing = await expectStoreError(store.insert(makeRichRecord(), null), 'insert', [store.table, ...richSecrets()])
+    expect((missing.cause as { code?: string }).code).toBe('SQLITE_ERROR')
+    await expectStoreError(store.list({ now: 0, order: 'asc', limit: 10, ownerId: 'owner-secret' }), 'list', ['owner-secret'])
+    await expectStoreError(store.insert(makeRichRecord(), { ownerId: 'owner-ü', limit: 5 }), 'insert', richSecrets())
+    // A database that has been closed.
+    const closedDatabase = new Database(':memory:', databaseOptions)
+    const closed = new SqliteStore({ database: closedDatabase })
+    await closed.migrate()
+    closedDatabase.close()
+    await expectStoreError(closed.get('some-id'), 'get', ['some-id'])
+    await expectStoreError(closed.insert(makeRecord(), { ownerId: 'o', limit: 1 }), 'insert')
+  })
+
+  it('keeps instants and JSON exact, stored as integers and JSON text', async () => {
+    const store = freshStore()
+    try {
+      await store.migrate()
+      const rich = makeRichRecord()
+      await store.insert(rich, null)
+      expect(await store.get(rich.id)).toEqual(rich)
+      const raw = database.prepare(`SELECT typeof(created_at) AS type, created_at, metadata_json FROM "${store.table}"`).get()
+      expect(raw).toEqual({ type: 'integer', created_at: rich.createdAt, metadata_json: JSON.stringify(rich.metadata) })
+    } finally {
+      await drop(store)
+    }
+  })
+
+  it('reads records when the database returns integers as bigints (safeIntegers)', async () => {
+    const own = new Database(':memory:', databaseOptions)
+    own.defaultSafeIntegers(true)
+    try {
+      const store = new SqliteStore({ database: own })
+      await store.migrate()
+      const rich = makeRichRecord({ revokedAt: null })
+      await store.insert(rich, { ownerId: 'owner-ü', limit: 1 })
+      expect(await store.get(rich.id)).toEqual(rich)
+      expect(await store.insert(makeRecord({ id: 'other', ownerId: 'owner-ü' }), { ownerId: 'owner-ü', limit: 1 })).toBe('quota_exceeded')
+    } finally {
+      own.close()
+    }
+  })
+
+  it('compares and orders IDs and owners in binary: case and trailing spaces matter', async () => {
+    const store = freshStore()
+    try {
+      await store.migrate()
+      await expectBinaryIdentifiers(store)
+    } finally {
+      await drop(store)
+    }
+  })
+
+  it('keeps quota inserts atomic across processes sharing the database file (BEGIN IMMEDIATE)', async () => {
+    const OWNERS = 200
+    const store = freshStore()
+    await store.migrate()
+    try {
+      const racer = fileURLToPath(new URL('./sqlite-racer.ts', import.meta.url))
+      const processes = Array.from({ length: 4 }, (_, i) =>
+        spawn(process.execPath, ['--import', 'tsx', racer, file, store.table, `proc${i}`, String(OWNERS)], { stdio: ['pipe', 'pipe', 'inherit'] }),
+      )
+      const lines = processes.map((child) => {
+        const output: string[] = []
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => output.push(chunk))
+        return {
+          ready: new Promise<void>((resolve) => child.stdout.on('data', () => resolve())),
+          done: new Promise<string>((resolve, reject) => {
+            child.on('error', reject)
+            child.on('close', (code) => (code === 0 ? resolve(output.join('')) : reject(new Error(`racer exited with ${code}`))))
+          }),
+        }
+      })
+      // Start every process's inserts at once, after all of them have opened the database.
+      await Promise.all(lines.map((line) => line.ready))
+      for (const child of processes) child.stdin.write('go\n')
+      const outcomes = (await Promise.all(lines.map((line) => line.done))).map((output) => JSON.parse(output.split('\n').at(-2)!) as string[])
+      // For each owner, exactly one process inserted.
+      for (let owner = 0; owner < OWNERS; owner++) {
+        expect(outcomes.filter((results) => results[owner] === 'inserted'), `owner${owner}`).toHaveLength(1)
+      }
+      expect(database.prepare(`SELECT count(*) AS n FROM "${store.table}"`).get()).toEqual({ n: OWNERS })
+    } finally {
+      await drop(store)
+    }
+  }, 30_000)
+
+  it('answers id_taken before quota_exceeded when both apply', async () => {
+    const store = freshStore()
+    try {
+      await store.migrate()
+      await expectIdTakenBeforeQuota(store)
+    } finally {
+      await drop(store)
+    }
+  })
+
+  it('works end to end through KeyManager: create, verify, quota, rotate, revoke', async () => {
+    const store = freshStore()
+    try {
+      await store.migrate()
+      await expectEndToEnd(store)
+    } finally {
+      await drop(store)
+    }
+  })
+})
