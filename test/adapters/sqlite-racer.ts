@@ -6,14 +6,13 @@
  *
  * Usage: node --import tsx sqlite-racer.ts <database file> <table> <id prefix> <count>
  */
-import Database from 'better-sqlite3'
 import { once } from 'node:events'
 import { SqliteStore } from '../../adapters/sql/index.js'
 import { makeRecord } from '../conformance/records.js'
+import { Database } from '../support/sqlite.js'
 
 const [file, table, prefix, count] = process.argv.slice(2)
-const binding = process.env.KEYWARDEN_SQLITE_BINDING
-const database = new Database(file!, binding ? { nativeBinding: binding } : {})
+const database = new Database(file!)
 const store = new SqliteStore({ database, table: table! })
 process.stdout.write('ready\n')
 await once(process.stdin, 'data')

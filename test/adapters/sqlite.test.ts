@@ -1,4 +1,3 @@
-import Database from 'better-sqlite3'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -9,6 +8,7 @@ import { SqliteStore } from '../../adapters/sql/index.js'
 import { describeKeyStore } from '../conformance/describe-key-store.js'
 import { makeRecord, makeRichRecord } from '../conformance/records.js'
 import { uniqueSuffix } from '../support/services.js'
+import { Database } from '../support/sqlite.js'
 import {
   expectBinaryIdentifiers,
   expectConfigError,
@@ -20,14 +20,10 @@ import {
   richSecrets,
 } from './sql-shared.js'
 
-// CI sets KEYWARDEN_SQLITE_BINDING to run this suite under a second Node version with its own build.
-const binding = process.env.KEYWARDEN_SQLITE_BINDING
-const databaseOptions: Database.Options = binding ? { nativeBinding: binding } : {}
-
 // One file database in WAL mode (as several processes would share it); each test has its own table.
 const directory = mkdtempSync(join(tmpdir(), 'keywarden-sqlite-'))
 const file = join(directory, 'keys.db')
-const database = new Database(file, databaseOptions)
+const database = new Database(file)
 database.pragma('journal_mode = WAL')
 afterAll(() => {
   database.close()
@@ -128,7 +124,7 @@ describe('SqliteStore', () => {
     await expectStoreError(store.list({ now: 0, order: 'asc', limit: 10, ownerId: 'owner-secret' }), 'list', ['owner-secret'])
     await expectStoreError(store.insert(makeRichRecord(), { ownerId: 'owner-ü', limit: 5 }), 'insert', richSecrets())
     // A database that has been closed.
-    const closedDatabase = new Database(':memory:', databaseOptions)
+    const closedDatabase = new Database(':memory:')
     const closed = new SqliteStore({ database: closedDatabase })
     await closed.migrate()
     closedDatabase.close()
@@ -151,7 +147,7 @@ describe('SqliteStore', () => {
   })
 
   it('reads records when the database returns integers as bigints (safeIntegers)', async () => {
-    const own = new Database(':memory:', databaseOptions)
+    const own = new Database(':memory:')
     own.defaultSafeIntegers(true)
     try {
       const store = new SqliteStore({ database: own })
