@@ -1,6 +1,7 @@
 import { ConfigError, StoreError } from '../../src/errors.js'
 import type { InsertResult, KeyQuery, KeyStore, QuotaCheck, StoredKey, UpdateResult } from '../../src/store.js'
-import { toSendCommand, type RedisClientLike, type SendCommand } from './client.js'
+import { importDriver } from '../driver.js'
+import { toSendCommand, type IoredisLikeClient, type RedisClientLike, type SendCommand } from './client.js'
 import { checkNamespace, DEFAULT_NAMESPACE, KeyLayout, orderMember } from './keys.js'
 import { listRecords, scoreArgument } from './list.js'
 import { decodeFixed, decodeRecord, encodeDoc, encodeFixed, encodeNumber, READ_FIELDS } from './record-codec.js'
@@ -188,8 +189,35 @@ export class RedisStore implements KeyStore {
     await this.run('touch', () => runScript(this.send, TOUCH, [this.keys.record(id)], [encodeNumber(at)]))
   }
 
-  /** Does nothing: the client belongs to the caller, who quits it. */
-  async close(): Promise<void> {}
+  /**
+   * Creates an ioredis client (importing `ioredis`, which must be installed) and a store that owns it:
+   * `close()` quits it. Without `ioredis` installed this throws a `ConfigError` saying what to install.
+   *
+   * @example
+   * ```ts
+   * const store = await RedisStore.connect(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { namespace: 'billing-api' })
+   * ```
+   */
+  static async connect(url: string, options: { namespace?: string } = {}): Promise<RedisStore> {
+    const ioredis = (await importDriver('ioredis', 'ioredis', 'RedisStore.connect')) as {
+      Redis: new (url: string, options: object) => IoredisLikeClient & { connect(): Promise<void>; quit(): Promise<unknown> }
+    }
+    // Fail fast instead of queueing commands while the server is away: verify answers 503 at once.
+    const client = new ioredis.Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true })
+    await client.connect()
+    const store = new RedisStore({ client, ...options })
+    store.releaseOwnedClient = async () => void (await client.quit())
+    return store
+  }
+
+  /** Quits the client only if the store created it ({@link RedisStore.connect}); a client you passed in is yours. */
+  async close(): Promise<void> {
+    const release = this.releaseOwnedClient
+    this.releaseOwnedClient = undefined
+    await release?.()
+  }
+
+  private releaseOwnedClient: (() => Promise<void>) | undefined
 
   /** Runs one operation; any failure (connection, timeout, a reply of the wrong shape) becomes a {@link StoreError}. */
   private async run<T>(operation: string, body: () => Promise<T>): Promise<T> {

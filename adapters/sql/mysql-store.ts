@@ -1,3 +1,4 @@
+import { importDriver } from '../driver.js'
 import { mysqlDialect } from './dialects/mysql.js'
 import { SqlStore, invalidClient, resolveTable, serialized, transact, type SqlDriver, type SqlResult, type SqlRow, type SqlStatement } from './sql-store.js'
 
@@ -60,6 +61,24 @@ export class MySqlStore extends SqlStore {
     const table = resolveTable(options?.table)
     super(table, mysqlDialect(table), mysqlDriver(options?.pool))
   }
+
+  /**
+   * Creates a `mysql2/promise` pool (importing `mysql2`, which must be installed) and a store that owns
+   * it: `close()` ends the pool. Without `mysql2` installed this throws a `ConfigError` saying what to install.
+   *
+   * @example
+   * ```ts
+   * const store = await MySqlStore.connect('mysql://root@127.0.0.1:3306/app')
+   * await store.migrate()
+   * ```
+   */
+  static async connect(connection: string | Record<string, unknown>, options: { table?: string } = {}): Promise<MySqlStore> {
+    const mysql = (await importDriver('mysql2/promise', 'mysql2', 'MySqlStore.connect')) as {
+      createPool(config: string | object): MySqlPool & { end(): Promise<void> }
+    }
+    const pool = mysql.createPool(connection)
+    return new MySqlStore({ pool, ...options }).ownClient(() => pool.end())
+  }
 }
 
 async function run(client: Pick<MySqlConnection, 'execute'>, { sql, params }: SqlStatement): Promise<SqlResult> {
@@ -83,7 +102,7 @@ function mysqlDriver(pool: unknown): SqlDriver {
   if (typeof candidate?.promise === 'function') {
     invalidClient('pool', 'must be a mysql2/promise pool or connection; convert a callback-style one with .promise()')
   }
-  if (typeof candidate?.execute !== 'function') invalidClient('pool', 'must be a mysql2/promise pool or connection')
+  if (typeof candidate?.execute !== 'function') invalidClient('pool', 'must be a mysql2/promise pool or connection (npm install mysql2; mysql.createPool(...)), or use MySqlStore.connect(url)')
   if (typeof candidate.getConnection === 'function') {
     const pooled = pool as MySqlPool
     return {

@@ -1,3 +1,4 @@
+import { importDriver } from '../driver.js'
 import { postgresDialect } from './dialects/postgres.js'
 import { SqlStore, invalidClient, resolveTable, serialized, transact, type SqlDriver, type SqlResult, type SqlStatement } from './sql-store.js'
 
@@ -55,6 +56,22 @@ export class PostgresStore extends SqlStore {
     const table = resolveTable(options?.table)
     super(table, postgresDialect(table), postgresDriver(options?.pool))
   }
+
+  /**
+   * Creates a `pg.Pool` (importing `pg`, which must be installed) and a store that owns it:
+   * `close()` ends the pool. Without `pg` installed this throws a `ConfigError` saying what to install.
+   *
+   * @example
+   * ```ts
+   * const store = await PostgresStore.connect(process.env.DATABASE_URL!)
+   * await store.migrate()
+   * ```
+   */
+  static async connect(connection: string | Record<string, unknown>, options: { table?: string } = {}): Promise<PostgresStore> {
+    const pg = (await importDriver('pg', 'pg', 'PostgresStore.connect')) as { Pool: new (config: object) => PgPool & { end(): Promise<void> } }
+    const pool = new pg.Pool(typeof connection === 'string' ? { connectionString: connection } : connection)
+    return new PostgresStore({ pool, ...options }).ownClient(() => pool.end())
+  }
 }
 
 async function run(client: PgQueryable, { sql, params }: SqlStatement): Promise<SqlResult> {
@@ -72,7 +89,7 @@ function connection(client: PgQueryable) {
 }
 
 function postgresDriver(pool: unknown): SqlDriver {
-  if (typeof (pool as PgQueryable | undefined)?.query !== 'function') invalidClient('pool', 'must be a pg Pool or Client')
+  if (typeof (pool as PgQueryable | undefined)?.query !== 'function') invalidClient('pool', 'must be a pg Pool or Client (npm install pg; new pg.Pool(...)), or use PostgresStore.connect(url)')
   const client = pool as PgQueryable
   if (typeof (pool as PgPool).connect === 'function' && typeof (pool as PgPool).totalCount === 'number') {
     const pooled = pool as PgPool

@@ -290,11 +290,28 @@ export abstract class SqlStore implements KeyStore {
   readonly table: string
   readonly #dialect: SqlDialect
   readonly #driver: SqlDriver
+  #releaseOwnedClient: (() => Promise<void>) | undefined
 
   protected constructor(table: string, dialect: SqlDialect, driver: SqlDriver) {
     this.table = table
     this.#dialect = dialect
     this.#driver = driver
+  }
+
+  /** Makes `close()` end a client the store created itself (through a `connect`/`open` helper). */
+  protected ownClient(release: () => Promise<void>): this {
+    this.#releaseOwnedClient = release
+    return this
+  }
+
+  /**
+   * Ends the client only if the store created it (`PostgresStore.connect`, `MySqlStore.connect`,
+   * `SqliteStore.open`); a client you passed in is yours to close.
+   */
+  async close(): Promise<void> {
+    const release = this.#releaseOwnedClient
+    this.#releaseOwnedClient = undefined
+    await release?.()
   }
 
   /**

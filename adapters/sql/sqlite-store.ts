@@ -1,3 +1,4 @@
+import { importDriver } from '../driver.js'
 import { sqliteDialect } from './dialects/sqlite.js'
 import { SqlStore, invalidClient, resolveTable, runStepsSync, type SqlDriver, type SqlResult, type SqlRow, type SqlStatement } from './sql-store.js'
 
@@ -56,12 +57,32 @@ export class SqliteStore extends SqlStore {
     const table = resolveTable(options?.table)
     super(table, sqliteDialect(table), sqliteDriver(options?.database))
   }
+
+  /**
+   * Opens a `better-sqlite3` database file in WAL mode (importing `better-sqlite3`, which must be
+   * installed) and a store that owns it: `close()` closes the database. Without the driver installed
+   * this throws a `ConfigError` saying what to install.
+   *
+   * @example
+   * ```ts
+   * const store = await SqliteStore.open('keys.db')
+   * await store.migrate()
+   * ```
+   */
+  static async open(filename: string, options: { table?: string } = {}): Promise<SqliteStore> {
+    const Database = (await importDriver('better-sqlite3', 'better-sqlite3', 'SqliteStore.open')) as new (
+      filename: string,
+    ) => SqliteDatabase & { pragma(source: string): unknown; close(): unknown }
+    const database = new Database(filename)
+    database.pragma('journal_mode = WAL')
+    return new SqliteStore({ database, ...options }).ownClient(async () => void database.close())
+  }
 }
 
 function sqliteDriver(database: unknown): SqlDriver {
   const candidate = database as Partial<SqliteDatabase> | undefined
   if (typeof candidate?.prepare !== 'function' || typeof candidate.transaction !== 'function') {
-    invalidClient('database', 'must be a better-sqlite3 Database')
+    invalidClient('database', "must be a better-sqlite3 Database (npm install better-sqlite3; new Database('keys.db')), or use SqliteStore.open(file)")
   }
   const db = database as SqliteDatabase
   // Statements are prepared once per SQL text; list queries vary with their filters, hence the bound.

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import type { InsertResult, KeyQuery, KeyStore, ListPosition, StoredKey, UpdateResult } from '../../src/index.js'
+import { keyManagerScenarios } from './key-manager-scenarios.js'
 import { makeRecord, makeRichRecord, T0, type MutableStoredKey } from './records.js'
 
 /** Options of {@link describeKeyStore}. */
@@ -62,6 +63,7 @@ export function describeKeyStore<S extends KeyStore>(
     listExpiresWithinTests(register)
     listOrderTests(register)
     listPagingTests(register)
+    keyManagerScenarios(register)
 
     // A misspelt name would silently skip nothing: fail instead.
     const unknown = [...skipped].filter((title) => !registered.has(title))
