@@ -32,12 +32,36 @@ export const HashMatch = {
 /** One of the {@link HashMatch} values. */
 export type HashMatch = (typeof HashMatch)[keyof typeof HashMatch]
 
-type Digest = (message: Uint8Array) => Uint8Array
+/** Hashes a message to lower-case hex. */
+type Digest = (message: string) => string
 
-function keyedDigest(secret: string | Uint8Array): Digest {
-  // The keyed inner and outer states are computed once; each call only clones them.
+/** The part of node's `crypto` used here; found without a static import so other platforms load too. */
+interface NativeCrypto {
+  createHmac(algorithm: 'sha256', key: string | Uint8Array): { update(data: string): { digest(encoding: 'hex'): string } }
+  createHash(algorithm: 'sha256'): { update(data: string): { digest(encoding: 'hex'): string } }
+}
+
+function nativeCrypto(): NativeCrypto | undefined {
+  const process = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process
+  return process?.getBuiltinModule?.('node:crypto') as NativeCrypto | undefined
+}
+
+function keyedDigest(secret: string | Uint8Array, native: NativeCrypto | undefined): Digest {
+  if (native) return (message) => native.createHmac('sha256', secret).update(message).digest('hex')
+  // @noble/hashes elsewhere: the keyed inner and outer states are computed once; each call clones them.
   const prepared = hmac.create(sha256, typeof secret === 'string' ? utf8ToBytes(secret) : secret)
-  return (message) => prepared.clone().update(message).digest()
+  return (message) => bytesToHex(prepared.clone().update(utf8ToBytes(message)).digest())
+}
+
+function plainDigest(native: NativeCrypto | undefined): Digest {
+  if (native) return (message) => native.createHash('sha256').update(message).digest('hex')
+  return (message) => bytesToHex(sha256(utf8ToBytes(message)))
+}
+
+/** Options of {@link SecretHasher}, for tests. */
+export interface SecretHasherOptions {
+  /** Use node's `crypto` when the platform has it (default), or always `@noble/hashes`. Same digests. */
+  readonly native?: boolean
 }
 
 /**
@@ -49,15 +73,18 @@ function keyedDigest(secret: string | Uint8Array): Digest {
  */
 export class SecretHasher {
   private readonly digests = new Map<string, Digest>()
+  private readonly plain: Digest
   private readonly currentTag: string
   private readonly currentDigest: Digest
   private readonly dummyHash: string
 
-  constructor(peppers: readonly Pepper[]) {
-    for (const pepper of peppers) this.digests.set(pepper.id, keyedDigest(pepper.secret))
+  constructor(peppers: readonly Pepper[], options: SecretHasherOptions = {}) {
+    const native = options.native === false ? undefined : nativeCrypto()
+    for (const pepper of peppers) this.digests.set(pepper.id, keyedDigest(pepper.secret, native))
+    this.plain = plainDigest(native)
     const current = peppers[0]
     this.currentTag = current ? `${SCHEME_VERSION}$hmac-sha256$${current.id}$` : `${SCHEME_VERSION}$sha256$-$`
-    this.currentDigest = current ? this.digests.get(current.id)! : (message) => sha256(message)
+    this.currentDigest = current ? this.digests.get(current.id)! : this.plain
     this.dummyHash = this.currentTag + '0'.repeat(64)
   }
 
@@ -68,7 +95,7 @@ export class SecretHasher {
 
   /** The stored form of `secret` for the key `keyId` in `environment`, with the current pepper. */
   hash(environment: string, keyId: string, secret: string): string {
-    return this.currentTag + bytesToHex(this.currentDigest(message(environment, keyId, secret)))
+    return this.currentTag + this.currentDigest(message(environment, keyId, secret))
   }
 
   /** Compares `secret` with a stored hash in constant time. */
@@ -83,7 +110,7 @@ export class SecretHasher {
       this.compareWithDummy(environment, keyId, secret)
       return HashMatch.None
     }
-    const candidate = tag + bytesToHex(digest(message(environment, keyId, secret)))
+    const candidate = tag + digest(message(environment, keyId, secret))
     return constantTimeEqual(stored, candidate) ? HashMatch.Stale : HashMatch.None
   }
 
@@ -94,13 +121,13 @@ export class SecretHasher {
   }
 
   private digestFor(tag: string): Digest | undefined {
-    if (tag === `${SCHEME_VERSION}$sha256$-$`) return (bytes) => sha256(bytes)
+    if (tag === `${SCHEME_VERSION}$sha256$-$`) return this.plain
     const prefix = `${SCHEME_VERSION}$hmac-sha256$`
     if (!tag.startsWith(prefix)) return undefined
     return this.digests.get(tag.slice(prefix.length, -1))
   }
 }
 
-function message(environment: string, keyId: string, secret: string): Uint8Array {
-  return utf8ToBytes(`${DOMAIN}\0${environment}\0${keyId}\0${secret}`)
+function message(environment: string, keyId: string, secret: string): string {
+  return `${DOMAIN}\0${environment}\0${keyId}\0${secret}`
 }

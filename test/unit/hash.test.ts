@@ -44,6 +44,24 @@ describe('SecretHasher', () => {
   })
 })
 
+describe('native and portable hashing', () => {
+  it('give the same digests (node:crypto vs @noble/hashes), peppered or not', () => {
+    const peppers = [{ id: 'p1', secret: PEPPER }, { id: 'p0', secret: new Uint8Array(40).fill(7) }]
+    const native = new SecretHasher(peppers)
+    const portable = new SecretHasher(peppers, { native: false })
+    const plainNative = new SecretHasher([])
+    const plainPortable = new SecretHasher([], { native: false })
+    for (const secret of [SECRET, 'a'.repeat(32), '0123456789ABCDEFabcdef0123456789']) {
+      const stored = native.hash('live', 'AbCdEfGh01234567', secret)
+      expect(portable.hash('live', 'AbCdEfGh01234567', secret)).toBe(stored)
+      expect(portable.compare(stored, 'live', 'AbCdEfGh01234567', secret)).toBe(HashMatch.Current)
+      expect(plainPortable.hash('test', 'AbCdEfGh01234567', secret)).toBe(plainNative.hash('test', 'AbCdEfGh01234567', secret))
+      const underOld = new SecretHasher([peppers[1]!], { native: false }).hash('live', 'AbCdEfGh01234567', secret)
+      expect(native.compare(underOld, 'live', 'AbCdEfGh01234567', secret)).toBe(HashMatch.Stale)
+    }
+  })
+})
+
 describe('constantTimeEqual', () => {
   it('compares equal-length strings fully and refuses different lengths', () => {
     expect(constantTimeEqual('abc', 'abc')).toBe(true)
