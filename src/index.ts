@@ -19,6 +19,7 @@ export type {
   ApiKey,
   CreateKeyInput,
   ExpiringInput,
+  ExpiringKeys,
   IssuedKey,
   KeyPage,
   ListKeysInput,

@@ -13,6 +13,7 @@ import type {
   ApiKey,
   CreateKeyInput,
   ExpiringInput,
+  ExpiringKeys,
   IssuedKey,
   KeyPage,
   ListKeysInput,
@@ -259,17 +260,19 @@ export class KeyManager {
 
   /**
    * Keys that are not revoked and expire within the window from now (`now < expiresAt <= now + within`),
-   * one page at a time, e.g. to warn their owners.
+   * e.g. to warn their owners. The result is an array of keys that is also a page like
+   * {@link KeyManager.list}'s: `items` (the same keys) and `nextCursor` for the next page.
    *
    * @example
    * ```ts
-   * const { items } = await keys.expiring({ within: '2d' })
+   * for (const key of await keys.expiring({ within: '2d' })) console.log(key.name, key.expiresAt)
    * ```
    */
-  async expiring(input: ExpiringInput): Promise<KeyPage> {
+  async expiring(input: ExpiringInput): Promise<ExpiringKeys> {
     const { within, cursor, limit, ...filters } = parseInput(this.schemas.expiring, input)
     const now = this.clock()
-    return this.page({ ...filters, expiresWithin: { from: now, to: now + within }, now, order: 'asc', limit }, cursor)
+    const page = await this.page({ ...filters, expiresWithin: { from: now, to: now + within }, now, order: 'asc', limit }, cursor)
+    return Object.assign([...page.items], page)
   }
 
   /**

@@ -166,6 +166,12 @@ export interface ExpiringInput {
   cursor?: string | null
 }
 
+/**
+ * What {@link KeyManager.expiring} returns: the keys as an array, which is also a {@link KeyPage}
+ * (`items` holds the same keys, `nextCursor` continues the walk).
+ */
+export type ExpiringKeys = readonly ApiKey[] & KeyPage
+
 /** Options of {@link KeyManager.notifyExpiring}. */
 export interface NotifyExpiringInput extends Omit<ExpiringInput, 'cursor' | 'limit'> {
   /**

@@ -72,9 +72,13 @@ export class RedisStore implements KeyStore {
   private readonly keys: KeyLayout
 
   /** @throws {@link ConfigError} naming `client` or `namespace`. */
-  constructor(options: RedisStoreOptions) {
+  constructor(options: RedisStoreOptions | RedisClientLike) {
+    // The client alone (`new RedisStore(redis)`) means the default namespace.
+    if (typeof options === 'function' || (typeof options === 'object' && options !== null && !('client' in options))) {
+      options = { client: options as RedisClientLike }
+    }
     if (typeof options !== 'object' || options === null) {
-      throw new ConfigError([{ path: [], message: 'must be an object with a client' }])
+      throw new ConfigError([{ path: [], message: 'must be a Redis client or an object with a client' }])
     }
     this.send = toSendCommand(options.client)
     this.namespace = checkNamespace(options.namespace ?? DEFAULT_NAMESPACE)

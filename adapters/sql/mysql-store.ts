@@ -57,9 +57,12 @@ export interface MySqlStoreOptions {
  */
 export class MySqlStore extends SqlStore {
   /** Keeps the client and table; no I/O. Throws `ConfigError` for an invalid table name or client. */
-  constructor(options: MySqlStoreOptions) {
-    const table = resolveTable(options?.table)
-    super(table, mysqlDialect(table), mysqlDriver(options?.pool))
+  constructor(options: MySqlStoreOptions | MySqlPool | MySqlConnection) {
+    // The pool alone (`new MySqlStore(pool)`) means the default table.
+    const { pool, table: name } =
+      typeof (options as MySqlConnection)?.execute === 'function' ? { pool: options as MySqlPool, table: undefined } : ((options ?? {}) as MySqlStoreOptions)
+    const table = resolveTable(name)
+    super(table, mysqlDialect(table), mysqlDriver(pool))
   }
 
   /**

@@ -52,9 +52,11 @@ export interface PostgresStoreOptions {
  */
 export class PostgresStore extends SqlStore {
   /** Keeps the client and table; no I/O. Throws `ConfigError` for an invalid table name or client. */
-  constructor(options: PostgresStoreOptions) {
-    const table = resolveTable(options?.table)
-    super(table, postgresDialect(table), postgresDriver(options?.pool))
+  constructor(options: PostgresStoreOptions | PgPool | PgQueryable) {
+    // The pool alone (`new PostgresStore(pool)`) means the default table.
+    const { pool, table: name } = typeof (options as PgQueryable)?.query === 'function' ? { pool: options as PgQueryable, table: undefined } : ((options ?? {}) as PostgresStoreOptions)
+    const table = resolveTable(name)
+    super(table, postgresDialect(table), postgresDriver(pool))
   }
 
   /**

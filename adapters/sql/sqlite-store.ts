@@ -53,9 +53,12 @@ export interface SqliteStoreOptions {
  */
 export class SqliteStore extends SqlStore {
   /** Keeps the database and table; no I/O. Throws `ConfigError` for an invalid table name or database. */
-  constructor(options: SqliteStoreOptions) {
-    const table = resolveTable(options?.table)
-    super(table, sqliteDialect(table), sqliteDriver(options?.database))
+  constructor(options: SqliteStoreOptions | SqliteDatabase) {
+    // The database alone (`new SqliteStore(db)`) means the default table.
+    const { database, table: name } =
+      typeof (options as SqliteDatabase)?.prepare === 'function' ? { database: options as SqliteDatabase, table: undefined } : ((options ?? {}) as SqliteStoreOptions)
+    const table = resolveTable(name)
+    super(table, sqliteDialect(table), sqliteDriver(database))
   }
 
   /**

@@ -132,3 +132,57 @@ describe.skipIf(!redis.available)('RedisStore.connect', () => {
     }
   })
 })
+
+describe('stores built from the client alone', () => {
+  it('SqliteStore(database) uses the default table', async () => {
+    const { Database } = await import('../support/sqlite.js')
+    const database = new Database(':memory:')
+    const store = new SqliteStore(database)
+    expect(store.table).toBe('keywarden_keys')
+    await store.migrate()
+    const keys = new KeyManager({ store })
+    const { token } = await keys.create({ name: 'x', environment: 'live' })
+    expect((await keys.verify(token)).valid).toBe(true)
+    database.close()
+  })
+
+  it('a missing options object is a ConfigError, not a TypeError', () => {
+    for (const build of [() => new PostgresStore(undefined as never), () => new MySqlStore(undefined as never), () => new SqliteStore(undefined as never), () => new RedisStore(undefined as never)]) {
+      expect(build).toThrow(ConfigError)
+    }
+  })
+})
+
+describe.skipIf(!redis.available)('RedisStore(client)', () => {
+  it('uses the default namespace when given the client alone', async () => {
+    const client = new Redis(SERVICES.redis)
+    try {
+      expect(new RedisStore(client).namespace).toBe('keywarden')
+      expect(new RedisStore((args: string[]) => client.call(args[0]!, ...args.slice(1))).namespace).toBe('keywarden')
+    } finally {
+      await client.quit()
+    }
+  })
+})
+
+describe.skipIf(!postgres.available)('PostgresStore(pool)', () => {
+  it('uses the default table when given the pool alone', async () => {
+    const pool = new pg.Pool(SERVICES.postgres)
+    try {
+      expect(new PostgresStore(pool).table).toBe('keywarden_keys')
+    } finally {
+      await pool.end()
+    }
+  })
+})
+
+describe.skipIf(!mariadb.available)('MySqlStore(pool)', () => {
+  it('uses the default table when given the pool alone', async () => {
+    const pool = mysql.createPool(SERVICES.mariadb)
+    try {
+      expect(new MySqlStore(pool).table).toBe('keywarden_keys')
+    } finally {
+      await pool.end()
+    }
+  })
+})

@@ -29,6 +29,16 @@ describe('expiring', () => {
     expect(names((await keys.expiring({ within: '2d' })).items)).toEqual(['edge', 'later'])
   })
 
+  it('returns an array of keys that is also a page', async () => {
+    const { keys, soon, edge } = await seed()
+    const result = await keys.expiring({ within: '2d' })
+    expect(Array.isArray(result)).toBe(true)
+    expect(result.map((key) => key.id).sort()).toEqual([soon.id, edge.id].sort())
+    expect(result.items).toEqual([...result])
+    expect(result.nextCursor).toBeNull()
+    expect(JSON.parse(JSON.stringify(result))).toHaveLength(2)
+  })
+
   it('pages', async () => {
     const { keys } = await seed()
     const first = await keys.expiring({ within: '3d', limit: 2 })
