@@ -54,3 +54,6 @@ await keys.revoke(key.id)
 show('new token after revoke', await keys.verify(rotated.token))
 const { items } = await keys.list({ ownerId: 'user_1' })
 console.log('\nKeys of user_1:', items.map((item) => `${item.name} [${keys.statusOf(item)}]`).join(', '))
+
+// Writes the buffered lastUsedAt values before the process ends.
+await keys.close()

@@ -70,4 +70,7 @@ const server = app.listen(Number(process.env.PORT ?? 3000), process.env.HOST ?? 
   const { address, port } = server.address() as AddressInfo
   printBanner('Koa', `http://${address}:${port}`, demo)
 })
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => server.close(() => process.exit(0)))
+// On shutdown: stop accepting requests, then write the buffered lastUsedAt values.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => server.close(() => void keys.close().then(() => process.exit(0))))
+}

@@ -25,6 +25,7 @@ import type {
   VerifyOptions,
   VerifyResult,
 } from './types.js'
+import { UsageBuffer } from './usage.js'
 import { parseInput } from './validation.js'
 
 /** Compare-and-set attempts before a concurrent-update conflict is reported. */
@@ -79,6 +80,7 @@ export class KeyManager {
   private readonly scopes: ScopeResolver
   private readonly events: KeyEventEmitter
   private readonly schemas: InputSchemas
+  private readonly usage: UsageBuffer
 
   /** @throws {@link ConfigError} naming every invalid option. */
   constructor(options: KeyManagerOptions) {
@@ -92,6 +94,7 @@ export class KeyManager {
     this.events = new KeyEventEmitter((error, event) => this.options.onListenerError(error, event.type))
     this.schemas = inputSchemas(this.options)
     this.tokenPattern = new RegExp(tokenPatternSource(prefix, environments))
+    this.usage = new UsageBuffer(store, { ...this.options.usage, concurrency: 8 })
   }
 
   /**
@@ -164,7 +167,7 @@ export class KeyManager {
       const outcome = await this.callStore('insert', () => this.store.insert(record, quota))
       if (outcome === 'quota_exceeded') throw new QuotaExceededError(ownerId!, quota!.limit)
       if (outcome === 'inserted') {
-        const key = toApiKey(record)
+        const key = this.publicKey(record)
         this.emit({ type: 'created', at: new Date(now), key })
         return { key, token: formatToken({ prefix: this.options.prefix, environment, keyId, secret }) }
       }
@@ -220,10 +223,11 @@ export class KeyManager {
     }
 
     if (match === HashMatch.Stale) await this.rehash(record, matchedPrevious, environment, secret)
-    let lastUsedAt = record.lastUsedAt
+    // No write here: the use goes to the write-behind buffer, at most once per precision interval.
+    let lastUsedAt = this.lastUsedAt(record)
     if (lastUsedAt === null || now - lastUsedAt >= this.options.lastUsedPrecisionMs) {
-      // Usage bookkeeping must never turn a valid key into a failure.
-      await this.store.touch(keyId, now).then(() => (lastUsedAt = now), () => undefined)
+      this.usage.record(keyId, now)
+      lastUsedAt = now
     }
     const key = toApiKey(record, lastUsedAt)
     if (this.events.has('verified')) this.events.emit({ type: 'verified', at: new Date(now), key })
@@ -241,7 +245,7 @@ export class KeyManager {
   async get(id: string): Promise<ApiKey | null> {
     checkId(id)
     const record = await this.callStore('get', () => this.store.get(id))
-    return record === null ? null : toApiKey(record)
+    return record === null ? null : this.publicKey(record)
   }
 
   /**
@@ -302,7 +306,7 @@ export class KeyManager {
         if (candidate.expiryNoticeFor === candidate.expiresAt) continue
         const claimed = await this.claimExpiryNotice(candidate.id, query.expiresWithin!)
         if (claimed === null) continue
-        const key = toApiKey(claimed)
+        const key = this.publicKey(claimed)
         try {
           await notify(key)
         } catch (error) {
@@ -346,7 +350,7 @@ export class KeyManager {
         ...(expiry === undefined ? {} : { expiresAt: expiry }),
       }
     })
-    const key = toApiKey(after)
+    const key = this.publicKey(after)
     if (changed) this.emit({ type: 'updated', at: key.updatedAt, key, changes })
     return key
   }
@@ -389,7 +393,7 @@ export class KeyManager {
     const { after, changed } = await this.mutate(id, (current, now) =>
       current.revokedAt !== null ? current : { ...current, revokedAt: now, previousHash: null, previousHashExpiresAt: null },
     )
-    const key = toApiKey(after)
+    const key = this.publicKey(after)
     if (changed) this.emit({ type: 'revoked', at: key.updatedAt, key })
     return key
   }
@@ -409,7 +413,7 @@ export class KeyManager {
     if (record === null) throw new KeyNotFoundError(id)
     const existed = await this.callStore('delete', () => this.store.delete(id))
     if (!existed) throw new KeyNotFoundError(id)
-    this.emit({ type: 'deleted', at: new Date(this.clock()), key: toApiKey(record) })
+    this.emit({ type: 'deleted', at: new Date(this.clock()), key: this.publicKey(record) })
   }
 
   /**
@@ -438,7 +442,7 @@ export class KeyManager {
         previousHashExpiresAt: gracePeriod > 0 ? now + gracePeriod : null,
       }
     })
-    const key = toApiKey(after)
+    const key = this.publicKey(after)
     const previousSecretValidUntil = after.previousHashExpiresAt === null ? null : new Date(after.previousHashExpiresAt)
     this.emit({ type: 'rotated', at: key.updatedAt, key, previousSecretValidUntil })
     return { key, token: formatToken({ prefix: this.options.prefix, environment: after.environment, keyId: after.id, secret }) }
@@ -473,6 +477,42 @@ export class KeyManager {
     return parts === null ? null : { prefix: parts.prefix, environment: parts.environment, keyId: parts.keyId }
   }
 
+  /**
+   * Writes the buffered `lastUsedAt` values now. Never rejects; failures go to `usage.onError`.
+   *
+   * @example
+   * ```ts
+   * await keys.flush()
+   * ```
+   */
+  flush(): Promise<void> {
+    return this.usage.flush()
+  }
+
+  /**
+   * Shuts down cleanly: stops the usage timer and writes the buffered `lastUsedAt` values. Call it when
+   * the process stops (e.g. on SIGTERM); it does not close the store's client.
+   *
+   * @example
+   * ```ts
+   * process.on('SIGTERM', async () => { await keys.close(); process.exit(0) })
+   * ```
+   */
+  close(): Promise<void> {
+    return this.usage.close()
+  }
+
+  /** The last use known to this process: the stored one or a newer one still in the buffer. */
+  private lastUsedAt(record: StoredKey): number | null {
+    const pending = this.usage.pendingFor(record.id)
+    return pending !== undefined && (record.lastUsedAt === null || pending > record.lastUsedAt) ? pending : record.lastUsedAt
+  }
+
+  /** The public record, showing buffered uses that are not written yet. */
+  private publicKey(record: StoredKey): ApiKey {
+    return toApiKey(record, this.lastUsedAt(record))
+  }
+
   private soleEnvironment(): string {
     const { environments } = this.options
     if (environments.length !== 1) {
@@ -496,7 +536,7 @@ export class KeyManager {
       if (current.revokedAt !== null) throw new KeyRevokedError(id)
       return current.enabled === enabled ? current : { ...current, enabled }
     })
-    const key = toApiKey(after)
+    const key = this.publicKey(after)
     if (changed) this.emit({ type: enabled ? 'enabled' : 'disabled', at: key.updatedAt, key })
     return key
   }
@@ -579,7 +619,7 @@ export class KeyManager {
     const items = records.slice(0, query.limit)
     const last = items[items.length - 1]
     const nextCursor = records.length > query.limit && last ? encodeCursor({ createdAt: last.createdAt, id: last.id }) : null
-    return { items: items.map((record) => toApiKey(record)), nextCursor }
+    return { items: items.map((record) => this.publicKey(record)), nextCursor }
   }
 
   private reject(reason: VerifyFailureReason, keyId: string | null): VerifyResult {
@@ -626,7 +666,7 @@ function toDate(ms: number | null): Date | null {
 }
 
 /** Copies only the public fields: the hash never leaves the KeyManager. */
-function toApiKey(record: StoredKey, lastUsedAt: number | null = record.lastUsedAt): ApiKey {
+function toApiKey(record: StoredKey, lastUsedAt: number | null): ApiKey {
   return Object.freeze({
     id: record.id,
     name: record.name,

@@ -64,8 +64,15 @@ export interface KeyManagerOptions {
   startLength?: number
   /** Whether `*` and `prefix:*` in granted scopes are wildcards. When off, `*` is an ordinary character. Default `true`. */
   scopeWildcards?: boolean
-  /** `lastUsedAt` is written at most once per this interval per key. Default `'1m'`: "last used, to the minute". */
+  /** A use is recorded in `lastUsedAt` at most once per this interval per key. Default `'1m'`: "last used, to the minute". */
   lastUsedPrecision?: Duration
+  /**
+   * Write-behind for `lastUsedAt`: verify never writes; uses are buffered per key and written every
+   * `flushInterval` (default `'1m'`), when `maxPending` keys (default 10,000) are waiting, and on
+   * {@link KeyManager.close}. A crash loses at most one interval of last-used times. `onError` hears of
+   * a failed write (default `console.error`); its entries are retried at the next flush.
+   */
+  usage?: { flushInterval?: Duration; maxPending?: number; onError?: (error: unknown) => void }
   /** The clock, in epoch milliseconds. Every time decision uses it. Default `() => Date.now()`, read at every call (so fake timers work). */
   clock?: () => number
   /** Called when an event listener throws or rejects. Default: `console.error`. */
@@ -85,6 +92,7 @@ export interface ResolvedOptions {
   readonly startLength: number
   readonly scopeWildcards: boolean
   readonly lastUsedPrecisionMs: number
+  readonly usage: { readonly flushIntervalMs: number; readonly maxPending: number; readonly onError: (error: unknown) => void }
   readonly clock: () => number
   readonly onListenerError: (error: unknown, eventType: string) => void
 }
@@ -143,6 +151,13 @@ function optionsSchema(wildcards: boolean) {
       startLength: z.number().int().min(0).max(8).default(4),
       scopeWildcards: z.boolean().default(true),
       lastUsedPrecision: durationSchema.default(60_000),
+      usage: z
+        .strictObject({
+          flushInterval: durationSchema.refine((ms) => ms >= 10, 'must be at least 10 ms').default(60_000),
+          maxPending: z.number().int().min(1).max(10_000_000).default(10_000),
+          onError: z.custom<(error: unknown) => void>((value) => typeof value === 'function', 'must be a function').optional(),
+        })
+        .default({ flushInterval: 60_000, maxPending: 10_000 }),
       clock: z.custom<() => number>((value) => typeof value === 'function', 'must be a function returning epoch milliseconds').default(() => () => Date.now()),
       onListenerError: z.custom<(error: unknown, eventType: string) => void>((value) => typeof value === 'function', 'must be a function').optional(),
     })
@@ -168,6 +183,10 @@ function normalisePeppers(pepper: string | Uint8Array | readonly Pepper[] | unde
   if (pepper === undefined) return []
   if (typeof pepper === 'string' || pepper instanceof Uint8Array) return [{ id: DEFAULT_PEPPER_ID, secret: pepper }]
   return pepper.map((entry) => ({ id: entry.id, secret: entry.secret }))
+}
+
+function defaultUsageErrorHandler(error: unknown): void {
+  console.error('keywarden: writing lastUsedAt failed; the values are kept for the next flush', error)
 }
 
 function defaultListenerErrorHandler(error: unknown, eventType: string): void {
@@ -197,6 +216,11 @@ export function resolveOptions(options: KeyManagerOptions): ResolvedOptions {
     startLength: parsed.startLength,
     scopeWildcards: parsed.scopeWildcards,
     lastUsedPrecisionMs: parsed.lastUsedPrecision,
+    usage: Object.freeze({
+      flushIntervalMs: parsed.usage.flushInterval,
+      maxPending: parsed.usage.maxPending,
+      onError: parsed.usage.onError ?? defaultUsageErrorHandler,
+    }),
     clock: parsed.clock,
     onListenerError: parsed.onListenerError ?? defaultListenerErrorHandler,
   })
