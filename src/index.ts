@@ -61,6 +61,7 @@ export {
 export { parseDuration, type Duration, type DurationUnit } from './policy/duration.js'
 export { scopeGrants } from './policy/scopes.js'
 export type { Pepper } from './crypto/hash.js'
+export { LocalInvalidationChannel, type InvalidationChannel } from './cache.js'
 export {
   createRequestVerifier,
   type AcceptedRequest,

@@ -1,3 +1,4 @@
+import { VerifyCache } from './cache.js'
 import { HashMatch, SecretHasher } from './crypto/hash.js'
 import { generateKeyId, generateSecret } from './crypto/random.js'
 import { decodeCursor, encodeCursor } from './cursor.js'
@@ -81,6 +82,8 @@ export class KeyManager {
   private readonly events: KeyEventEmitter
   private readonly schemas: InputSchemas
   private readonly usage: UsageBuffer
+  private readonly cache: VerifyCache | null
+  private subscription: Promise<(() => Promise<void>) | undefined> | undefined
 
   /** @throws {@link ConfigError} naming every invalid option. */
   constructor(options: KeyManagerOptions) {
@@ -95,6 +98,8 @@ export class KeyManager {
     this.schemas = inputSchemas(this.options)
     this.tokenPattern = new RegExp(tokenPatternSource(prefix, environments))
     this.usage = new UsageBuffer(store, { ...this.options.usage, concurrency: 8 })
+    const cache = this.options.cache
+    this.cache = cache === null ? null : new VerifyCache(cache.maxEntries, cache.ttlMs, cache.negativeTtlMs)
   }
 
   /**
@@ -167,6 +172,7 @@ export class KeyManager {
       const outcome = await this.callStore('insert', () => this.store.insert(record, quota))
       if (outcome === 'quota_exceeded') throw new QuotaExceededError(ownerId!, quota!.limit)
       if (outcome === 'inserted') {
+        this.invalidate(keyId)
         const key = this.publicKey(record)
         this.emit({ type: 'created', at: new Date(now), key })
         return { key, token: formatToken({ prefix: this.options.prefix, environment, keyId, secret }) }
@@ -194,12 +200,7 @@ export class KeyManager {
     if (parts === null) return this.reject('malformed', null)
     const { environment, keyId, secret } = parts
 
-    let record: StoredKey | null
-    try {
-      record = await this.store.get(keyId)
-    } catch (error) {
-      throw new StoreError('get', { cause: error })
-    }
+    const record = this.cache === null ? await this.readForVerify(keyId) : await this.readThroughCache(this.cache, keyId)
     if (record === null) {
       this.hasher.compareWithDummy(environment, keyId, secret)
       return this.reject('unknown_key', keyId)
@@ -412,6 +413,7 @@ export class KeyManager {
     const record = await this.callStore('get', () => this.store.get(id))
     if (record === null) throw new KeyNotFoundError(id)
     const existed = await this.callStore('delete', () => this.store.delete(id))
+    this.invalidate(id)
     if (!existed) throw new KeyNotFoundError(id)
     this.emit({ type: 'deleted', at: new Date(this.clock()), key: this.publicKey(record) })
   }
@@ -498,8 +500,51 @@ export class KeyManager {
    * process.on('SIGTERM', async () => { await keys.close(); process.exit(0) })
    * ```
    */
-  close(): Promise<void> {
-    return this.usage.close()
+  async close(): Promise<void> {
+    const unsubscribe = await this.subscription?.catch(() => undefined)
+    this.subscription = undefined
+    await Promise.all([this.usage.close(), unsubscribe?.().catch(this.reportChannelError)])
+  }
+
+  private async readForVerify(keyId: string): Promise<StoredKey | null> {
+    try {
+      return await this.store.get(keyId)
+    } catch (error) {
+      throw new StoreError('get', { cause: error })
+    }
+  }
+
+  private async readThroughCache(cache: VerifyCache, keyId: string): Promise<StoredKey | null> {
+    this.subscribeToChannel()
+    const cached = cache.lookup(keyId, this.clock())
+    if (cached !== undefined) return cached.record
+    const startedAt = cache.begin()
+    const record = await this.readForVerify(keyId)
+    cache.fill(keyId, record, this.clock(), startedAt)
+    return record
+  }
+
+  /** Listens for other instances' changes, once, in the background; until then the ttl bounds staleness. */
+  private subscribeToChannel(): void {
+    const channel = this.options.cache?.channel
+    if (channel === undefined || this.subscription !== undefined) return
+    this.subscription = channel.subscribe((keyId) => this.cache?.invalidate(keyId)).catch((error: unknown) => {
+      this.reportChannelError(error)
+      // Try again after a while, not on every verify; meanwhile the ttl bounds staleness.
+      setTimeout(() => (this.subscription = undefined), Math.min(this.options.cache?.ttlMs ?? 1000, 5_000)).unref?.()
+      return undefined
+    })
+  }
+
+  /** Drops the cached copy here and tells other instances. A failed publish never fails the change. */
+  private invalidate(keyId: string): void {
+    if (this.cache === null) return
+    this.cache.invalidate(keyId)
+    this.options.cache?.channel?.publish(keyId).catch(this.reportChannelError)
+  }
+
+  private readonly reportChannelError = (error: unknown): void => {
+    this.options.cache?.onError(error)
   }
 
   /** The last use known to this process: the stored one or a newer one still in the buffer. */
@@ -562,7 +607,10 @@ export class KeyManager {
         updatedAt: options.touchUpdatedAt === false ? current.updatedAt : now,
       }
       const outcome = await this.callStore('update', () => this.store.update(after, current.version))
-      if (outcome === 'updated') return { after, changed: true }
+      if (outcome === 'updated') {
+        this.invalidate(id)
+        return { after, changed: true }
+      }
       if (outcome === 'not_found') throw new KeyNotFoundError(id)
     }
     throw new ConflictError(id)
@@ -608,7 +656,8 @@ export class KeyManager {
     const next: StoredKey = matchedPrevious
       ? { ...record, previousHash: fresh, version: record.version + 1 }
       : { ...record, hash: fresh, version: record.version + 1 }
-    await this.store.update(next, record.version).catch(() => undefined)
+    const outcome = await this.store.update(next, record.version).catch(() => undefined)
+    if (outcome === 'updated') this.invalidate(record.id)
   }
 
   private async page(query: Omit<KeyQuery, 'order' | 'after'> & { order?: KeyQuery['order'] }, cursor: string | null | undefined): Promise<KeyPage> {

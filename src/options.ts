@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { ConfigError } from './errors.js'
+import type { InvalidationChannel } from './cache.js'
 import { DEFAULT_PEPPER_ID, type Pepper } from './crypto/hash.js'
 import type { Duration } from './policy/duration.js'
 import type { KeyStore } from './store.js'
@@ -73,6 +74,21 @@ export interface KeyManagerOptions {
    * a failed write (default `console.error`); its entries are retried at the next flush.
    */
   usage?: { flushInterval?: Duration; maxPending?: number; onError?: (error: unknown) => void }
+  /**
+   * An optional verification cache in front of the store (off by default): at most `maxEntries` keys
+   * (LRU, default 10,000), each kept at most `ttl` (default `'10s'`; `negativeTtl`, default `'1s'`,
+   * for unknown key IDs). Store errors are never cached. Every management call through this manager
+   * invalidates at once; with a `channel` (Redis pub/sub, PostgreSQL LISTEN/NOTIFY) other instances
+   * drop their copy too. Without a channel, or while it is down, a change reaches other instances
+   * within `ttl`: that is the revocation-latency bound.
+   */
+  cache?: {
+    maxEntries?: number
+    ttl?: Duration
+    negativeTtl?: Duration
+    channel?: InvalidationChannel
+    onError?: (error: unknown) => void
+  }
   /** The clock, in epoch milliseconds. Every time decision uses it. Default `() => Date.now()`, read at every call (so fake timers work). */
   clock?: () => number
   /** Called when an event listener throws or rejects. Default: `console.error`. */
@@ -93,6 +109,13 @@ export interface ResolvedOptions {
   readonly scopeWildcards: boolean
   readonly lastUsedPrecisionMs: number
   readonly usage: { readonly flushIntervalMs: number; readonly maxPending: number; readonly onError: (error: unknown) => void }
+  readonly cache: {
+    readonly maxEntries: number
+    readonly ttlMs: number
+    readonly negativeTtlMs: number
+    readonly channel: InvalidationChannel | undefined
+    readonly onError: (error: unknown) => void
+  } | null
   readonly clock: () => number
   readonly onListenerError: (error: unknown, eventType: string) => void
 }
@@ -158,6 +181,20 @@ function optionsSchema(wildcards: boolean) {
           onError: z.custom<(error: unknown) => void>((value) => typeof value === 'function', 'must be a function').optional(),
         })
         .default({ flushInterval: 60_000, maxPending: 10_000 }),
+      cache: z
+        .strictObject({
+          maxEntries: z.number().int().min(1).max(10_000_000).default(10_000),
+          ttl: durationSchema.refine((ms) => ms > 0, 'must be longer than 0').default(10_000),
+          negativeTtl: durationSchema.default(1_000),
+          channel: z
+            .custom<InvalidationChannel>(
+              (value) => typeof (value as InvalidationChannel)?.publish === 'function' && typeof (value as InvalidationChannel)?.subscribe === 'function',
+              'must implement InvalidationChannel (publish, subscribe)',
+            )
+            .optional(),
+          onError: z.custom<(error: unknown) => void>((value) => typeof value === 'function', 'must be a function').optional(),
+        })
+        .optional(),
       clock: z.custom<() => number>((value) => typeof value === 'function', 'must be a function returning epoch milliseconds').default(() => () => Date.now()),
       onListenerError: z.custom<(error: unknown, eventType: string) => void>((value) => typeof value === 'function', 'must be a function').optional(),
     })
@@ -183,6 +220,10 @@ function normalisePeppers(pepper: string | Uint8Array | readonly Pepper[] | unde
   if (pepper === undefined) return []
   if (typeof pepper === 'string' || pepper instanceof Uint8Array) return [{ id: DEFAULT_PEPPER_ID, secret: pepper }]
   return pepper.map((entry) => ({ id: entry.id, secret: entry.secret }))
+}
+
+function defaultChannelErrorHandler(error: unknown): void {
+  console.error('keywarden: the cache invalidation channel failed; other instances see changes within the cache ttl', error)
 }
 
 function defaultUsageErrorHandler(error: unknown): void {
@@ -221,6 +262,16 @@ export function resolveOptions(options: KeyManagerOptions): ResolvedOptions {
       maxPending: parsed.usage.maxPending,
       onError: parsed.usage.onError ?? defaultUsageErrorHandler,
     }),
+    cache:
+      parsed.cache === undefined
+        ? null
+        : Object.freeze({
+            maxEntries: parsed.cache.maxEntries,
+            ttlMs: parsed.cache.ttl,
+            negativeTtlMs: parsed.cache.negativeTtl,
+            channel: parsed.cache.channel,
+            onError: parsed.cache.onError ?? defaultChannelErrorHandler,
+          }),
     clock: parsed.clock,
     onListenerError: parsed.onListenerError ?? defaultListenerErrorHandler,
   })

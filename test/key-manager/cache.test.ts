@@ -1,0 +1,165 @@
+import { describe, expect, it } from 'vitest'
+import { MemoryStore } from '../../adapters/memory/index.js'
+import { LocalInvalidationChannel, StoreError, type InvalidationChannel } from '../../src/index.js'
+import { countingStore, forgeToken, manualClock, setup } from '../helpers.js'
+
+describe('verification cache', () => {
+  it('is off by default: every verify reads the store', async () => {
+    const { store, calls } = countingStore()
+    const { keys } = setup({ store })
+    const { token } = await keys.create({ name: 'x', environment: 'live' })
+    await keys.verify(token)
+    await keys.verify(token)
+    expect(calls.get).toBe(2)
+  })
+
+  it('serves repeated verifies from memory until the ttl passes', async () => {
+    const { store, calls } = countingStore()
+    const { keys, time } = setup({ store, cache: { ttl: '10s' } })
+    const { token } = await keys.create({ name: 'x', environment: 'live' })
+    for (let i = 0; i < 5; i++) expect((await keys.verify(token)).valid).toBe(true)
+    expect(calls.get).toBe(1)
+    time.advance(9_999)
+    await keys.verify(token)
+    expect(calls.get).toBe(1)
+    time.advance(1)
+    await keys.verify(token)
+    expect(calls.get).toBe(2)
+  })
+
+  it('caches unknown key IDs for negativeTtl', async () => {
+    const { store, calls } = countingStore()
+    const { keys, time } = setup({ store, cache: { negativeTtl: '1s' } })
+    const unknown = forgeToken('0000000000000000')
+    expect(await keys.verify(unknown)).toMatchObject({ reason: 'unknown_key' })
+    expect(await keys.verify(unknown)).toMatchObject({ reason: 'unknown_key' })
+    expect(calls.get).toBe(1)
+    time.advance(1_000)
+    await keys.verify(unknown)
+    expect(calls.get).toBe(2)
+  })
+
+  it('never caches a store error', async () => {
+    const store = new MemoryStore()
+    const { keys } = setup({ store, cache: {} })
+    const { token } = await keys.create({ name: 'x', environment: 'live' })
+    const get = store.get.bind(store)
+    store.get = async () => {
+      throw new Error('timeout')
+    }
+    await expect(keys.verify(token)).rejects.toBeInstanceOf(StoreError)
+    await expect(keys.verify(token)).rejects.toBeInstanceOf(StoreError)
+    store.get = get
+    expect((await keys.verify(token)).valid).toBe(true)
+  })
+
+  it.each([
+    ['disable', 'disabled'],
+    ['revoke', 'revoked'],
+    ['delete', 'unknown_key'],
+    ['rotate', 'wrong_secret'],
+    ['update', 'insufficient_scope'],
+  ] as const)('sees %s at the very next verify', async (operation, reason) => {
+    const { keys } = setup({ cache: { ttl: '1h' } })
+    const { key, token } = await keys.create({ name: 'x', environment: 'live', scopes: ['data:read'] })
+    expect((await keys.verify(token, { scopes: ['data:read'] })).valid).toBe(true)
+    if (operation === 'update') await keys.update(key.id, { scopes: ['other'] })
+    else await keys[operation](key.id)
+    expect(await keys.verify(token, { scopes: ['data:read'] })).toMatchObject({ valid: false, reason })
+  })
+
+  it('sees enable and a new expiry at once', async () => {
+    const { keys, time } = setup({ cache: { ttl: '1h', negativeTtl: '1h' } })
+    const { key, token } = await keys.create({ name: 'x', environment: 'live', expiresIn: '1d' })
+    await keys.disable(key.id)
+    expect(await keys.verify(token)).toMatchObject({ reason: 'disabled' })
+    await keys.enable(key.id)
+    expect((await keys.verify(token)).valid).toBe(true)
+    time.advance(86_400_000)
+    expect(await keys.verify(token)).toMatchObject({ reason: 'expired' })
+    await keys.update(key.id, { expiresIn: '1d' })
+    expect((await keys.verify(token)).valid).toBe(true)
+  })
+
+  it('holds at most maxEntries keys', async () => {
+    const { store, calls } = countingStore()
+    const { keys } = setup({ store, cache: { maxEntries: 2 } })
+    const [a, b, c] = await Promise.all([0, 1, 2].map((i) => keys.create({ name: `k${i}`, environment: 'live' })))
+    for (const { token } of [a!, b!, c!]) await keys.verify(token)
+    calls.get = 0
+    await keys.verify(c!.token)
+    await keys.verify(b!.token)
+    expect(calls.get).toBe(0)
+    await keys.verify(a!.token) // evicted as least recently used
+    expect(calls.get).toBe(1)
+  })
+
+  it('does not keep a read that raced an invalidation', async () => {
+    const store = new MemoryStore()
+    const { keys } = setup({ store, cache: { ttl: '1h' } })
+    const { key, token } = await keys.create({ name: 'x', environment: 'live' })
+    const get = store.get.bind(store)
+    let release: () => void = () => undefined
+    store.get = async (id) => {
+      const record = await get(id)
+      await new Promise<void>((resolve) => (release = resolve))
+      return record
+    }
+    const slow = keys.verify(token) // reads the enabled record, then waits
+    await new Promise((resolve) => setImmediate(resolve))
+    store.get = get
+    await keys.disable(key.id)
+    release()
+    expect((await slow).valid).toBe(true) // it read before the change
+    expect(await keys.verify(token)).toMatchObject({ reason: 'disabled' }) // but did not cache the old copy
+  })
+})
+
+describe('cache invalidation across instances', () => {
+  function twoInstances(channel: InvalidationChannel | undefined, other: InvalidationChannel | undefined = channel) {
+    const store = new MemoryStore()
+    const time = manualClock()
+    const a = setup({ store, clock: time.clock, cache: { ttl: '30s', channel } }).keys
+    const b = setup({ store, clock: time.clock, cache: { ttl: '30s', channel: other } }).keys
+    return { a, b, time }
+  }
+
+  it('a revoke on one instance takes effect on the other at once through the channel', async () => {
+    const { a, b } = twoInstances(new LocalInvalidationChannel())
+    const { key, token } = await a.create({ name: 'x', environment: 'live' })
+    expect((await a.verify(token)).valid).toBe(true)
+    expect((await b.verify(token)).valid).toBe(true)
+    await b.revoke(key.id)
+    expect(await a.verify(token)).toMatchObject({ reason: 'revoked' })
+    await a.close()
+    await b.close()
+  })
+
+  it('without a working channel, a change reaches the other instance within the ttl', async () => {
+    const errors: unknown[] = []
+    const broken: InvalidationChannel = {
+      publish: async () => {
+        throw new Error('channel down')
+      },
+      subscribe: async () => {
+        throw new Error('channel down')
+      },
+    }
+    const store = new MemoryStore()
+    const time = manualClock()
+    const a = setup({ store, clock: time.clock, cache: { ttl: '30s', channel: broken, onError: (e) => void errors.push(e) } }).keys
+    const b = setup({ store, clock: time.clock, cache: { ttl: '30s', channel: broken, onError: (e) => void errors.push(e) } }).keys
+    const { key, token } = await a.create({ name: 'x', environment: 'live' })
+    expect((await a.verify(token)).valid).toBe(true)
+    await b.disable(key.id)
+    expect((await a.verify(token)).valid).toBe(true) // stale, within the bound
+    time.advance(30_000)
+    expect(await a.verify(token)).toMatchObject({ reason: 'disabled' })
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(errors.length).toBeGreaterThan(0)
+  })
+
+  it('rejects a channel that is not one', () => {
+    expect(() => setup({ cache: { channel: {} as never } })).toThrow(/cache\.channel/)
+  })
+})
