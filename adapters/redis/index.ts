@@ -6,12 +6,24 @@
  * ```ts
  * import { Redis } from 'ioredis'
  * import { KeyManager } from 'keywarden'
- * import { RedisStore } from 'keywarden/adapters/redis'
+ * import { RedisInvalidationChannel, RedisStore } from 'keywarden/adapters/redis'
  *
- * const keys = new KeyManager({ store: new RedisStore({ client: new Redis() }) })
+ * const client = new Redis()
+ * const keys = new KeyManager({
+ *   store: new RedisStore({ client }),
+ *   cache: { ttl: '30s', channel: new RedisInvalidationChannel({ client }) }, // optional: pub/sub invalidation
+ * })
  * ```
  *
  * @packageDocumentation
  */
 export { RedisStore, type RedisStoreOptions } from './redis-store.js'
 export type { IoredisLikeClient, NodeRedisLikeClient, RedisClientLike, SendCommand } from './client.js'
+export {
+  RedisInvalidationChannel,
+  DEFAULT_REDIS_INVALIDATION_CHANNEL,
+  type RedisInvalidationChannelOptions,
+  type RedisPubSubClientLike,
+  type IoredisPubSubLike,
+  type NodeRedisPubSubLike,
+} from './invalidation-channel.js'

@@ -15,9 +15,25 @@
  * const keys = new KeyManager({ store, pepper: process.env.KEY_PEPPER })
  * ```
  *
+ * @example Cache invalidation across instances over LISTEN/NOTIFY
+ * ```ts
+ * import { PostgresInvalidationChannel } from 'keywarden/adapters/sql'
+ *
+ * const channel = new PostgresInvalidationChannel({ pool })
+ * const keys = new KeyManager({ store, cache: { ttl: '30s', channel } })
+ * ```
+ *
  * @packageDocumentation
  */
 export { PostgresStore, type PgPool, type PgQueryable, type PostgresStoreOptions } from './postgres-store.js'
 export { MySqlStore, type MySqlConnection, type MySqlPool, type MySqlStoreOptions } from './mysql-store.js'
 export { SqliteStore, type SqliteDatabase, type SqliteStatement, type SqliteStoreOptions } from './sqlite-store.js'
 export { SqlStore, DEFAULT_TABLE } from './sql-store.js'
+export {
+  PostgresInvalidationChannel,
+  DEFAULT_POSTGRES_INVALIDATION_CHANNEL,
+  type PostgresInvalidationChannelOptions,
+  type PgListenPool,
+  type PgListenClient,
+  type PgNotification,
+} from './invalidation-channel.js'

@@ -1,0 +1,105 @@
+/**
+ * What the adapters' invalidation channels share: one upstream subscription per channel object, fanned
+ * out to every listener, and a bound on how long subscribing may take.
+ */
+import { parseDuration, type Duration } from '../src/policy/duration.js'
+import type { ValidationIssue } from '../src/errors.js'
+
+/** Starts the upstream subscription, delivering each message; resolves with the function that stops it. */
+export type StartSubscription = (deliver: (message: string) => void) => Promise<() => Promise<void>>
+
+/** How long subscribing may take by default before it fails (and the KeyManager tries again later). */
+export const DEFAULT_SUBSCRIBE_TIMEOUT_MS = 5_000
+
+/**
+ * One upstream subscription shared by every listener of a channel object: the first `add` starts it,
+ * the last unsubscribe stops it. Starts and stops take turns, so they never overlap.
+ */
+export class SharedSubscription {
+  private readonly listeners = new Set<{ readonly listener: (keyId: string) => void }>()
+  private stop: (() => Promise<void>) | undefined
+  private turn: Promise<unknown> = Promise.resolve()
+
+  constructor(
+    private readonly start: StartSubscription,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  /** Adds `listener`, starting the upstream subscription if it is the first; resolves once listening. */
+  async add(listener: (keyId: string) => void): Promise<() => Promise<void>> {
+    // An object per call: the same function subscribed twice is two subscriptions.
+    const entry = { listener }
+    await this.inTurn(async () => {
+      if (this.stop === undefined) this.stop = await this.start(this.deliver)
+      this.listeners.add(entry)
+    })
+    let removed = false
+    return async () => {
+      if (removed) return
+      removed = true
+      await this.inTurn(async () => {
+        this.listeners.delete(entry)
+        const stop = this.stop
+        if (this.listeners.size > 0 || stop === undefined) return
+        this.stop = undefined
+        await stop()
+      })
+    }
+  }
+
+  private readonly deliver = (message: string): void => {
+    for (const { listener } of [...this.listeners]) {
+      try {
+        listener(message)
+      } catch (error) {
+        this.onError(error)
+      }
+    }
+  }
+
+  private inTurn(step: () => Promise<void>): Promise<void> {
+    const next = this.turn.then(step)
+    this.turn = next.catch(() => undefined)
+    return next
+  }
+}
+
+/**
+ * `promise`, or a rejection once `ms` have passed. A value that arrives too late goes to `late`, so a
+ * connection opened after the deadline can still be closed.
+ */
+export function within<T>(promise: Promise<T>, ms: number, what: string, late?: (value: T) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let expired = false
+    const timer = setTimeout(() => {
+      expired = true
+      reject(new Error(`keywarden: ${what} did not complete within ${ms} ms`))
+    }, ms)
+    promise.then(
+      (value) => {
+        clearTimeout(timer)
+        if (expired) late?.(value)
+        else resolve(value)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        if (!expired) reject(error)
+      },
+    )
+  })
+}
+
+/** Validates the options every channel shares and adds their issues to `issues`. */
+export function checkCommonOptions(
+  options: { subscribeTimeout?: unknown; onError?: unknown },
+  issues: ValidationIssue[],
+): { subscribeTimeoutMs: number; onError: ((error: unknown) => void) | undefined } {
+  let subscribeTimeoutMs = DEFAULT_SUBSCRIBE_TIMEOUT_MS
+  if (options.subscribeTimeout !== undefined) {
+    const ms = parseDuration(options.subscribeTimeout as Duration)
+    if (ms === undefined || ms === 0) issues.push({ path: ['subscribeTimeout'], message: "must be a duration longer than 0, e.g. '5s'" })
+    else subscribeTimeoutMs = ms
+  }
+  if (options.onError !== undefined && typeof options.onError !== 'function') issues.push({ path: ['onError'], message: 'must be a function' })
+  return { subscribeTimeoutMs, onError: options.onError as ((error: unknown) => void) | undefined }
+}
