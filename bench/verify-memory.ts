@@ -8,12 +8,31 @@ import { MemoryStore } from 'keywarden/adapters/memory'
 import { formatToken } from '../src/token/format.js'
 import { forEachConcurrently, measure, type BenchResult } from './harness.js'
 
+/** Heap in use after a full collection when the process runs with --expose-gc (npm run bench does). */
+function heapUsed(): number {
+  ;(globalThis as { gc?: () => void }).gc?.()
+  return process.memoryUsage().heapUsed
+}
+
+/** Heap the memory store needs per key, measured while filling it. */
+export interface MemoryFootprint {
+  readonly keys: number
+  readonly heapBytes: number
+  readonly bytesPerKey: number
+}
+
+export const footprints: MemoryFootprint[] = []
+
 export async function benchVerifyMemory(keyCount: number, durationMs: number): Promise<BenchResult[]> {
   const keys = new KeyManager({ store: new MemoryStore(), prefix: 'bench', pepper: 'bench-pepper-0123456789abcdef' })
   const tokens: string[] = []
+  const before = heapUsed()
   await forEachConcurrently(Array.from({ length: keyCount }, (_, i) => i), 1, async (i) => {
     tokens.push((await keys.create({ name: `k${i}`, environment: 'live' })).token)
   })
+  // The tokens array is the benchmark's, not the store's: subtract its share (one ~65-char string each).
+  const heapBytes = heapUsed() - before - tokens.length * (65 + 16 + 8)
+  footprints.push({ keys: keyCount, heapBytes, bytesPerKey: Math.round(heapBytes / keyCount) })
   const valid = tokens[Math.floor(keyCount / 2)]!
   const malformed = valid.slice(0, -1) + (valid.endsWith('x') ? 'y' : 'x')
   // Well-formed tokens (valid checksum) naming a key that does not exist, and a real key with a wrong secret.

@@ -105,8 +105,8 @@ export async function benchVerifyStore(
   concurrencies: readonly number[],
 ): Promise<BenchResult[]> {
   const subject = await factory()
+  const keys = new KeyManager({ store: subject.store, prefix: 'bench', pepper: 'bench-pepper-0123456789abcdef' })
   try {
-    const keys = new KeyManager({ store: subject.store, prefix: 'bench', pepper: 'bench-pepper-0123456789abcdef' })
     const tokens: string[] = []
     await forEachConcurrently(Array.from({ length: keyCount }, (_, i) => i), 20, async (i) => {
       tokens.push((await keys.create({ name: `k${i}`, environment: 'live' })).token)
@@ -129,6 +129,8 @@ export async function benchVerifyStore(
     }
     return results
   } finally {
+    // Write the buffered lastUsedAt values while the store is still open, then drop it.
+    await keys.close()
     await subject.cleanup()
   }
 }

@@ -1,0 +1,96 @@
+/**
+ * One server for the HTTP benchmark (bench/http.ts), in a process of its own so the load generator
+ * never shares its event loop: `node --import tsx bench/http-server.ts <express|koa> <bare|header-check|keywarden>`.
+ *
+ * GET /hello answers the same tiny JSON body in every variant; only what runs before it differs:
+ * - `bare`: nothing (the framework's hello-world);
+ * - `header-check`: `x-api-key` compared with a fixed string, 401 otherwise (the least an app could do);
+ * - `keywarden`: `apiKeyAuth(keys, { scopes: ['data:read'] })` over a MemoryStore of 1,000 keys.
+ *
+ * Prints `TOKEN <token>` (the value to send in `x-api-key`), then `READY <port>` once listening on
+ * 127.0.0.1. Every variant prints a token of the same length, so every variant gets the same request bytes.
+ * Exits with code 0 on SIGTERM.
+ */
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import Router from '@koa/router'
+import express from 'express'
+import Koa from 'koa'
+import { KeyManager } from 'keywarden'
+import { MemoryStore } from 'keywarden/adapters/memory'
+import { apiKeyAuth as expressApiKeyAuth } from 'keywarden/express'
+import { apiKeyAuth as koaApiKeyAuth } from 'keywarden/koa'
+import { formatToken } from '../src/token/format.js'
+
+const FRAMEWORKS = ['express', 'koa'] as const
+const VARIANTS = ['bare', 'header-check', 'keywarden'] as const
+const KEY_COUNT = 1000
+const BODY = { hello: 'world' }
+/** What header-check expects: shaped like a real token, so the request is as long as in the keywarden variant. */
+const FIXED_TOKEN = formatToken({ prefix: 'bench', environment: 'live', keyId: '0'.repeat(16), secret: '0'.repeat(32) })
+
+const [framework, variant] = process.argv.slice(2) as [(typeof FRAMEWORKS)[number], (typeof VARIANTS)[number]]
+if (!FRAMEWORKS.includes(framework) || !VARIANTS.includes(variant)) {
+  console.error(`usage: http-server.ts <${FRAMEWORKS.join('|')}> <${VARIANTS.join('|')}>`)
+  process.exit(2)
+}
+
+/** A KeyManager with KEY_COUNT keys granting data:read; returns it and the token of a key in the middle. */
+async function seededKeys(): Promise<{ keys: KeyManager; token: string }> {
+  const keys = new KeyManager({ store: new MemoryStore(), prefix: 'bench', pepper: 'bench-pepper-0123456789abcdef' })
+  let token = ''
+  for (let i = 0; i < KEY_COUNT; i++) {
+    const issued = await keys.create({ name: `k${i}`, environment: 'live', scopes: ['data:read'] })
+    if (i === KEY_COUNT / 2) token = issued.token
+  }
+  return { keys, token }
+}
+
+const seeded = variant === 'keywarden' ? await seededKeys() : null
+const token = seeded?.token ?? FIXED_TOKEN
+
+function expressServer(): Server {
+  const app = express()
+  const hello: express.RequestHandler = (_req, res) => void res.json(BODY)
+  if (variant === 'bare') app.get('/hello', hello)
+  else if (variant === 'header-check') {
+    app.get('/hello', (req, res, next) => (req.headers['x-api-key'] === FIXED_TOKEN ? next() : void res.status(401).json({ error: 'unauthorized' })), hello)
+  } else app.get('/hello', expressApiKeyAuth(seeded!.keys, { scopes: ['data:read'] }), hello)
+  return app.listen(0, '127.0.0.1')
+}
+
+function koaServer(): Server {
+  // @koa/router in every variant (the documented way to guard a route), so the router is part of the baseline.
+  const app = new Koa()
+  const router = new Router()
+  const hello = (ctx: Koa.Context) => {
+    ctx.body = BODY
+  }
+  if (variant === 'bare') router.get('/hello', hello)
+  else if (variant === 'header-check') {
+    router.get(
+      '/hello',
+      async (ctx, next) => {
+        if (ctx.req.headers['x-api-key'] !== FIXED_TOKEN) {
+          ctx.status = 401
+          ctx.body = { error: 'unauthorized' }
+          return
+        }
+        await next()
+      },
+      hello,
+    )
+  } else router.get('/hello', koaApiKeyAuth(seeded!.keys, { scopes: ['data:read'] }), hello)
+  app.use(router.routes())
+  return app.listen(0, '127.0.0.1')
+}
+
+const server = framework === 'express' ? expressServer() : koaServer()
+server.once('listening', () => {
+  console.log(`TOKEN ${token}`)
+  console.log(`READY ${(server.address() as AddressInfo).port}`)
+})
+process.on('SIGTERM', () => {
+  server.closeAllConnections()
+  server.close(() => process.exit(0))
+})
