@@ -59,7 +59,9 @@ const directory = mkdtempSync(join(tmpdir(), 'keywarden-open-'))
 afterAll(() => rmSync(directory, { recursive: true, force: true }))
 
 describe('connect helpers that own their client', () => {
-  it('SqliteStore.open opens a WAL database file and closes it on close()', async () => {
+  // SqliteStore.open imports the project's own better-sqlite3 (12, built for Node 20); on the Node 24 CI
+  // run the SQLite suites use a 13 install instead (KEYWARDEN_SQLITE_MODULE), so this one runs on 20 only.
+  it.skipIf(process.env.KEYWARDEN_SQLITE_MODULE !== undefined)('SqliteStore.open opens a WAL database file and closes it on close()', async () => {
     const store = await SqliteStore.open(join(directory, 'keys.db'), { table: `kw_${uniqueSuffix()}` })
     await store.migrate()
     await roundTrip(store)
