@@ -244,6 +244,11 @@ function readJson<T>(value: unknown): T {
 }
 
 /** The record a row holds. */
+/** The JSON text columns, in table order (scopes, roles, groups, metadata), shared by insert and update. */
+function jsonColumns(record: StoredKey): [string, string, string, string] {
+  return [JSON.stringify(record.scopes), JSON.stringify(record.roles), JSON.stringify(record.groups), JSON.stringify(record.metadata)]
+}
+
 export function rowToRecord(row: SqlRow): StoredKey {
   return {
     id: readText(row['id']),
@@ -425,10 +430,7 @@ export abstract class SqlStore implements KeyStore {
         record.tenantId,
         record.environment,
         record.type,
-        JSON.stringify(record.scopes),
-        JSON.stringify(record.roles),
-        JSON.stringify(record.groups),
-        JSON.stringify(record.metadata),
+        ...jsonColumns(record),
         record.start,
         record.hash,
         record.previousHash,
@@ -450,10 +452,7 @@ export abstract class SqlStore implements KeyStore {
       record.name,
       record.description,
       record.type,
-      JSON.stringify(record.scopes),
-      JSON.stringify(record.roles),
-      JSON.stringify(record.groups),
-      JSON.stringify(record.metadata),
+      ...jsonColumns(record),
       record.start,
       record.hash,
       record.previousHash,

@@ -133,13 +133,21 @@ function optionsSchema(keys: KeyManager) {
 class VerificationTimeout extends Error {}
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new VerificationTimeout()), ms)
+  // One promise and one timer per request (no race, no finally): this runs on every request. The
+  // handlers on `promise` also absorb a late rejection after the timeout has answered.
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new VerificationTimeout()), ms)
+    promise.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        reject(error)
+      },
+    )
   })
-  // The loser's late rejection must not surface as an unhandled rejection.
-  promise.catch(() => undefined)
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
 function callQuietly(hook: ApiKeyAuthOptions['onReject'], rejection: Rejection): void {
