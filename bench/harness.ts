@@ -27,6 +27,45 @@ export async function measure(operation: () => Promise<unknown> | unknown, durat
   return (operations * 1000) / (performance.now() - start)
 }
 
+/** Rounds per comparison (`BENCH_ROUNDS`, default 5): more rounds, less drift between cases. */
+export const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5))
+
+/** The median of a non-empty list. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
+}
+
+/** Samples of several cases taken in interleaved rounds. */
+export class Comparison {
+  constructor(private readonly samples: readonly (readonly number[])[]) {}
+
+  /** Median ops/s of case `index`. */
+  opsPerSecond(index: number): number {
+    return median(this.samples[index]!)
+  }
+
+  /** Median over rounds of case `index`'s ops/s divided by case `baseline`'s in the same round. */
+  ratio(index: number, baseline = 0): number {
+    const base = this.samples[baseline]!
+    return median(this.samples[index]!.map((ops, round) => ops / base[round]!))
+  }
+}
+
+/**
+ * Runs the cases in turn, `rounds` times (a, b, c, a, b, c, ...), each call measuring one slice and
+ * returning ops/s. A shift in machine load then hits every case alike, and each ratio compares two
+ * slices seconds apart, not minutes.
+ */
+export async function interleave(cases: readonly (() => Promise<number>)[], rounds = ROUNDS): Promise<Comparison> {
+  const samples = cases.map((): number[] => [])
+  for (let round = 0; round < rounds; round++) {
+    for (const [index, run] of cases.entries()) samples[index]!.push(await run())
+  }
+  return new Comparison(samples)
+}
+
 /** Runs `task` over `items` with at most `concurrency` in flight. */
 export async function forEachConcurrently<T>(items: readonly T[], concurrency: number, task: (item: T) => Promise<unknown>): Promise<void> {
   let next = 0

@@ -46,8 +46,10 @@ async function seededKeys(): Promise<{ keys: KeyManager; token: string }> {
   return { keys, token }
 }
 
-const seeded = variant === 'keywarden' ? await seededKeys() : null
-const token = seeded?.token ?? FIXED_TOKEN
+// Every variant loads keywarden and holds the same seeded KeyManager, so all start from the same code
+// and heap; only the middleware on the route differs.
+const seeded = await seededKeys()
+const token = variant === 'keywarden' ? seeded.token : FIXED_TOKEN
 
 function expressServer(): Server {
   const app = express()
@@ -55,7 +57,7 @@ function expressServer(): Server {
   if (variant === 'bare') app.get('/hello', hello)
   else if (variant === 'header-check') {
     app.get('/hello', (req, res, next) => (req.headers['x-api-key'] === FIXED_TOKEN ? next() : void res.status(401).json({ error: 'unauthorized' })), hello)
-  } else app.get('/hello', expressApiKeyAuth(seeded!.keys, { scopes: ['data:read'] }), hello)
+  } else app.get('/hello', expressApiKeyAuth(seeded.keys, { scopes: ['data:read'] }), hello)
   return app.listen(0, '127.0.0.1')
 }
 
@@ -80,7 +82,7 @@ function koaServer(): Server {
       },
       hello,
     )
-  } else router.get('/hello', koaApiKeyAuth(seeded!.keys, { scopes: ['data:read'] }), hello)
+  } else router.get('/hello', koaApiKeyAuth(seeded.keys, { scopes: ['data:read'] }), hello)
   app.use(router.routes())
   return app.listen(0, '127.0.0.1')
 }

@@ -2,26 +2,32 @@
  * HTTP throughput of the Express and Koa middlewares against the bare framework (hello-world) and a
  * trivial header check. Server and load generator (autocannon) each run in their own process, as in
  * production, so neither steals the other's event loop; on a 2-core machine they get a core each.
- * The variants of one framework and connection count run back to back, each in a fresh server after
- * a discarded warm-up run, and are compared with the bare figure of that same run.
+ * The variants of one framework and connection count take turns in rounds (see benchHttp).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import type { BenchResult } from './harness.js'
+import { Comparison, interleave, ROUNDS, type BenchResult } from './harness.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SERVER = fileURLToPath(new URL('./http-server.ts', import.meta.url))
 const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js')
 const FRAMEWORKS = { express: 'Express', koa: 'Koa' } as const
 const VARIANTS = { bare: 'bare', 'header-check': 'header check', keywarden: 'keywarden apiKeyAuth' } as const
-const WARM_UP_MS = 1000
+const WARM_UP_MS = 2000
+/** Linux's USER_HZ, the unit of /proc/<pid>/stat times: 100 on every mainstream architecture. */
+const CLOCK_TICKS_PER_SECOND = 100
+const HTTP_MIN_SLICE_MS = 3000
+const HTTP_ROUNDS = Math.min(ROUNDS, 3)
 const START_TIMEOUT_MS = 60_000
 
 interface RunningServer {
   readonly url: string
   readonly token: string
+  /** CPU seconds (user + system) the server process has used so far; `null` off Linux. */
+  readonly cpuSeconds: () => number | null
   readonly stop: () => Promise<void>
 }
 
@@ -50,10 +56,22 @@ async function startServer(framework: string, variant: string): Promise<RunningS
       await exited
       if (child.exitCode !== 0) throw new Error(`${framework} ${variant} server ended with ${child.signalCode ?? child.exitCode}: ${stderr.trim()}`)
     }
-    return { url: `http://127.0.0.1:${port}/hello`, token, stop }
+    return { url: `http://127.0.0.1:${port}/hello`, token, stop, cpuSeconds: () => processCpuSeconds(child.pid) }
   } catch (error) {
     kill(child)
     throw new Error(`${framework} ${variant} server: ${error instanceof Error ? error.message : String(error)}`)
+  }
+}
+
+/** utime + stime of a process from /proc (Linux), in seconds; `null` where there is no /proc. */
+function processCpuSeconds(pid: number | undefined): number | null {
+  try {
+    // Fields after the parenthesised command name: state is 3rd, utime 14th, stime 15th (1-based).
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND
+  } catch {
+    return null
   }
 }
 
@@ -70,8 +88,8 @@ async function checkGuard(server: RunningServer, variant: string): Promise<void>
   }
 }
 
-/** Runs autocannon (`--json`) in its own process and returns the average requests per second. */
-async function autocannon(server: RunningServer, connections: number, durationMs: number): Promise<number> {
+/** Runs autocannon (`--json`) in its own process; returns requests per second and requests completed. */
+async function autocannon(server: RunningServer, connections: number, durationMs: number): Promise<{ requestsPerSecond: number; requests: number }> {
   const args = [AUTOCANNON, '--json', '-c', String(connections), '-d', String(durationMs / 1000), '-H', `x-api-key=${server.token}`, server.url]
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
@@ -81,44 +99,64 @@ async function autocannon(server: RunningServer, connections: number, durationMs
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
   const lastLine = stdout.trim().split('\n').pop() ?? ''
   if (code !== 0 || !lastLine.startsWith('{')) throw new Error(`autocannon failed (exit ${code}): ${stderr.trim() || stdout.trim()}`)
-  const result = JSON.parse(lastLine) as { requests: { average: number }; errors: number; timeouts: number; non2xx: number; '2xx': number }
+  const result = JSON.parse(lastLine) as { requests: { total: number }; duration: number; errors: number; timeouts: number; non2xx: number; '2xx': number }
   if (result.errors !== 0 || result.timeouts !== 0 || result.non2xx !== 0 || result['2xx'] === 0) {
     const { errors, timeouts, non2xx } = result
     throw new Error(`autocannon against ${server.url}: ${JSON.stringify({ errors, timeouts, non2xx, '2xx': result['2xx'] })}; every request must succeed`)
   }
-  return result.requests.average
+  return { requestsPerSecond: result.requests.total / result.duration, requests: result.requests.total }
 }
 
-/** One measured run: fresh server, guard check, discarded warm-up, measured run, server stopped. */
-async function measureVariant(framework: string, variant: string, connections: number, durationMs: number): Promise<number> {
-  const server = await startServer(framework, variant)
-  let requestsPerSecond: number
-  try {
-    await checkGuard(server, variant)
-    await autocannon(server, connections, Math.min(WARM_UP_MS, durationMs))
-    requestsPerSecond = await autocannon(server, connections, durationMs)
-  } catch (error) {
-    await server.stop().catch(() => undefined)
-    throw error
-  }
-  await server.stop()
-  return requestsPerSecond
-}
-
-/** Requests per second for each framework × connection count × variant; `bare` is each group's baseline. */
+/**
+ * Requests per second for each framework × connection count × variant; `bare` is each group's baseline.
+ * A group's servers run side by side (idle unless measured); after a discarded warm-up each, the
+ * variants take turns for ROUNDS rounds, and each ratio is the median of same-round ratios.
+ */
 export async function benchHttp(durationMs: number, connections: readonly number[]): Promise<BenchResult[]> {
   const results: BenchResult[] = []
+  const variants = Object.entries(VARIANTS)
   for (const [framework, frameworkLabel] of Object.entries(FRAMEWORKS)) {
     for (const c of connections) {
-      let baseline = 0
-      for (const [variant, variantLabel] of Object.entries(VARIANTS)) {
-        const requestsPerSecond = await measureVariant(framework, variant, c, durationMs)
-        if (variant === 'bare') baseline = requestsPerSecond
-        results.push({
-          name: `${frameworkLabel}: ${variantLabel}, c=${c}`,
-          opsPerSecond: requestsPerSecond,
-          ratioToBaseline: variant === 'bare' ? null : requestsPerSecond / baseline,
-        })
+      const servers: RunningServer[] = []
+      try {
+        for (const [variant] of variants) servers.push(await startServer(framework, variant))
+        for (const [index, [variant]] of variants.entries()) {
+          await checkGuard(servers[index]!, variant)
+          await autocannon(servers[index]!, c, WARM_UP_MS)
+        }
+        // autocannon needs whole seconds to settle, so HTTP takes fewer, longer rounds than in-process cases.
+        // Besides throughput, each slice records the server's CPU per request: on a shared 2-core machine
+        // throughput swings with the neighbours, CPU per request much less.
+        const perCpuSecond = servers.map((): number[] => [])
+        const comparison = await interleave(
+          servers.map((server, index) => async () => {
+            const cpuBefore = server.cpuSeconds()
+            const { requestsPerSecond, requests } = await autocannon(server, c, Math.max(HTTP_MIN_SLICE_MS, durationMs))
+            const cpuAfter = server.cpuSeconds()
+            if (cpuBefore !== null && cpuAfter !== null && cpuAfter > cpuBefore) perCpuSecond[index]!.push(requests / (cpuAfter - cpuBefore))
+            return requestsPerSecond
+          }),
+          HTTP_ROUNDS,
+        )
+        const cpu = perCpuSecond.every((samples) => samples.length === HTTP_ROUNDS) ? new Comparison(perCpuSecond) : null
+        for (const [index, [, variantLabel]] of variants.entries()) {
+          results.push({
+            name: `${frameworkLabel}: ${variantLabel}, c=${c}`,
+            opsPerSecond: comparison.opsPerSecond(index),
+            ratioToBaseline: index === 0 ? null : comparison.ratio(index),
+          })
+        }
+        if (cpu !== null) {
+          for (const [index, [, variantLabel]] of variants.entries()) {
+            results.push({
+              name: `${frameworkLabel}: ${variantLabel}, c=${c}, requests per server CPU-second`,
+              opsPerSecond: cpu.opsPerSecond(index),
+              ratioToBaseline: index === 0 ? null : cpu.ratio(index),
+            })
+          }
+        }
+      } finally {
+        await Promise.all(servers.map((server) => server.stop()))
       }
     }
   }

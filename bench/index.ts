@@ -2,15 +2,13 @@
  * `npm run bench`: runs every benchmark, prints a table and writes JSON to bench/results/latest.json.
  * Environment: BENCH_ONLY (comma list of memory, redis, postgres, mariadb, sqlite, http, peer; default all),
  * BENCH_DURATION_MS (per case, default 2000), BENCH_MEMORY_KEYS (default 1000,1000000),
- * BENCH_STORE_KEYS (default 10000), BENCH_CONCURRENCY (store concurrency and HTTP connections, default 1,50).
+ * BENCH_STORE_KEYS (default 10000), BENCH_CONCURRENCY (store concurrency and HTTP connections, default 1,50),
+ * BENCH_ROUNDS (interleaved rounds per comparison, default 5).
  * A missing store server skips that store; an HTTP run with any failed request stops the bench.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { printTable, type BenchResult } from './harness.js'
-import { benchHttp } from './http.js'
-import { benchBetterAuth } from './peer-better-auth.js'
+import { printTable, ROUNDS, type BenchResult } from './harness.js'
 import { benchVerifyMemory, footprints } from './verify-memory.js'
-import { benchVerifyStore, STORE_FACTORIES } from './verify-stores.js'
 
 const list = (value: string | undefined, fallback: string) => (value ?? fallback).split(',').map((item) => item.trim()).filter(Boolean)
 const only = new Set(list(process.env.BENCH_ONLY, 'memory,redis,postgres,mariadb,sqlite,http,peer'))
@@ -21,6 +19,9 @@ const concurrencies = list(process.env.BENCH_CONCURRENCY, '1,50').map(Number)
 
 const results: BenchResult[] = []
 if (only.has('memory')) for (const keyCount of memoryKeyCounts) results.push(...(await benchVerifyMemory(keyCount, durationMs)))
+// Drivers are imported only after the memory cases: on Node 20, merely loading ioredis slows an
+// unrelated in-process verify loop by about 25% (measured; the V8 cause is not isolated).
+const { benchVerifyStore, STORE_FACTORIES } = await import('./verify-stores.js')
 for (const [name, factory] of Object.entries(STORE_FACTORIES)) {
   if (!only.has(name)) continue
   try {
@@ -29,12 +30,14 @@ for (const [name, factory] of Object.entries(STORE_FACTORIES)) {
     console.warn(`[bench] ${name} skipped: ${error instanceof Error ? error.message : String(error)}`)
   }
 }
-if (only.has('http')) results.push(...(await benchHttp(durationMs, concurrencies)))
+if (only.has('http')) results.push(...(await (await import('./http.js')).benchHttp(durationMs, concurrencies)))
 // The peer: better-auth's api-key plugin on the same kinds of store, same harness, same run.
-if (only.has('peer')) results.push(...(await benchBetterAuth(durationMs, { memory: 1000, sql: storeKeyCount }, ['memory', 'postgres', 'sqlite'])))
+if (only.has('peer')) results.push(...(await (await import('./peer-better-auth.js')).benchBetterAuth(durationMs, { memory: 1000, sql: storeKeyCount }, ['memory', 'postgres', 'sqlite'])))
 
 const processes = only.has('http') ? 'one process (HTTP: server and autocannon in processes of their own)' : 'one process'
-console.log(`node ${process.version}, ${processes}, ${durationMs} ms per case; ratios are against the case above marked baseline`)
+console.log(
+  `node ${process.version}, ${processes}, ${durationMs} ms per case in ${ROUNDS} interleaved rounds; medians; ratios are against the case above marked baseline, median of same-round ratios`,
+)
 printTable(results)
 for (const footprint of footprints) {
   console.log(`memory store: ${footprint.keys.toLocaleString('en-US')} keys hold ${(footprint.heapBytes / 2 ** 20).toFixed(1)} MiB of heap, ${footprint.bytesPerKey} bytes per key`)
@@ -42,5 +45,5 @@ for (const footprint of footprints) {
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
 writeFileSync(
   new URL('./results/latest.json', import.meta.url),
-  JSON.stringify({ node: process.version, durationMs, date: new Date().toISOString(), results, footprints }, null, 2) + '\n',
+  JSON.stringify({ node: process.version, durationMs, rounds: ROUNDS, date: new Date().toISOString(), results, footprints }, null, 2) + '\n',
 )

@@ -9,7 +9,7 @@ import { resolveOptions, type KeyManagerOptions, type ResolvedOptions } from './
 import { resolveExpiry } from './policy/expiry.js'
 import { ScopeResolver } from './policy/scopes.js'
 import { keyStatus, type KeyQuery, type KeyStatus, type KeyStore, type StoredKey } from './store.js'
-import { formatToken, tokenPatternSource, TokenParser } from './token/format.js'
+import { formatToken, tokenPatternSource, TokenParser, type TokenParts } from './token/format.js'
 import type {
   ApiKey,
   CreateKeyInput,
@@ -194,11 +194,18 @@ export class KeyManager {
    * if (!result.valid) console.log(result.reason) // e.g. 'expired'
    * ```
    */
-  async verify(token: string, options?: VerifyOptions): Promise<VerifyResult> {
-    if (options !== undefined) checkVerifyOptions(options)
+  verify(token: string, options?: VerifyOptions): Promise<VerifyResult> {
+    // Not `async`: garbage is the commonest attack traffic, so its answer is one shared, settled promise.
+    if (options !== undefined) {
+      const problem = verifyOptionsProblem(options)
+      if (problem !== null) return Promise.reject(problem)
+    }
     const parts = this.parser.parse(token)
-    if (parts === null) return this.reject('malformed', null)
-    const { environment, keyId, secret } = parts
+    if (parts === null) return this.events.has('rejected') ? Promise.resolve(this.reject('malformed', null)) : MALFORMED
+    return this.verifyParts(parts, options)
+  }
+
+  private async verifyParts({ environment, keyId, secret }: TokenParts, options: VerifyOptions | undefined): Promise<VerifyResult> {
 
     const record = this.cache === null ? await this.readForVerify(keyId) : await this.readThroughCache(this.cache, keyId)
     if (record === null) {
@@ -696,19 +703,23 @@ function checkId(id: unknown): asserts id is string {
   }
 }
 
-/** Cheap shape checks instead of zod: verify is the hot path. Bad options are a caller bug, so they throw. */
-function checkVerifyOptions(options: VerifyOptions): void {
+/** Cheap shape checks instead of zod: verify is the hot path. Bad options are a caller bug, so they reject. */
+function verifyOptionsProblem(options: VerifyOptions): ValidationError | null {
   if (typeof options !== 'object' || options === null) {
-    throw new ValidationError([{ path: [], message: 'verify options must be an object' }])
+    return new ValidationError([{ path: [], message: 'verify options must be an object' }])
   }
   const { scopes, environment } = options
   if (scopes !== undefined && (!Array.isArray(scopes) || !scopes.every((scope) => typeof scope === 'string'))) {
-    throw new ValidationError([{ path: ['scopes'], message: 'must be an array of strings' }])
+    return new ValidationError([{ path: ['scopes'], message: 'must be an array of strings' }])
   }
   if (environment !== undefined && typeof environment !== 'string') {
-    throw new ValidationError([{ path: ['environment'], message: 'must be a string' }])
+    return new ValidationError([{ path: ['environment'], message: 'must be a string' }])
   }
+  return null
 }
+
+/** The answer to every token that does not parse, shared: results are immutable. */
+const MALFORMED: Promise<VerifyResult> = Promise.resolve(Object.freeze({ valid: false, reason: 'malformed', keyId: null }))
 
 function toDate(ms: number | null): Date | null {
   return ms === null ? null : new Date(ms)

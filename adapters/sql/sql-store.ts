@@ -243,12 +243,12 @@ function readJson<T>(value: unknown): T {
   return JSON.parse(readText(value)) as T
 }
 
-/** The record a row holds. */
 /** The JSON text columns, in table order (scopes, roles, groups, metadata), shared by insert and update. */
 function jsonColumns(record: StoredKey): [string, string, string, string] {
   return [JSON.stringify(record.scopes), JSON.stringify(record.roles), JSON.stringify(record.groups), JSON.stringify(record.metadata)]
 }
 
+/** The record a row holds. */
 export function rowToRecord(row: SqlRow): StoredKey {
   return {
     id: readText(row['id']),

@@ -39,7 +39,18 @@ type Digest = (message: string) => string
 interface NativeCrypto {
   createHmac(algorithm: 'sha256', key: string | Uint8Array): { update(data: string): { digest(encoding: 'hex'): string } }
   createHash(algorithm: 'sha256'): { update(data: string): { digest(encoding: 'hex'): string } }
+  /** One-shot hash (node 20.12+); far cheaper than a Hash object per call. */
+  hash?(algorithm: 'sha256', data: string | Uint8Array, outputEncoding: 'hex'): string
 }
+
+/** The part of node's `Buffer` used by the one-shot HMAC. */
+interface NativeBuffer extends Uint8Array {
+  write(text: string, offset: number, encoding: 'utf8' | 'hex'): number
+}
+
+const SHA256_BLOCK_BYTES = 64
+/** Room for the hashed message after the key block; ours are under 100 bytes (see `message`). */
+const MESSAGE_CAPACITY = 256
 
 function nativeCrypto(): NativeCrypto | undefined {
   const process = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process
@@ -49,13 +60,43 @@ function nativeCrypto(): NativeCrypto | undefined {
 function keyedDigest(secret: string | Uint8Array, native: NativeCrypto | undefined): Digest {
   // Encoded once: handing node a string key costs a conversion (about 1 µs) on every call.
   const key = typeof secret === 'string' ? utf8ToBytes(secret) : secret
-  if (native) return (message) => native.createHmac('sha256', key).update(message).digest('hex')
+  if (native) return oneShotHmac(key, native) ?? ((message) => native.createHmac('sha256', key).update(message).digest('hex'))
   // @noble/hashes elsewhere: the keyed inner and outer states are computed once; each call clones them.
   const prepared = hmac.create(sha256, key)
   return (message) => bytesToHex(prepared.clone().update(utf8ToBytes(message)).digest())
 }
 
+/**
+ * HMAC-SHA-256 (RFC 2104) from two one-shot hashes over preallocated buffers: H(K^opad || H(K^ipad || m)).
+ * Same digest as `createHmac`, at about a third of its cost, because node's one-shot `crypto.hash`
+ * skips the Hash object that `createHmac` builds per call. Returns `undefined` where `crypto.hash`
+ * or `Buffer` is missing.
+ */
+function oneShotHmac(key: Uint8Array, native: NativeCrypto): Digest | undefined {
+  const hash = native.hash?.bind(native)
+  const BufferClass = (globalThis as { Buffer?: { alloc(size: number): NativeBuffer } }).Buffer
+  if (hash === undefined || BufferClass === undefined) return undefined
+  // A key longer than one block is hashed first, as RFC 2104 says.
+  const block = key.length > SHA256_BLOCK_BYTES ? sha256(key) : key
+  const inner = BufferClass.alloc(SHA256_BLOCK_BYTES + MESSAGE_CAPACITY)
+  const outer = BufferClass.alloc(SHA256_BLOCK_BYTES + 32)
+  for (let i = 0; i < SHA256_BLOCK_BYTES; i++) {
+    inner[i] = (block[i] ?? 0) ^ 0x36
+    outer[i] = (block[i] ?? 0) ^ 0x5c
+  }
+  const slow = (message: string) => native.createHmac('sha256', key).update(message).digest('hex')
+  return (message) => {
+    // One UTF-16 unit is at most 3 UTF-8 bytes; anything that might not fit takes the slow path.
+    if (message.length * 3 > MESSAGE_CAPACITY) return slow(message)
+    const length = inner.write(message, SHA256_BLOCK_BYTES, 'utf8')
+    outer.write(hash('sha256', inner.subarray(0, SHA256_BLOCK_BYTES + length), 'hex'), SHA256_BLOCK_BYTES, 'hex')
+    return hash('sha256', outer, 'hex')
+  }
+}
+
 function plainDigest(native: NativeCrypto | undefined): Digest {
+  const hash = native?.hash?.bind(native)
+  if (hash) return (message) => hash('sha256', message, 'hex')
   if (native) return (message) => native.createHash('sha256').update(message).digest('hex')
   return (message) => bytesToHex(sha256(utf8ToBytes(message)))
 }

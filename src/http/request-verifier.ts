@@ -5,6 +5,7 @@ import { parseDuration, type Duration } from '../policy/duration.js'
 import { SCOPE_PATTERN } from '../policy/scopes.js'
 import type { ApiKey, VerifyFailureReason, VerifyOptions } from '../types.js'
 import { toIssues } from '../validation.js'
+import { DeadlineExceeded, DeadlineQueue } from './deadline-queue.js'
 import { findCredential, type CredentialSources, type RequestHeaders } from './credentials.js'
 import { buildResponses, DEFAULT_MESSAGES, type ProblemCode, type RejectionResponse } from './responses.js'
 
@@ -130,26 +131,6 @@ function optionsSchema(keys: KeyManager) {
     })
 }
 
-class VerificationTimeout extends Error {}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  // One promise and one timer per request (no race, no finally): this runs on every request. The
-  // handlers on `promise` also absorb a late rejection after the timeout has answered.
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new VerificationTimeout()), ms)
-    promise.then(
-      (value) => {
-        clearTimeout(timer)
-        resolve(value)
-      },
-      (error: unknown) => {
-        clearTimeout(timer)
-        reject(error)
-      },
-    )
-  })
-}
-
 function callQuietly(hook: ApiKeyAuthOptions['onReject'], rejection: Rejection): void {
   if (hook === undefined) return
   try {
@@ -191,6 +172,7 @@ export function createRequestVerifier(keys: KeyManager, options: ApiKeyAuthOptio
   const parsed = optionsSchema(keys).safeParse(options ?? {})
   if (!parsed.success) throw new ConfigError(toIssues(parsed.error))
   const { scopes, environment, schemes, header, realm, messages, retryAfterSeconds, timeout, onReject } = parsed.data
+  const deadlines = new DeadlineQueue(timeout)
 
   const sources: CredentialSources = {
     schemes: new Set(schemes.map((scheme) => scheme.toLowerCase())),
@@ -230,13 +212,13 @@ export function createRequestVerifier(keys: KeyManager, options: ApiKeyAuthOptio
         return reject(responses.invalidRequest, 'ambiguous_credentials', null)
     }
     try {
-      const result = await withTimeout(keys.verify(found.token, verifyOptions), timeout)
+      const result = await deadlines.limit(keys.verify(found.token, verifyOptions))
       if (result.valid) return { ok: true, status: 200, key: result.key, scopes: result.scopes }
       const response = result.reason === 'insufficient_scope' ? responses.insufficientScope : responses.invalidToken
       return reject(response, result.reason, result.keyId)
     } catch (error) {
-      const reason = error instanceof VerificationTimeout ? 'store_timeout' : error instanceof StoreError ? 'store_unavailable' : 'internal_error'
-      return reject(responses.unavailable, reason, keys.parseToken(found.token)?.keyId ?? null, error instanceof VerificationTimeout ? undefined : error)
+      const reason = error instanceof DeadlineExceeded ? 'store_timeout' : error instanceof StoreError ? 'store_unavailable' : 'internal_error'
+      return reject(responses.unavailable, reason, keys.parseToken(found.token)?.keyId ?? null, error instanceof DeadlineExceeded ? undefined : error)
     }
   }
 }

@@ -1,4 +1,5 @@
-const TABLE = /* @__PURE__ */ (() => {
+/** The byte-wise CRC-32 lookup table (reflected polynomial 0xEDB88320). */
+export const CRC32_TABLE = /* @__PURE__ */ (() => {
   const table = new Uint32Array(256)
   for (let n = 0; n < 256; n++) {
     let c = n
@@ -15,7 +16,7 @@ const TABLE = /* @__PURE__ */ (() => {
 export function crc32(ascii: string): number {
   let crc = 0xffffffff
   for (let i = 0; i < ascii.length; i++) {
-    crc = TABLE[(crc ^ ascii.charCodeAt(i)) & 0xff]! ^ (crc >>> 8)
+    crc = CRC32_TABLE[(crc ^ ascii.charCodeAt(i)) & 0xff]! ^ (crc >>> 8)
   }
   return (crc ^ 0xffffffff) >>> 0
 }

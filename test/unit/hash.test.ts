@@ -62,6 +62,36 @@ describe('native and portable hashing', () => {
   })
 })
 
+describe('the one-shot HMAC (node:crypto.hash over prepared pads)', () => {
+  const keys: Array<[string, string | Uint8Array]> = [
+    ['a 29-byte ASCII pepper', PEPPER],
+    ['a pepper of exactly one block (64 bytes)', 'b'.repeat(64)],
+    ['a pepper longer than one block (hashed first)', 'c'.repeat(65)],
+    ['a non-ASCII pepper', 'poivre-🌶️-é-0123456789abcdef'],
+    ['a binary pepper with high bytes', new Uint8Array(48).map((_, i) => 255 - i)],
+  ]
+  for (const [label, secret] of keys) {
+    it(`agrees with createHmac for ${label}`, () => {
+      const hasher = new SecretHasher([{ id: 'p', secret }])
+      const expected = createHmac('sha256', secret).update(MESSAGE).digest('hex')
+      expect(hasher.hash('live', 'AbCdEfGh01234567', SECRET)).toBe(`kw1$hmac-sha256$p$${expected}`)
+    })
+  }
+
+  it('stays correct for a short message after a long one, and for one too long for its buffer', () => {
+    const hasher = new SecretHasher([{ id: 'p', secret: PEPPER }])
+    const long = 'L'.repeat(300)
+    expect(hasher.hash('live', 'AbCdEfGh01234567', long)).toBe(
+      `kw1$hmac-sha256$p$${createHmac('sha256', PEPPER).update(`keywarden/v1\0live\0AbCdEfGh01234567\0${long}`).digest('hex')}`,
+    )
+    const unicode = 'é'.repeat(80)
+    expect(hasher.hash('live', 'AbCdEfGh01234567', unicode)).toBe(
+      `kw1$hmac-sha256$p$${createHmac('sha256', PEPPER).update(`keywarden/v1\0live\0AbCdEfGh01234567\0${unicode}`).digest('hex')}`,
+    )
+    expect(hasher.hash('live', 'AbCdEfGh01234567', SECRET)).toBe(`kw1$hmac-sha256$p$${createHmac('sha256', PEPPER).update(MESSAGE).digest('hex')}`)
+  })
+})
+
 describe('constantTimeEqual', () => {
   it('compares equal-length strings fully and refuses different lengths', () => {
     expect(constantTimeEqual('abc', 'abc')).toBe(true)

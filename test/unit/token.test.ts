@@ -1,7 +1,8 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { crc32 } from '../../src/token/crc32.js'
 import { encodeBase62 } from '../../src/token/base62.js'
-import { TokenParser, formatToken } from '../../src/token/format.js'
+import { TokenParser, formatToken, tokenPatternSource } from '../../src/token/format.js'
 import { setup } from '../helpers.js'
 
 describe('crc32', () => {
@@ -87,5 +88,44 @@ describe('token format', () => {
     const { key, token } = await keys.create({ name: 'x', environment: 'test' })
     expect(keys.parseToken(token)).toEqual({ prefix: 'acme', environment: 'test', keyId: key.id })
     expect(keys.parseToken('garbage')).toBeNull()
+  })
+
+  it('handles environments of different lengths, including one that prefixes another', () => {
+    const multi = new TokenParser('acme', ['dev', 'develop', 'x'])
+    for (const environment of ['dev', 'develop', 'x']) {
+      const token = formatToken({ ...parts, environment })
+      expect(multi.parse(token)).toEqual({ ...parts, environment })
+    }
+    expect(multi.parse(formatToken({ ...parts, environment: 'deve' }))).toBeNull()
+    expect(multi.parse(formatToken({ ...parts, environment: 'live' }))).toBeNull()
+  })
+
+  it('accepts exactly what the published pattern matches with a valid checksum (differential, fast-check)', () => {
+    const environments = ['live', 'test', 'staging']
+    const multi = new TokenParser('acme', environments)
+    const anchored = new RegExp(`^${tokenPatternSource('acme', environments)}$`)
+    const reference = (candidate: string) =>
+      anchored.test(candidate) && encodeBase62(crc32(candidate.slice(0, -6)), 6) === candidate.slice(-6)
+    const base62 = fc.constantFrom(...'0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_ -\u0430\u00e9'.split(''))
+    const valid = fc
+      .record({
+        environment: fc.constantFrom(...environments, 'prod', 'liv'),
+        keyId: fc.string({ unit: base62, minLength: 15, maxLength: 17 }),
+        secret: fc.string({ unit: base62, minLength: 31, maxLength: 33 }),
+      })
+      .map((candidate) => formatToken({ prefix: 'acme', ...candidate }))
+    // Well-formed tokens, then the same with one character changed, dropped or added anywhere.
+    const mutated = fc.tuple(valid, fc.nat(), base62, fc.constantFrom('replace', 'drop', 'insert', 'keep')).map(([token, at, character, how]) => {
+      const i = at % token.length
+      if (how === 'keep') return token
+      if (how === 'drop') return token.slice(0, i) + token.slice(i + 1)
+      return token.slice(0, i) + character + token.slice(how === 'replace' ? i + 1 : i)
+    })
+    fc.assert(
+      fc.property(fc.oneof(mutated, fc.string({ maxLength: 90 })), (candidate) => {
+        expect(multi.parse(candidate) !== null).toBe(reference(candidate))
+      }),
+      { numRuns: 20_000 },
+    )
   })
 })
