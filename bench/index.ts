@@ -19,7 +19,9 @@ const concurrencies = list(process.env.BENCH_CONCURRENCY, '1,50').map(Number)
 
 const results: BenchResult[] = []
 if (only.has('memory')) for (const keyCount of memoryKeyCounts) results.push(...(await benchVerifyMemory(keyCount, durationMs)))
-// Drivers are imported only after the memory cases: on Node 20, merely loading ioredis slows an
+// The peer: better-auth's api-key plugin on the same kinds of store, same harness, same run.
+if (only.has('peer')) results.push(...(await (await import('./peer-better-auth.js')).benchBetterAuth(durationMs, { memory: 1000, sql: storeKeyCount }, ['memory', 'postgres', 'sqlite'])))
+// Drivers are imported only after the memory and peer cases: on Node 20, merely loading ioredis slows an
 // unrelated in-process verify loop by about 25% (measured; the V8 cause is not isolated).
 const { benchVerifyStore, STORE_FACTORIES } = await import('./verify-stores.js')
 for (const [name, factory] of Object.entries(STORE_FACTORIES)) {
@@ -31,8 +33,6 @@ for (const [name, factory] of Object.entries(STORE_FACTORIES)) {
   }
 }
 if (only.has('http')) results.push(...(await (await import('./http.js')).benchHttp(durationMs, concurrencies)))
-// The peer: better-auth's api-key plugin on the same kinds of store, same harness, same run.
-if (only.has('peer')) results.push(...(await (await import('./peer-better-auth.js')).benchBetterAuth(durationMs, { memory: 1000, sql: storeKeyCount }, ['memory', 'postgres', 'sqlite'])))
 
 const processes = only.has('http') ? 'one process (HTTP: server and autocannon in processes of their own)' : 'one process'
 console.log(

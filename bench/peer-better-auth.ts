@@ -38,7 +38,7 @@ import pg from 'pg'
 import { KeyManager, type KeyStore } from 'keywarden'
 import { MemoryStore } from 'keywarden/adapters/memory'
 import { PostgresStore, SqliteStore } from 'keywarden/adapters/sql'
-import { forEachConcurrently, measure, type BenchResult } from './harness.js'
+import { forEachConcurrently, interleave, measure, ROUNDS, type BenchResult } from './harness.js'
 
 export type PeerStore = 'memory' | 'postgres' | 'sqlite'
 
@@ -151,7 +151,13 @@ function strideOrder(count: number): number[] {
   return order
 }
 
-async function benchBetterAuthOnStore(subject: PeerSubject, keyCount: number, durationMs: number): Promise<number> {
+/** A prepared contender: one verify of the next key in stride order, and its teardown. */
+interface Contender {
+  readonly verifyNext: () => Promise<void>
+  readonly close: () => Promise<void>
+}
+
+async function prepareBetterAuth(subject: PeerSubject, keyCount: number): Promise<Contender> {
   const options = betterAuthOptions(subject.betterAuthDatabase)
   if (subject.migrate) await (await getMigrations(options)).runMigrations()
   const auth = betterAuth(options)
@@ -168,31 +174,28 @@ async function benchBetterAuthOnStore(subject: PeerSubject, keyCount: number, du
   await forEachConcurrently(tokens, CREATE_CONCURRENCY, verify)
   const order = strideOrder(keyCount)
   let next = 0
-  return measure(() => verify(tokens[order[next++ % keyCount]!]!), durationMs)
+  return { verifyNext: () => verify(tokens[order[next++ % keyCount]!]!), close: async () => {} }
 }
 
-async function benchKeywardenOnStore(subject: PeerSubject, keyCount: number, durationMs: number): Promise<number> {
+async function prepareKeywarden(subject: PeerSubject, keyCount: number): Promise<Contender> {
   const keys = new KeyManager({ store: await subject.keywardenStore(), prefix: 'bench', pepper: PEPPER })
-  try {
-    const tokens: string[] = []
-    await forEachConcurrently(Array.from({ length: keyCount }, (_, i) => i), CREATE_CONCURRENCY, async (i) => {
-      tokens.push((await keys.create({ name: `k${i}`, environment: 'live' })).token)
-    })
-    const verify = async (token: string) => {
-      const result = await keys.verify(token)
-      if (!result.valid) throw new Error(`keywarden rejected a valid key: ${result.reason}`)
-    }
-    await forEachConcurrently(tokens, CREATE_CONCURRENCY, verify)
-    const order = strideOrder(keyCount)
-    let next = 0
-    return await measure(() => verify(tokens[order[next++ % keyCount]!]!), durationMs)
-  } finally {
-    await keys.close() // flushes buffered lastUsedAt writes and stops the flush timer
+  const tokens: string[] = []
+  await forEachConcurrently(Array.from({ length: keyCount }, (_, i) => i), CREATE_CONCURRENCY, async (i) => {
+    tokens.push((await keys.create({ name: `k${i}`, environment: 'live' })).token)
+  })
+  const verify = async (token: string) => {
+    const result = await keys.verify(token)
+    if (!result.valid) throw new Error(`keywarden rejected a valid key: ${result.reason}`)
   }
+  await forEachConcurrently(tokens, CREATE_CONCURRENCY, verify)
+  const order = strideOrder(keyCount)
+  let next = 0
+  // close() flushes buffered lastUsedAt writes and stops the flush timer.
+  return { verifyNext: () => verify(tokens[order[next++ % keyCount]!]!), close: () => keys.close() }
 }
 
 /**
- * Measures better-auth's API-key verify, then keywarden's, on each of `stores`, with
+ * Measures better-auth's API-key verify and keywarden's in interleaved rounds, on each of `stores`, with
  * `keyCounts.memory` keys on the memory stores and `keyCounts.sql` keys on PostgreSQL and SQLite.
  * A store that cannot be set up (e.g. PostgreSQL not running) is skipped with a warning.
  */
@@ -211,15 +214,18 @@ export async function benchBetterAuth(
       console.warn(`[bench] better-auth peer on ${store} skipped: ${error instanceof Error ? error.message : String(error)}`)
       continue
     }
+    const contenders: Contender[] = []
     try {
-      const betterAuthOps = await benchBetterAuthOnStore(subject, keyCount, durationMs)
-      const keywardenOps = await benchKeywardenOnStore(subject, keyCount, durationMs)
+      contenders.push(await prepareBetterAuth(subject, keyCount), await prepareKeywarden(subject, keyCount))
+      const slice = durationMs / ROUNDS
+      const comparison = await interleave(contenders.map((contender) => () => measure(contender.verifyNext, slice)))
       const suffix = `verify valid (${subject.label}, ${keyCount} keys)`
       results.push(
-        { name: `better-auth api-key: ${suffix}`, opsPerSecond: betterAuthOps, ratioToBaseline: null },
-        { name: `keywarden: ${suffix}`, opsPerSecond: keywardenOps, ratioToBaseline: keywardenOps / betterAuthOps },
+        { name: `better-auth api-key: ${suffix}`, opsPerSecond: comparison.opsPerSecond(0), ratioToBaseline: null },
+        { name: `keywarden: ${suffix}`, opsPerSecond: comparison.opsPerSecond(1), ratioToBaseline: comparison.ratio(1) },
       )
     } finally {
+      await Promise.all(contenders.map((contender) => contender.close()))
       await subject.cleanup()
     }
   }
