@@ -24,6 +24,7 @@ export type KeywardenErrorCode =
   | 'key_not_found'
   | 'quota_exceeded'
   | 'conflict'
+  | 'idempotency_conflict'
   | 'key_revoked'
   | 'store_failed'
 

@@ -4,6 +4,7 @@ import {
   dateSchema,
   durationSchema,
   identifierSchema,
+  idempotencyKeySchema,
   metadataSchema,
   roleNameSchema,
   scopeListSchema,
@@ -58,6 +59,7 @@ export function inputSchemas(options: ResolvedOptions) {
       expiresAt: dateSchema.nullable().optional(),
       metadata: metadataSchema.optional(),
       owner: z.record(z.string(), z.unknown()).optional(),
+      idempotencyKey: idempotencyKeySchema.optional(),
     }),
     update: z.strictObject({
       name: nameSchema.optional(),
@@ -83,6 +85,7 @@ export function inputSchemas(options: ResolvedOptions) {
     }),
     rotate: z.strictObject({
       gracePeriod: durationSchema.default(0),
+      idempotencyKey: idempotencyKeySchema.optional(),
     }),
   }
 }

@@ -9,7 +9,7 @@ import { resolveOptions, type KeyManagerOptions, type ResolvedOptions } from './
 import { resolveExpiry } from './policy/expiry.js'
 import { ScopeResolver } from './policy/scopes.js'
 import { keyStatus, type KeyQuery, type KeyStatus, type KeyStore, type StoredKey } from './store.js'
-import { formatToken, tokenPatternSource, TokenParser, type TokenParts } from './token/format.js'
+import { formatToken, KEY_ID_LENGTH, SECRET_LENGTH, tokenPatternSource, TokenParser, type TokenParts } from './token/format.js'
 import type {
   ApiKey,
   CreateKeyInput,
@@ -140,10 +140,18 @@ export class KeyManager {
     const tenantId = parsed.tenantId ?? null
     const quota = ownerId === null ? null : this.quotaFor(ownerId, tenantId, environment, parsed.owner)
     if (quota !== null && quota.limit === 0) throw new QuotaExceededError(ownerId!, 0)
+    // With an idempotency key, ID and secret are derived from it, so a retry rebuilds the same key.
+    const derived =
+      parsed.idempotencyKey === undefined
+        ? null
+        : {
+            keyId: this.derive(['create-id', ownerId, tenantId, environment, parsed.idempotencyKey], KEY_ID_LENGTH),
+            secret: this.derive(['create-secret', ownerId, tenantId, environment, parsed.idempotencyKey], SECRET_LENGTH),
+          }
 
     for (let attempt = 0; attempt < MAX_ID_ATTEMPTS; attempt++) {
-      const keyId = generateKeyId()
-      const secret = generateSecret()
+      const keyId = derived?.keyId ?? generateKeyId()
+      const secret = derived?.secret ?? generateSecret()
       const record: StoredKey = {
         id: keyId,
         name: parsed.name,
@@ -176,6 +184,12 @@ export class KeyManager {
         const key = this.publicKey(record)
         this.emit({ type: 'created', at: new Date(now), key })
         return { key, token: formatToken({ prefix: this.options.prefix, environment, keyId, secret }) }
+      }
+      if (derived !== null) {
+        // The derived ID is taken: by this very request's earlier try (replay it), or it was deleted
+        // in between (try the insert again).
+        const existing = await this.callStore('get', () => this.store.get(keyId))
+        if (existing !== null) return this.replayCreate(existing, record, secret, now)
       }
     }
     throw new StoreError('insert', { cause: new Error(`The store reported ${MAX_ID_ATTEMPTS} fresh random key IDs as taken`) })
@@ -438,22 +452,37 @@ export class KeyManager {
    */
   async rotate(id: string, options: RotateOptions = {}): Promise<IssuedKey> {
     checkId(id)
-    const { gracePeriod } = parseInput(this.schemas.rotate, options)
+    const { gracePeriod, idempotencyKey } = parseInput(this.schemas.rotate, options)
+    // An idempotent rotation's secret is derived from the key and the hash it replaces, so a retry can
+    // tell "already done" (the current hash is that secret's and the previous hash the one it replaced)
+    // from "not yet", and a stale retry after a later rotation makes a new secret, never an old one.
+    const derive = idempotencyKey === undefined ? null : (hashBefore: string) => this.derive(['rotate-secret', id, idempotencyKey, hashBefore], SECRET_LENGTH)
+    if (derive !== null) derive('') // fails fast without a pepper
     let secret = ''
-    const { after } = await this.mutate(id, (current, now) => {
+    const { after, changed } = await this.mutate(id, (current, now) => {
       if (current.revokedAt !== null) throw new KeyRevokedError(id)
-      secret = generateSecret()
+      if (derive !== null && current.previousHash !== null) {
+        const candidate = derive(current.previousHash)
+        if (this.hasher.compare(current.hash, current.environment, current.id, candidate) !== HashMatch.None) {
+          secret = candidate // this rotation already happened and its answer was lost: the same token again
+          return current
+        }
+      }
+      secret = derive === null ? generateSecret() : derive(current.hash)
+      // An idempotent rotation keeps the replaced hash even without grace (expired at once, so it never
+      // verifies): a retry needs it to recognise its own rotation.
+      const keepPrevious = gracePeriod > 0 || derive !== null
       return {
         ...current,
         start: secret.slice(0, this.options.startLength),
         hash: this.hasher.hash(current.environment, current.id, secret),
-        previousHash: gracePeriod > 0 ? current.hash : null,
-        previousHashExpiresAt: gracePeriod > 0 ? now + gracePeriod : null,
+        previousHash: keepPrevious ? current.hash : null,
+        previousHashExpiresAt: keepPrevious ? now + gracePeriod : null,
       }
     })
     const key = this.publicKey(after)
-    const previousSecretValidUntil = after.previousHashExpiresAt === null ? null : new Date(after.previousHashExpiresAt)
-    this.emit({ type: 'rotated', at: key.updatedAt, key, previousSecretValidUntil })
+    const previousSecretValidUntil = gracePeriod > 0 && after.previousHashExpiresAt !== null ? new Date(after.previousHashExpiresAt) : null
+    if (changed) this.emit({ type: 'rotated', at: key.updatedAt, key, previousSecretValidUntil })
     return { key, token: formatToken({ prefix: this.options.prefix, environment: after.environment, keyId: after.id, secret }) }
   }
 
@@ -563,6 +592,25 @@ export class KeyManager {
   /** The public record, showing buffered uses that are not written yet. */
   private publicKey(record: StoredKey): ApiKey {
     return toApiKey(record, this.lastUsedAt(record))
+  }
+
+  /** A deterministic ID or secret for an idempotent call; needs a pepper, the only secret input. */
+  private derive(parts: readonly (string | null)[], length: number): string {
+    const value = this.hasher.derive(JSON.stringify(parts), length)
+    if (value === null) {
+      throw new ValidationError([{ path: ['idempotencyKey'], message: 'needs the pepper option: idempotent retries derive the key from it' }])
+    }
+    return value
+  }
+
+  /** The answer to a retried idempotent create whose key already exists. */
+  private replayCreate(existing: StoredKey, attempted: StoredKey, secret: string, now: number): IssuedKey {
+    const id = existing.id
+    if (this.hasher.compare(existing.hash, existing.environment, id, secret) === HashMatch.None) throw idempotencyConflict(id, 'rotated')
+    if (!sameRequest(existing, attempted)) throw idempotencyConflict(id, 'different')
+    if (now - existing.createdAt > IDEMPOTENCY_WINDOW_MS) throw idempotencyConflict(id, 'expired')
+    const token = formatToken({ prefix: this.options.prefix, environment: existing.environment, keyId: id, secret })
+    return { key: this.publicKey(existing), token }
   }
 
   private soleEnvironment(): string {
@@ -716,6 +764,26 @@ function verifyOptionsProblem(options: VerifyOptions): ValidationError | null {
     return new ValidationError([{ path: ['environment'], message: 'must be a string' }])
   }
   return null
+}
+
+/** How long a create or rotate can be replayed with its idempotency key. */
+const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000
+
+const IDEMPOTENCY_CONFLICTS = {
+  different: 'The idempotency key was already used for a different request',
+  rotated: 'The idempotency key was already used, and the key has been rotated since',
+  expired: 'The idempotency key was already used more than 24 hours ago',
+} as const
+
+function idempotencyConflict(keyId: string, kind: keyof typeof IDEMPOTENCY_CONFLICTS): ConflictError {
+  return new ConflictError(keyId, IDEMPOTENCY_CONFLICTS[kind], 'idempotency_conflict')
+}
+
+/** Whether a stored key is what `attempted` would have created (the expiry instant may differ). */
+function sameRequest(existing: StoredKey, attempted: StoredKey): boolean {
+  const fields = (record: StoredKey) =>
+    JSON.stringify([record.name, record.description, record.ownerId, record.tenantId, record.environment, record.type, record.scopes, record.roles, record.groups, record.metadata])
+  return fields(existing) === fields(attempted)
 }
 
 /** The answer to every token that does not parse, shared: results are immutable. */

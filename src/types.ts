@@ -80,6 +80,14 @@ export interface CreateKeyInput {
   metadata?: JsonObject
   /** Passed to a function-valued `maxKeysPerOwner` (merged over `{ id: ownerId }`). */
   owner?: OwnerContext
+  /**
+   * Makes the call safe to retry after an ambiguous failure (a timeout, a cut connection): a retry
+   * with the same idempotency key, owner, tenant and environment within 24 hours returns the same key
+   * and the same token instead of creating a second key, and never counts twice against the quota.
+   * 16–255 visible ASCII characters: use a fresh UUID or random token per intended key, and treat it
+   * like a password (with the pepper it reproduces the token). Requires a `pepper`.
+   */
+  idempotencyKey?: string
 }
 
 /**
@@ -151,6 +159,13 @@ export interface IssuedKey {
 export interface RotateOptions {
   /** How long the replaced secret keeps working; default 0 (stops at once). */
   gracePeriod?: Duration
+  /**
+   * Makes the rotation safe to retry: a retry with the same idempotency key, while no other rotation
+   * has happened since, returns the same token without rotating again (and without a second
+   * `rotated` event). A retry after a later rotation rotates anew; it never brings an old secret back.
+   * Same format and care as {@link CreateKeyInput.idempotencyKey}. Requires a `pepper`.
+   */
+  idempotencyKey?: string
 }
 
 /** Options of {@link KeyManager.expiring}. */

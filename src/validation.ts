@@ -95,6 +95,16 @@ export const dateSchema = z
 /** Short identifiers: owner, tenant and key IDs. */
 export const identifierSchema = z.string().min(1).max(256)
 
+/**
+ * Idempotency keys of create and rotate: 16 to 255 visible ASCII characters, so that a UUID or a
+ * random token fits and a guessable short word does not.
+ */
+export const idempotencyKeySchema = z
+  .string()
+  .min(16)
+  .max(255)
+  .regex(/^[\x21-\x7e]+$/, 'must be visible ASCII characters (a UUID or a random token)')
+
 /** Key type labels. */
 export const typeSchema = z
   .string()

@@ -2,6 +2,7 @@ import { hmac } from '@noble/hashes/hmac.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
 import { constantTimeEqual } from './constant-time.js'
+import { deriveBase62 } from './derive.js'
 
 /**
  * A server-held secret that keys the stored hash. `id` is written into every stored hash so that
@@ -120,6 +121,8 @@ export class SecretHasher {
   private readonly currentTag: string
   private readonly currentDigest: Digest
   private readonly dummyHash: string
+  /** The current pepper's bytes, for {@link SecretHasher.derive}; `null` without a pepper. */
+  private readonly currentKey: Uint8Array | null
 
   constructor(peppers: readonly Pepper[], options: SecretHasherOptions = {}) {
     const native = options.native === false ? undefined : nativeCrypto()
@@ -129,6 +132,15 @@ export class SecretHasher {
     this.currentTag = current ? `${SCHEME_VERSION}$hmac-sha256$${current.id}$` : `${SCHEME_VERSION}$sha256$-$`
     this.currentDigest = current ? this.digests.get(current.id)! : this.plain
     this.dummyHash = this.currentTag + '0'.repeat(64)
+    this.currentKey = current ? (typeof current.secret === 'string' ? utf8ToBytes(current.secret) : current.secret) : null
+  }
+
+  /**
+   * A string of `length` base62 characters determined by `label` and the current pepper, or `null`
+   * without a pepper. The pepper is the only secret input, so only the server can reproduce it.
+   */
+  derive(label: string, length: number): string | null {
+    return this.currentKey === null ? null : deriveBase62(this.currentKey, label, length)
   }
 
   /** Whether a pepper is configured (plain SHA-256 otherwise). */
