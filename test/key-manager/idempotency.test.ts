@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { MemoryStore } from '../../adapters/memory/index.js'
-import { ConflictError, StoreError, ValidationError, type KeyStore, type StoredKey } from '../../src/index.js'
+import { ConflictError, StoreError, ValidationError, type CreateKeyInput, type KeyStore, type StoredKey } from '../../src/index.js'
 import { DAY, recordEvents, rejectionOf, setup } from '../helpers.js'
 
 const IDEMPOTENCY_KEY = '6f1c2b8e-3d4a-4f5b-9c7d-0e1f2a3b4c5d'
@@ -86,7 +86,7 @@ describe('idempotent create', () => {
 
   it('replays for 24 hours, then refuses', async () => {
     const { keys, time } = setup()
-    const input = { name: 'CI', environment: 'live', expiresIn: '30d', idempotencyKey: IDEMPOTENCY_KEY }
+    const input: CreateKeyInput = { name: 'CI', environment: 'live', expiresIn: '30d', idempotencyKey: IDEMPOTENCY_KEY }
     const first = await keys.create(input)
     time.advance(DAY) // exactly 24 h: still a replay, with the original expiry
     expect(await keys.create(input)).toEqual(first)
