@@ -1,7 +1,7 @@
 import { hmac } from '@noble/hashes/hmac.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
-import { constantTimeEqual } from './constant-time.js'
+import { constantTimeEqual, constantTimeEqualAt } from './constant-time.js'
 import { deriveBase62 } from './derive.js'
 
 /**
@@ -86,11 +86,15 @@ function oneShotHmac(key: Uint8Array, native: NativeCrypto): Digest | undefined 
     outer[i] = (block[i] ?? 0) ^ 0x5c
   }
   const slow = (message: string) => native.createHmac('sha256', key).update(message).digest('hex')
+  // Views of `inner` by message length, made once: a subarray per call would be an allocation per verify.
+  const views = new Map<number, Uint8Array>()
   return (message) => {
     // One UTF-16 unit is at most 3 UTF-8 bytes; anything that might not fit takes the slow path.
     if (message.length * 3 > MESSAGE_CAPACITY) return slow(message)
-    const length = inner.write(message, SHA256_BLOCK_BYTES, 'utf8')
-    outer.write(hash('sha256', inner.subarray(0, SHA256_BLOCK_BYTES + length), 'hex'), SHA256_BLOCK_BYTES, 'hex')
+    const length = SHA256_BLOCK_BYTES + inner.write(message, SHA256_BLOCK_BYTES, 'utf8')
+    let view = views.get(length)
+    if (view === undefined) views.set(length, (view = inner.subarray(0, length)))
+    outer.write(hash('sha256', view, 'hex'), SHA256_BLOCK_BYTES, 'hex')
     return hash('sha256', outer, 'hex')
   }
 }
@@ -156,7 +160,9 @@ export class SecretHasher {
   /** Compares `secret` with a stored hash in constant time. */
   compare(stored: string, environment: string, keyId: string, secret: string): HashMatch {
     if (stored.startsWith(this.currentTag)) {
-      return constantTimeEqual(stored, this.hash(environment, keyId, secret)) ? HashMatch.Current : HashMatch.None
+      // The digest alone is compared (the tags are equal): no concatenated string to build and flatten.
+      const digest = this.currentDigest(message(environment, keyId, secret))
+      return constantTimeEqualAt(stored, this.currentTag.length, digest) ? HashMatch.Current : HashMatch.None
     }
     const tag = stored.slice(0, stored.lastIndexOf('$') + 1)
     const digest = this.digestFor(tag)

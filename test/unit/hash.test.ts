@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { createHash, createHmac } from 'node:crypto'
 import { MemoryStore } from '../../adapters/memory/index.js'
 import { HashMatch, SecretHasher } from '../../src/crypto/hash.js'
-import { constantTimeEqual } from '../../src/crypto/constant-time.js'
+import { constantTimeEqual, constantTimeEqualAt } from '../../src/crypto/constant-time.js'
 import { PEPPER, setup } from '../helpers.js'
 
 const SECRET = 'k'.repeat(32)
@@ -98,6 +98,14 @@ describe('constantTimeEqual', () => {
     expect(constantTimeEqual('abc', 'abd')).toBe(false)
     expect(constantTimeEqual('abc', 'abcd')).toBe(false)
     expect(constantTimeEqual('', '')).toBe(true)
+  })
+
+  it('compares a suffix from an offset (constantTimeEqualAt)', () => {
+    expect(constantTimeEqualAt('tag$abc', 4, 'abc')).toBe(true)
+    expect(constantTimeEqualAt('tag$abc', 4, 'abd')).toBe(false)
+    expect(constantTimeEqualAt('tag$abc', 3, 'abc')).toBe(false)
+    expect(constantTimeEqualAt('tag$abc', 4, 'abcd')).toBe(false)
+    expect(constantTimeEqualAt('tag$', 4, '')).toBe(true)
   })
 })
 
