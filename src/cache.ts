@@ -52,8 +52,9 @@ interface Entry {
 
 /**
  * A bounded LRU of store reads for verify, with bounded staleness: an entry lives at most `ttlMs`
- * (`negativeTtlMs` for unknown IDs). Errors are never cached. A read that started before an
- * invalidation is not cached, so a racing revoke cannot be undone by a slow read.
+ * (`negativeTtlMs` for unknown IDs) counted from the moment its read started, so a change made while
+ * a slow read was under way is seen within `ttlMs` of that change. Errors are never cached. A read
+ * that started before an invalidation is not cached, so a racing revoke cannot be undone by a slow read.
  */
 export class VerifyCache {
   private readonly entries = new Map<string, Entry>()
@@ -85,10 +86,14 @@ export class VerifyCache {
     return this.epoch
   }
 
-  fill(keyId: string, record: StoredKey | null, now: number, startedAt: number): void {
-    if (startedAt !== this.epoch) return
+  /**
+   * Keeps `record`, read from the store by a read that began at `readStartedAt` (clock ms) in `epoch`.
+   * Its lifetime counts from the read's start: the record may show the store as it was then.
+   */
+  fill(keyId: string, record: StoredKey | null, readStartedAt: number, epoch: number): void {
+    if (epoch !== this.epoch) return
     this.entries.delete(keyId)
-    this.entries.set(keyId, { record, expiresAt: now + (record === null ? this.negativeTtlMs : this.ttlMs) })
+    this.entries.set(keyId, { record, expiresAt: readStartedAt + (record === null ? this.negativeTtlMs : this.ttlMs) })
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!)
   }
 

@@ -125,7 +125,8 @@ export class KeyManager {
    * show it once. Enforces the owner's quota atomically.
    *
    * @throws {@link ValidationError} for bad input (nothing is written), {@link QuotaExceededError},
-   *   {@link StoreError}.
+   *   {@link ConflictError} (with an idempotency key: `idempotency_conflict` for a different request,
+   *   `conflict` when concurrent deletes of the key never let it settle), {@link StoreError}.
    * @example
    * ```ts
    * const { key, token } = await keys.create({ name: 'CI', ownerId: 'u1', environment: 'live', roles: ['readonly'] })
@@ -149,7 +150,10 @@ export class KeyManager {
             secret: this.derive(['create-secret', ownerId, tenantId, environment, parsed.idempotencyKey], SECRET_LENGTH),
           }
 
-    for (let attempt = 0; attempt < MAX_ID_ATTEMPTS; attempt++) {
+    // A derived ID that is taken and then gone when read was deleted concurrently (and may be re-created
+    // by another retry): that is retried like a compare-and-set, not bounded like random-ID collisions.
+    const attempts = derived === null ? MAX_ID_ATTEMPTS : MAX_UPDATE_ATTEMPTS
+    for (let attempt = 0; attempt < attempts; attempt++) {
       const keyId = derived?.keyId ?? generateKeyId()
       const secret = derived?.secret ?? generateSecret()
       const record: StoredKey = {
@@ -192,6 +196,8 @@ export class KeyManager {
         if (existing !== null) return this.replayCreate(existing, record, secret, now)
       }
     }
+    // The store worked throughout; concurrent deletes kept taking the key away between insert and read.
+    if (derived !== null) throw new ConflictError(derived.keyId)
     throw new StoreError('insert', { cause: new Error(`The store reported ${MAX_ID_ATTEMPTS} fresh random key IDs as taken`) })
   }
 
@@ -552,11 +558,13 @@ export class KeyManager {
 
   private async readThroughCache(cache: VerifyCache, keyId: string): Promise<StoredKey | null> {
     this.subscribeToChannel()
-    const cached = cache.lookup(keyId, this.clock())
+    const now = this.clock()
+    const cached = cache.lookup(keyId, now)
     if (cached !== undefined) return cached.record
-    const startedAt = cache.begin()
+    const epoch = cache.begin()
     const record = await this.readForVerify(keyId)
-    cache.fill(keyId, record, this.clock(), startedAt)
+    // The entry's ttl counts from before the read, not from its answer: a slow read must not stretch the bound.
+    cache.fill(keyId, record, now, epoch)
     return record
   }
 
@@ -766,7 +774,7 @@ function verifyOptionsProblem(options: VerifyOptions): ValidationError | null {
   return null
 }
 
-/** How long a create or rotate can be replayed with its idempotency key. */
+/** How long a create can be replayed with its idempotency key (a rotation replays while no other rotation happened). */
 const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000
 
 const IDEMPOTENCY_CONFLICTS = {

@@ -1,0 +1,462 @@
+/**
+ * fast-check commands that drive a real KeyManager (on a real store) and the reference model side by
+ * side. Every command checks its own outcome against the model, then {@link checkAgreement} checks the
+ * whole state: verify of every token ever issued, forged tokens, the key list and the quotas.
+ *
+ * Commands name keys and tokens by a generated index into what the model has seen so far (modulo its
+ * length), so a replayed or shrunk sequence still makes sense although IDs and secrets are random.
+ */
+import fc from 'fast-check'
+import type { KeyManager } from '../../src/index.js'
+import type { ApiKey, CreateKeyInput, KeyPage, UpdateKeyInput, VerifyOptions, VerifyResult } from '../../src/types.js'
+import { forgeToken, type manualClock } from '../helpers.js'
+import { DAY, HOUR, KeyModel, MINUTE, SECOND, type CreateRequest, type ExpectedVerify, type KeyStatus, type Refusal } from './reference-model.js'
+
+export interface Real {
+  readonly keys: KeyManager
+  readonly time: ReturnType<typeof manualClock>
+}
+
+export type ModelCommand = fc.AsyncCommand<KeyModel, Real>
+
+/** How often each outcome happened, to see what the generated sequences reach (KEYWARDEN_MODEL_STATS=1). */
+export const outcomes = new Map<string, number>()
+
+function note(outcome: string): void {
+  outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1)
+}
+
+/** Owners with a quota of 2 (`alice`, `bob`), one without (`carol`) and keys without an owner. */
+export const QUOTAS: Readonly<Record<string, number>> = { alice: 2, bob: 2 }
+const OWNERS = ['alice', 'bob', 'carol', null] as const
+const ENVIRONMENTS = ['live', 'test'] as const
+const NAMES = ['CI', 'deploy', 'backup'] as const
+const SCOPES = ['data:read', 'data:write', 'billing:*'] as const
+/** Scope requirements for verify; `billing` alone is not covered by `billing:*`. */
+const REQUIREMENTS = [[], ['data:read'], ['data:write'], ['billing:read'], ['billing'], ['data:read', 'data:write']] as const
+/** Lifetimes of a create or an update; `undefined` takes the policy default (90 days). */
+const LIFETIMES = [undefined, HOUR, DAY, 30 * DAY] as const
+const GRACE_PERIODS = [undefined, 0, MINUTE, HOUR] as const
+/** Clock steps chosen to land on expiry and grace boundaries exactly, and just before them. */
+const CLOCK_STEPS = [1, SECOND, MINUTE - 1, MINUTE, HOUR, DAY, 30 * DAY] as const
+const STATUSES: readonly KeyStatus[] = ['active', 'disabled', 'expired', 'revoked']
+const ROTATE_IDEMPOTENCY_KEYS = ['model-rotate-key-0001', 'model-rotate-key-0002'] as const
+
+/**
+ * Idempotent create "slots": one idempotency key used by two owners (they must get different keys),
+ * one without an owner, each with its canonical request. Variants change the request to provoke a
+ * conflict when the key exists.
+ */
+const IDEMPOTENT_SLOTS = [
+  { idempotencyKey: 'model-create-key-A-0001', ownerId: 'alice', environment: 'live', name: 'CI', scopes: ['data:read'], roles: [] },
+  { idempotencyKey: 'model-create-key-A-0001', ownerId: 'bob', environment: 'live', name: 'CI', scopes: ['data:read'], roles: [] },
+  { idempotencyKey: 'model-create-key-B-0002', ownerId: null, environment: 'test', name: 'deploy', scopes: [], roles: ['writer'] },
+] as const
+
+type Variant = 'same' | 'renamed' | 'rescoped'
+
+const keyIndex = fc.nat({ max: 63 })
+const scopeList = fc.shuffledSubarray([...SCOPES])
+
+function describeError(error: unknown): string {
+  if (error instanceof Error) return `${error.name} ${(error as { code?: string }).code ?? ''} ${error.message}`
+  return String(error)
+}
+
+/** Runs a call that the model says must be refused, and checks the refusal. */
+async function expectRefusal(call: Promise<unknown>, refusal: Refusal, label: string): Promise<void> {
+  let error: unknown
+  try {
+    await call
+  } catch (caught) {
+    error = caught
+  }
+  if (error === undefined) throw new Error(`${label}: expected a ${refusal} refusal, but the call succeeded`)
+  const code = (error as { code?: unknown }).code
+  const message = error instanceof Error ? error.message : ''
+  const ok = {
+    not_found: code === 'key_not_found',
+    revoked: code === 'key_revoked',
+    quota_exceeded: code === 'quota_exceeded',
+    conflict_rotated: code === 'idempotency_conflict' && message.includes('rotated'),
+    conflict_different: code === 'idempotency_conflict' && message.includes('different request'),
+    conflict_expired: code === 'idempotency_conflict' && message.includes('24 hours'),
+  }[refusal]
+  if (!ok) throw new Error(`${label}: expected a ${refusal} refusal, got ${describeError(error)}`)
+  note(`${label.split('(')[0]} refused: ${refusal}`)
+}
+
+/** Runs a call that the model says must succeed; a refusal here is a disagreement, with its label. */
+async function expectSuccess<T>(call: Promise<T>, label: string): Promise<T> {
+  try {
+    return await call
+  } catch (error) {
+    throw new Error(`${label}: expected success, got ${describeError(error)}`, { cause: error })
+  }
+}
+
+function same(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((item, index) => item === b[index])
+}
+
+function sorted(list: readonly string[]): string[] {
+  return [...list].sort()
+}
+
+/** Throws when a verify answer disagrees with the model's. */
+export function agree(actual: VerifyResult, expected: ExpectedVerify, label: string): void {
+  const show = (result: VerifyResult) => (result.valid ? 'valid' : result.reason)
+  if (!expected.valid) {
+    if (actual.valid || actual.reason !== expected.reason || actual.keyId !== expected.keyId) {
+      throw new Error(`${label}: verify said ${show(actual)}${actual.valid ? '' : ` (keyId ${actual.keyId})`}, the model says ${expected.reason} (keyId ${expected.keyId})`)
+    }
+    return
+  }
+  if (!actual.valid) throw new Error(`${label}: verify said ${actual.reason}, the model says valid`)
+  const { key } = actual
+  const problems = [
+    key.id !== expected.keyId && `id ${key.id} != ${expected.keyId}`,
+    key.name !== expected.name && `name ${key.name} != ${expected.name}`,
+    !same(key.scopes, expected.scopes) && `scopes ${JSON.stringify(key.scopes)} != ${JSON.stringify(expected.scopes)}`,
+    !same(sorted(actual.scopes), sorted(expected.granted)) && `granted ${JSON.stringify(actual.scopes)} != ${JSON.stringify(expected.granted)}`,
+    (key.expiresAt?.getTime() ?? null) !== expected.expiresAt && `expiresAt ${key.expiresAt?.toISOString()} != ${expected.expiresAt}`,
+  ].filter(Boolean)
+  if (problems.length > 0) throw new Error(`${label}: verify is valid but stale: ${problems.join('; ')}`)
+}
+
+/** Throws when a returned public record disagrees with the model's key. */
+function agreeKey(key: ApiKey, model: KeyModel, label: string): void {
+  const expected = model.keys.get(key.id)
+  if (expected === undefined) throw new Error(`${label}: ${key.id} is listed but the model has no such key`)
+  const problems = [
+    key.name !== expected.name && `name ${key.name} != ${expected.name}`,
+    !same(key.scopes, expected.scopes) && `scopes ${JSON.stringify(key.scopes)} != ${JSON.stringify(expected.scopes)}`,
+    !same(key.roles, expected.roles) && `roles ${JSON.stringify(key.roles)} != ${JSON.stringify(expected.roles)}`,
+    key.ownerId !== expected.ownerId && `ownerId ${key.ownerId} != ${expected.ownerId}`,
+    key.environment !== expected.environment && `environment ${key.environment} != ${expected.environment}`,
+    key.enabled !== expected.enabled && `enabled ${key.enabled} != ${expected.enabled}`,
+    (key.revokedAt !== null) !== expected.revoked && `revoked ${key.revokedAt !== null} != ${expected.revoked}`,
+    (key.expiresAt?.getTime() ?? null) !== expected.expiresAt && `expiresAt ${key.expiresAt?.getTime()} != ${expected.expiresAt}`,
+    key.createdAt.getTime() !== expected.createdAt && `createdAt ${key.createdAt.getTime()} != ${expected.createdAt}`,
+  ].filter(Boolean)
+  if (problems.length > 0) throw new Error(`${label}: key ${key.id} disagrees with the model: ${problems.join('; ')}`)
+}
+
+/**
+ * The invariants checked after every command: every token ever issued (and a forged token for every
+ * key ID ever issued) verifies as the model says; the list holds exactly the model's live keys, and
+ * each status filter exactly those with that status; no owner holds more non-revoked keys than the quota.
+ */
+export async function checkAgreement(model: KeyModel, { keys }: Real): Promise<void> {
+  // Every read below is independent of the others: issue them together, then judge the answers.
+  const forged = model.keyIds.map((keyId) => ({ token: forgeToken(keyId, model.keys.get(keyId)?.environment ?? 'live'), keyId }))
+  const owners = Object.entries(QUOTAS)
+  const [answers, all, byStatus, byOwner] = await Promise.all([
+    Promise.all([...model.tokens, ...forged].map(async ({ token, keyId }) => ({ keyId, token, result: await keys.verify(token) }))),
+    keys.list({ limit: 1000 }),
+    Promise.all(STATUSES.map((status) => keys.list({ status, limit: 1000 }))),
+    Promise.all(owners.map(([ownerId]) => keys.list({ ownerId, limit: 1000 }))),
+  ])
+
+  answers.forEach(({ keyId, token, result }, index) => {
+    const label = index < model.tokens.length ? `after the command, token #${index}` : `after the command, a forged token for ${keyId}`
+    agree(result, model.expectVerify(token, keyId), label)
+    note(`sweep: ${result.valid ? 'valid' : result.reason}`)
+  })
+
+  for (const key of all.items) agreeKey(key, model, 'list')
+  const listed = new Set(all.items.map((key) => key.id))
+  const missing = [...model.keys.keys()].filter((id) => !listed.has(id))
+  if (missing.length > 0 || listed.size !== all.items.length) throw new Error(`list: missing ${missing.join(', ') || 'nothing'}, ${all.items.length - listed.size} duplicates`)
+
+  // Status filters are evaluated by the store at `now`: the expiry boundary (`expiresAt <= now`) lives there too.
+  STATUSES.forEach((status, index) => {
+    const ids = byStatus[index]!.items.map((key) => key.id)
+    const expected = model.listed({ status }, 'asc')
+    if (!same(ids, expected)) throw new Error(`list({ status: ${status} }): got ${JSON.stringify(ids)}, the model expects ${JSON.stringify(expected)}`)
+  })
+
+  owners.forEach(([ownerId, limit], index) => {
+    const owned = byOwner[index]!.items
+    const held = owned.filter((key) => key.revokedAt === null).length
+    if (held > limit) throw new Error(`quota: ${ownerId} holds ${held} non-revoked keys, the limit is ${limit}`)
+    if (held !== model.countFor(ownerId) || owned.some((key) => key.ownerId !== ownerId)) {
+      throw new Error(`list({ ownerId: ${ownerId} }): ${held} non-revoked keys, the model counts ${model.countFor(ownerId)}`)
+    }
+  })
+}
+
+/** Runs one create the model has planned, and records its outcome. */
+async function runCreate(model: KeyModel, real: Real, request: CreateRequest, label: string): Promise<void> {
+  const input: CreateKeyInput = {
+    name: request.name,
+    ownerId: request.ownerId,
+    environment: request.environment,
+    scopes: request.scopes,
+    roles: request.roles,
+    ...(request.expiresInMs === undefined ? {} : { expiresIn: request.expiresInMs }),
+    ...(request.idempotencyKey === undefined ? {} : { idempotencyKey: request.idempotencyKey }),
+  }
+  const plan = model.planCreate(request)
+  if (plan.kind === 'refuse') return expectRefusal(real.keys.create(input), plan.refusal, label)
+  const { key, token } = await expectSuccess(real.keys.create(input), label)
+  if (plan.kind === 'replay') {
+    if (key.id !== plan.keyId || token !== plan.token) throw new Error(`${label}: a replay must return the first key and token, got another (${key.id})`)
+    note('create: replayed')
+    return agreeKey(key, model, label)
+  }
+  note(plan.reuse === null ? 'create: new key' : 'create: deleted idempotent key created again')
+  if (plan.reuse !== null) {
+    if (key.id !== plan.reuse.keyId || token !== plan.reuse.token) throw new Error(`${label}: re-creating a deleted idempotent key must give its ID and token again`)
+  } else if (model.keyIds.includes(key.id) || model.hasToken(token)) {
+    throw new Error(`${label}: a new key reused an ID or token issued before (${key.id})`)
+  }
+  model.created(request, key.id, token)
+  agreeKey(key, model, label)
+}
+
+class CreateCommand implements ModelCommand {
+  constructor(
+    readonly ownerId: string | null,
+    readonly environment: string,
+    readonly name: string,
+    readonly scopes: readonly string[],
+    readonly expiresInMs: number | undefined,
+  ) {}
+  check = () => true
+  async run(model: KeyModel, real: Real) {
+    const { ownerId, environment, name, scopes, expiresInMs } = this
+    await runCreate(model, real, { ownerId, environment, name, scopes, roles: [], expiresInMs }, this.toString())
+    await checkAgreement(model, real)
+  }
+  toString() {
+    return `create(${JSON.stringify({ ownerId: this.ownerId, environment: this.environment, name: this.name, scopes: this.scopes, expiresIn: this.expiresInMs })})`
+  }
+}
+
+class IdempotentCreateCommand implements ModelCommand {
+  constructor(
+    readonly slot: number,
+    readonly variant: Variant,
+    readonly expiresInMs: number | undefined,
+  ) {}
+  check = () => true
+  async run(model: KeyModel, real: Real) {
+    const base = IDEMPOTENT_SLOTS[this.slot]!
+    const request: CreateRequest = {
+      ...base,
+      name: this.variant === 'renamed' ? `${base.name} v2` : base.name,
+      scopes: this.variant === 'rescoped' ? [...base.scopes, 'billing:*'] : base.scopes,
+      expiresInMs: this.expiresInMs,
+    }
+    await runCreate(model, real, request, this.toString())
+    await checkAgreement(model, real)
+  }
+  toString() {
+    return `createIdempotent(slot ${this.slot}, ${this.variant}, expiresIn ${this.expiresInMs})`
+  }
+}
+
+class VerifyCommand implements ModelCommand {
+  constructor(
+    readonly tokenIndex: number,
+    readonly requirements: VerifyOptions,
+    readonly mangle: boolean,
+  ) {}
+  check = (model: Readonly<KeyModel>) => model.tokens.length > 0
+  async run(model: KeyModel, real: Real) {
+    const { token, keyId } = model.tokens[this.tokenIndex % model.tokens.length]!
+    if (this.mangle) {
+      // One character changed inside the secret: the checksum rejects it before any store access.
+      const at = token.length - 10
+      const mangled = token.slice(0, at) + (token[at] === 'a' ? 'b' : 'a') + token.slice(at + 1)
+      const result = await real.keys.verify(mangled, this.requirements)
+      if (result.valid || result.reason !== 'malformed') throw new Error(`${this}: a mangled token must be malformed, got ${result.valid ? 'valid' : result.reason}`)
+      return checkAgreement(model, real)
+    }
+    const result = await real.keys.verify(token, this.requirements)
+    agree(result, model.expectVerify(token, keyId, this.requirements), this.toString())
+    note(`verify: ${result.valid ? 'valid' : result.reason}`)
+    // A verify may write (usage buffer, cache fill): the whole state must still agree afterwards.
+    await checkAgreement(model, real)
+  }
+  toString() {
+    return `verify(token #${this.tokenIndex}, ${JSON.stringify(this.requirements)}${this.mangle ? ', mangled' : ''})`
+  }
+}
+
+/** A management call on the key picked by `index`: update, enable, disable, revoke or delete. */
+class ManageCommand implements ModelCommand {
+  constructor(
+    readonly action: 'update' | 'enable' | 'disable' | 'revoke' | 'delete',
+    readonly index: number,
+    readonly patch: { name?: string; scopes?: readonly string[]; expiresInMs?: number } = {},
+  ) {}
+  check = (model: Readonly<KeyModel>) => model.keyIds.length > 0
+  async run(model: KeyModel, real: Real) {
+    const id = model.pickKeyId(this.index)!
+    const label = `${this} on ${id}`
+    const refusal = model.refusalFor(id, { revokedRefuses: this.action !== 'revoke' && this.action !== 'delete' })
+    const call = this.call(real.keys, id)
+    if (refusal !== null) {
+      await expectRefusal(call, refusal, label)
+    } else {
+      const key = await expectSuccess(call, label)
+      note(`${this.action}: done`)
+      if (this.action === 'update') model.update(id, this.patch)
+      else if (this.action === 'enable' || this.action === 'disable') model.setEnabled(id, this.action === 'enable')
+      else if (this.action === 'revoke') model.revoke(id)
+      else model.delete(id)
+      if (key !== undefined) agreeKey(key, model, label)
+    }
+    await checkAgreement(model, real)
+  }
+  private call(keys: KeyManager, id: string): Promise<ApiKey | undefined> {
+    switch (this.action) {
+      case 'update': {
+        const { name, scopes, expiresInMs } = this.patch
+        const patch: UpdateKeyInput = { ...(name && { name }), ...(scopes && { scopes }), ...(expiresInMs && { expiresIn: expiresInMs }) }
+        return keys.update(id, patch)
+      }
+      case 'enable':
+        return keys.enable(id)
+      case 'disable':
+        return keys.disable(id)
+      case 'revoke':
+        return keys.revoke(id)
+      case 'delete':
+        return keys.delete(id).then(() => undefined)
+    }
+  }
+  toString() {
+    return `${this.action}(key #${this.index}${this.action === 'update' ? `, ${JSON.stringify(this.patch)}` : ''})`
+  }
+}
+
+class RotateCommand implements ModelCommand {
+  constructor(
+    readonly index: number,
+    readonly graceMs: number | undefined,
+    readonly idempotencyKey: string | undefined,
+  ) {}
+  check = (model: Readonly<KeyModel>) => model.keyIds.length > 0
+  async run(model: KeyModel, real: Real) {
+    const id = model.pickKeyId(this.index)!
+    const label = `${this} on ${id}`
+    const options = { ...(this.graceMs === undefined ? {} : { gracePeriod: this.graceMs }), ...(this.idempotencyKey === undefined ? {} : { idempotencyKey: this.idempotencyKey }) }
+    const refusal = model.refusalFor(id, { revokedRefuses: true })
+    if (refusal !== null) {
+      await expectRefusal(real.keys.rotate(id, options), refusal, label)
+    } else {
+      const replay = model.rotationReplay(id, this.idempotencyKey)
+      const derivedBefore = model.derivedBefore(id, this.idempotencyKey)
+      const { key, token } = await expectSuccess(real.keys.rotate(id, options), label)
+      if (key.id !== id) throw new Error(`${label}: rotate returned key ${key.id}`)
+      if (replay !== null) {
+        note('rotate: replayed')
+        if (token !== replay) throw new Error(`${label}: a replayed rotation must return the same token again`)
+      } else {
+        note(`rotate: ${this.idempotencyKey === undefined ? 'rotated' : derivedBefore === undefined ? 'rotated idempotently' : 'derived a deleted incarnation\'s token again'}`)
+        if (derivedBefore !== undefined) {
+          if (token !== derivedBefore) throw new Error(`${label}: the same key ID, idempotency key and replaced secret must derive the same token`)
+        } else if (model.hasToken(token)) {
+          throw new Error(`${label}: the rotation brought back a token issued before`)
+        }
+        model.rotated(id, token, this.graceMs ?? 0, this.idempotencyKey)
+      }
+      agreeKey(key, model, label)
+    }
+    await checkAgreement(model, real)
+  }
+  toString() {
+    return `rotate(key #${this.index}, grace ${this.graceMs}${this.idempotencyKey === undefined ? '' : `, idempotencyKey ${this.idempotencyKey}`})`
+  }
+}
+
+/** Walks every page of a filtered list, or of `expiring`, and compares the IDs and their order with the model's. */
+class ListCommand implements ModelCommand {
+  constructor(
+    readonly filter: { ownerId?: string; environment?: string; status?: KeyStatus },
+    readonly order: 'asc' | 'desc',
+    readonly limit: number,
+    readonly expiringWithinMs: number | undefined,
+  ) {}
+  check = () => true
+  async run(model: KeyModel, real: Real) {
+    const { keys } = real
+    const expected = this.expiringWithinMs === undefined ? model.listed(this.filter, this.order) : model.expiring(this.expiringWithinMs)
+    const seen: string[] = []
+    let cursor: string | null = null
+    do {
+      const page: KeyPage =
+        this.expiringWithinMs === undefined
+          ? await keys.list({ ...this.filter, order: this.order, limit: this.limit, cursor })
+          : await keys.expiring({ within: this.expiringWithinMs, limit: this.limit, cursor })
+      for (const key of page.items) agreeKey(key, model, this.toString())
+      seen.push(...page.items.map((key) => key.id))
+      cursor = page.nextCursor
+    } while (cursor !== null && seen.length <= expected.length)
+    if (!same(seen, expected)) throw new Error(`${this}: got ${JSON.stringify(seen)}, the model expects ${JSON.stringify(expected)}`)
+    note(`${this.expiringWithinMs === undefined ? 'list' : 'expiring'}: ${expected.length === 0 ? 'empty' : expected.length > this.limit ? 'several pages' : 'one page'}`)
+    await checkAgreement(model, real)
+  }
+  toString() {
+    return this.expiringWithinMs === undefined
+      ? `list(${JSON.stringify({ ...this.filter, order: this.order, limit: this.limit })})`
+      : `expiring(within ${this.expiringWithinMs} ms, limit ${this.limit})`
+  }
+}
+
+class AdvanceClockCommand implements ModelCommand {
+  constructor(readonly ms: number) {}
+  check = () => true
+  async run(model: KeyModel, real: Real) {
+    model.advance(this.ms)
+    real.time.advance(this.ms)
+    await checkAgreement(model, real)
+  }
+  toString() {
+    return `advance(${this.ms} ms)`
+  }
+}
+
+/** Every command, weighted by repetition: creates, idempotent creates and rotations, and clock steps twice, so keys accumulate and age. */
+export const COMMANDS: fc.Arbitrary<ModelCommand>[] = (() => {
+  const create = fc
+    .tuple(fc.constantFrom(...OWNERS), fc.constantFrom(...ENVIRONMENTS), fc.constantFrom(...NAMES), scopeList, fc.constantFrom(...LIFETIMES))
+    .map(([owner, environment, name, scopes, lifetime]) => new CreateCommand(owner, environment, name, scopes, lifetime))
+  const idempotentCreate = fc
+    .tuple(fc.nat({ max: IDEMPOTENT_SLOTS.length - 1 }), fc.constantFrom<Variant>('same', 'same', 'same', 'renamed', 'rescoped'), fc.constantFrom(...LIFETIMES))
+    .map(([slot, variant, lifetime]) => new IdempotentCreateCommand(slot, variant, lifetime))
+  const verify = fc
+    .tuple(
+      keyIndex,
+      fc.record({ environment: fc.constantFrom(...ENVIRONMENTS), scopes: fc.constantFrom(...REQUIREMENTS).map((list) => [...list]) }, { requiredKeys: [] }),
+      fc.constantFrom(false, false, false, true),
+    )
+    .map(([index, requirements, mangle]) => new VerifyCommand(index, requirements, mangle))
+  const update = fc
+    .tuple(keyIndex, fc.record({ name: fc.constantFrom(...NAMES), scopes: scopeList, expiresInMs: fc.constantFrom(HOUR, DAY, 30 * DAY) }, { requiredKeys: [] }))
+    .map(([index, patch]) => new ManageCommand('update', index, patch))
+  const simple = (action: 'enable' | 'disable' | 'revoke' | 'delete') => keyIndex.map((index) => new ManageCommand(action, index))
+  const rotate = fc.tuple(keyIndex, fc.constantFrom(...GRACE_PERIODS)).map(([index, grace]) => new RotateCommand(index, grace, undefined))
+  const idempotentRotate = fc
+    .tuple(keyIndex, fc.constantFrom(...GRACE_PERIODS), fc.constantFrom(...ROTATE_IDEMPOTENCY_KEYS))
+    .map(([index, grace, idempotencyKey]) => new RotateCommand(index, grace, idempotencyKey))
+  const advance = fc.constantFrom(...CLOCK_STEPS).map((ms) => new AdvanceClockCommand(ms))
+  const list = fc
+    .tuple(
+      fc.oneof(
+        fc.constant({}),
+        fc.record({ ownerId: fc.constantFrom('alice', 'bob', 'carol') }),
+        fc.record({ environment: fc.constantFrom(...ENVIRONMENTS) }),
+        fc.record({ status: fc.constantFrom(...STATUSES) }),
+        fc.record({ ownerId: fc.constantFrom('alice', 'bob'), status: fc.constantFrom<KeyStatus>('active', 'expired', 'revoked') }),
+      ),
+      fc.constantFrom<'asc' | 'desc'>('asc', 'desc'),
+      fc.integer({ min: 1, max: 3 }),
+      fc.option(fc.constantFrom(HOUR, DAY, 30 * DAY), { nil: undefined, freq: 3 }),
+    )
+    .map(([filter, order, limit, within]) => new ListCommand(filter, order, limit, within))
+  return [list, create, create, idempotentCreate, idempotentCreate, verify, update, simple('enable'), simple('disable'), simple('revoke'), simple('delete'), rotate, idempotentRotate, idempotentRotate, advance, advance]
+})()
