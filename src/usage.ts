@@ -73,19 +73,27 @@ export class UsageBuffer {
     let next = 0
     const failed: [string, number][] = []
     let lastError: unknown
-    const worker = async () => {
-      while (next < batch.length) {
-        const entry = batch[next++]!
-        try {
-          await this.store.touch(entry[0], entry[1])
-        } catch (error) {
-          failed.push(entry)
-          lastError = error
-        }
+    let stopped = false
+    // The first failure stops the flush: a store that is down, or locked (a SQLite write blocks the
+    // event loop for the whole busy timeout), is not tried once per pending key.
+    const write = async (entry: [string, number]) => {
+      try {
+        await this.store.touch(entry[0], entry[1])
+      } catch (error) {
+        failed.push(entry)
+        lastError = error
+        stopped = true
       }
     }
-    await Promise.all(Array.from({ length: Math.min(this.options.concurrency, batch.length) }, worker))
-    if (failed.length > 0) {
+    const worker = async () => {
+      while (next < batch.length && !stopped) await write(batch[next++]!)
+    }
+    // One write alone first, so a failing store sees one attempt rather than one per worker.
+    await write(batch[next++]!)
+    await Promise.all(Array.from({ length: Math.min(this.options.concurrency, batch.length - next) }, worker))
+    // Entries never tried wait for the next flush with the failed ones.
+    failed.push(...batch.slice(next))
+    if (stopped) {
       // Keep them (newer uses win), within the bound, for the next flush.
       for (const [keyId, at] of failed) {
         if (this.pending.size >= this.options.maxPending && !this.pending.has(keyId)) break

@@ -30,6 +30,9 @@ export interface RedisStoreOptions {
   readonly namespace?: string
 }
 
+/** The time limit {@link RedisStore.connect} gives each command, in milliseconds (the middlewares' default timeout). */
+const REDIS_COMMAND_TIMEOUT_MS = 5_000
+
 // Replacing a record concurrently with one of other immutable fields between our read and our script
 // takes a delete and an insert each time; a few attempts are plenty.
 const MAX_ATTEMPTS = 5
@@ -196,6 +199,8 @@ export class RedisStore implements KeyStore {
   /**
    * Creates an ioredis client (importing `ioredis`, which must be installed) and a store that owns it:
    * `close()` quits it. Without `ioredis` installed this throws a `ConfigError` saying what to install.
+   * The client fails fast: no offline queue, a 5 s limit on each command, and no command sent again
+   * after a reconnect.
    *
    * @example
    * ```ts
@@ -207,7 +212,14 @@ export class RedisStore implements KeyStore {
       Redis: new (url: string, options: object) => IoredisLikeClient & { connect(): Promise<void>; quit(): Promise<unknown> }
     }
     // Fail fast instead of queueing commands while the server is away: verify answers 503 at once.
-    const client = new ioredis.Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true })
+    // Bound every command (a stalled link otherwise hangs management calls until TCP gives up), and so
+    // never replay one after a reconnect: a write reported as failed must not be applied later.
+    const client = new ioredis.Redis(url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+      lazyConnect: true,
+    })
     await client.connect()
     const store = new RedisStore({ client, ...options })
     store.releaseOwnedClient = async () => void (await client.quit())

@@ -9,7 +9,18 @@ export interface PgQueryable {
 
 /** What the store uses of a `pg.Pool`: each transaction checks out a client of its own. */
 export interface PgPool extends PgQueryable {
-  connect(): Promise<PgQueryable & { release(destroy?: boolean | Error): void }>
+  /**
+   * A checked-out client. pg also reports a lost connection as an `error` event on it, which the pool
+   * does not listen to while the client is out, so the store does (`on` and `removeListener` are
+   * optional for pools whose clients never emit it).
+   */
+  connect(): Promise<
+    PgQueryable & {
+      release(destroy?: boolean | Error): void
+      on?(event: 'error', listener: (error: Error) => void): unknown
+      removeListener?(event: 'error', listener: (error: Error) => void): unknown
+    }
+  >
   readonly totalCount: number
 }
 
@@ -32,6 +43,9 @@ export interface PostgresStoreOptions {
   /** Table name, 1-48 letters, digits or underscores; default `keywarden_keys`. */
   readonly table?: string
 }
+
+/** The time limits {@link PostgresStore.connect} sets unless given others, in milliseconds. */
+const POSTGRES_TIMEOUTS = { connectionTimeoutMillis: 5_000, query_timeout: 5_000 } as const
 
 /**
  * A `KeyStore` in PostgreSQL (9.5 or later; tested with 15) through `pg`. Quota inserts serialise
@@ -62,6 +76,8 @@ export class PostgresStore extends SqlStore {
   /**
    * Creates a `pg.Pool` (importing `pg`, which must be installed) and a store that owns it:
    * `close()` ends the pool. Without `pg` installed this throws a `ConfigError` saying what to install.
+   * Unless the options say otherwise, connecting and each query are limited to 5 s
+   * (`connectionTimeoutMillis`, `query_timeout`).
    *
    * @example
    * ```ts
@@ -71,7 +87,9 @@ export class PostgresStore extends SqlStore {
    */
   static async connect(connection: string | Record<string, unknown>, options: { table?: string } = {}): Promise<PostgresStore> {
     const pg = (await importDriver('pg', 'pg', 'PostgresStore.connect')) as { Pool: new (config: object) => PgPool & { end(): Promise<void> } }
-    const pool = new pg.Pool(typeof connection === 'string' ? { connectionString: connection } : connection)
+    // pg waits forever by default, for a connection and for an answer: on a stalled link every call
+    // would hang. Options given in an object take precedence.
+    const pool = new pg.Pool({ ...POSTGRES_TIMEOUTS, ...(typeof connection === 'string' ? { connectionString: connection } : connection) })
     return new PostgresStore({ pool, ...options }).ownClient(() => pool.end())
   }
 }
@@ -100,9 +118,14 @@ function postgresDriver(pool: unknown): SqlDriver {
       transaction: async (steps) => {
         const checkedOut = await pooled.connect()
         let broken = false
+        // Without a listener, a connection lost mid-transaction (an RST) would crash the process with an
+        // unhandled 'error' event, although the failing statement already rejects.
+        const onError = () => void (broken = true)
+        checkedOut.on?.('error', onError)
         try {
           return await transact(connection(checkedOut), steps, () => (broken = true))
         } finally {
+          checkedOut.removeListener?.('error', onError)
           checkedOut.release(broken)
         }
       },

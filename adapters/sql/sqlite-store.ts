@@ -32,6 +32,9 @@ export interface SqliteStoreOptions {
   readonly table?: string
 }
 
+/** How long {@link SqliteStore.open}'s connection waits for another connection's lock, in milliseconds. */
+const SQLITE_BUSY_TIMEOUT_MS = 1_000
+
 /**
  * A `KeyStore` in SQLite through `better-sqlite3`. Every operation runs synchronously to its end, so
  * none interleaves with another on the same connection; quota inserts run in `BEGIN IMMEDIATE`
@@ -62,9 +65,9 @@ export class SqliteStore extends SqlStore {
   }
 
   /**
-   * Opens a `better-sqlite3` database file in WAL mode (importing `better-sqlite3`, which must be
-   * installed) and a store that owns it: `close()` closes the database. Without the driver installed
-   * this throws a `ConfigError` saying what to install.
+   * Opens a `better-sqlite3` database file in WAL mode with a 1 s busy timeout (importing
+   * `better-sqlite3`, which must be installed) and a store that owns it: `close()` closes the database.
+   * Without the driver installed this throws a `ConfigError` saying what to install.
    *
    * @example
    * ```ts
@@ -78,6 +81,9 @@ export class SqliteStore extends SqlStore {
     ) => SqliteDatabase & { pragma(source: string): unknown; close(): unknown }
     const database = new Database(filename)
     database.pragma('journal_mode = WAL')
+    // better-sqlite3 waits for a lock synchronously, stopping the whole event loop (5 s by default):
+    // keep that short. A WAL write holds the lock for milliseconds; readers never wait for it.
+    database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`)
     return new SqliteStore({ database, ...options }).ownClient(async () => void database.close())
   }
 }

@@ -1,0 +1,164 @@
+/**
+ * The client settings of the helpers that create their own client (`RedisStore.connect`,
+ * `PostgresStore.connect`, `SqliteStore.open`), proved on a faulty link or a held lock. The clients'
+ * timers are faked where the limit is seconds long; the network and the servers are real.
+ */
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
+import { Redis } from 'ioredis'
+import pg from 'pg'
+import { RedisStore } from '../../adapters/redis/index.js'
+import { PostgresStore, SqliteStore } from '../../adapters/sql/index.js'
+import { KeyManager, StoreError, type KeyStore } from '../../src/index.js'
+import { SERVICES, uniqueSuffix } from '../support/services.js'
+import { Database } from '../support/sqlite.js'
+import { TcpProxy } from '../support/tcp-proxy.js'
+import { failure, hookedStore, PEPPER } from './describe-network-faults.js'
+import { NETWORK_BACKENDS } from './network-backends.js'
+
+/** The outcome of `promise` so far, without waiting for it. */
+function track(promise: Promise<unknown>) {
+  const state: { status: 'pending' | 'resolved' | 'rejected'; error?: unknown } = { status: 'pending' }
+  promise.then(
+    () => void (state.status = 'resolved'),
+    (error: unknown) => Object.assign(state, { status: 'rejected', error }),
+  )
+  return state
+}
+
+const cleanup: (() => Promise<unknown> | unknown)[] = []
+afterEach(async () => {
+  vi.useRealTimers()
+  for (const step of cleanup.splice(0).reverse()) await step()
+})
+
+const manager = (store: KeyStore) => new KeyManager({ store, prefix: 'acme', environments: ['live'], pepper: PEPPER })
+
+const redis = await NETWORK_BACKENDS.redis.gate()
+describe.skipIf(!redis.available)('RedisStore.connect', () => {
+  it('limits each command to 5 s, and never sends a timed-out write again after reconnecting', async () => {
+    const proxy = await TcpProxy.start(SERVICES.redis)
+    cleanup.push(() => proxy.close())
+    const namespace = `kwf${uniqueSuffix()}`
+    const store = await RedisStore.connect(`redis://127.0.0.1:${proxy.port}`, { namespace })
+    cleanup.push(async () => {
+      await store.close().catch(() => undefined)
+      const admin = new Redis(SERVICES.redis)
+      const found = await admin.keys(`{${namespace}}:*`)
+      if (found.length > 0) await admin.del(...found)
+      await admin.quit()
+    })
+    const { store: hooked, hooks } = hookedStore(store)
+    const keys = manager(hooked)
+    const { key, token } = await keys.create({ name: 'x', environment: 'live' })
+
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    hooks.update = () => proxy.stall()
+    const revoke = track(keys.revoke(key.id))
+    await proxy.nextHeld('request') // the update is on its way, and stays there
+    await vi.advanceTimersByTimeAsync(4_990)
+    expect(revoke.status).toBe('pending')
+    await vi.advanceTimersByTimeAsync(20)
+    expect(revoke.status).toBe('rejected')
+    expect(revoke.error).toBeInstanceOf(StoreError)
+    vi.useRealTimers()
+
+    // The connection dies with the update unanswered; once the client is back, it must not replay it.
+    proxy.cut()
+    await proxy.restore()
+    const after = await vi.waitFor(() => store.get(key.id), { timeout: 3_000, interval: 20 })
+    expect(after?.revokedAt).toBeNull()
+    expect((await keys.verify(token)).valid).toBe(true)
+  })
+})
+
+const postgres = await NETWORK_BACKENDS.postgres.gate()
+describe.skipIf(!postgres.available)('PostgresStore.connect', () => {
+  async function connectThrough(proxy: TcpProxy, extra: Record<string, unknown> | null) {
+    const { user, database } = SERVICES.postgres
+    const table = `kwf_${uniqueSuffix()}`
+    const admin = new pg.Pool({ ...SERVICES.postgres, max: 1 })
+    await new PostgresStore({ pool: admin, table }).migrate()
+    const store =
+      extra === null
+        ? await PostgresStore.connect(`postgres://${user}@127.0.0.1:${proxy.port}/${database}`, { table })
+        : await PostgresStore.connect({ ...SERVICES.postgres, host: '127.0.0.1', port: proxy.port, ...extra }, { table })
+    cleanup.push(async () => {
+      await store.close()
+      await admin.query(`DROP TABLE IF EXISTS "${table}"`)
+      await admin.end()
+    })
+    return store
+  }
+
+  it('limits each query and each new connection to 5 s', async () => {
+    const proxy = await TcpProxy.start(SERVICES.postgres)
+    cleanup.push(() => proxy.close())
+    const store = await connectThrough(proxy, null)
+    const keys = manager(store)
+    const { key, token } = await keys.create({ name: 'x', environment: 'live' })
+
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    proxy.stall()
+    const read = track(keys.get(key.id)) // on the pool's idle connection
+    await proxy.nextHeld('request')
+    await vi.advanceTimersByTimeAsync(4_990)
+    expect(read.status).toBe('pending')
+    await vi.advanceTimersByTimeAsync(20)
+    expect(read.error).toBeInstanceOf(StoreError)
+
+    const again = track(keys.get(key.id)) // that connection is gone: a new one, whose startup stalls
+    await proxy.nextHeld('request')
+    await vi.advanceTimersByTimeAsync(4_990)
+    expect(again.status).toBe('pending')
+    await vi.advanceTimersByTimeAsync(20)
+    expect(again.error).toBeInstanceOf(StoreError)
+    vi.useRealTimers()
+
+    await proxy.restore()
+    expect((await keys.verify(token)).valid).toBe(true)
+  })
+
+  it('keeps the time limits given in the options', async () => {
+    const proxy = await TcpProxy.start(SERVICES.postgres)
+    cleanup.push(() => proxy.close())
+    const store = await connectThrough(proxy, { query_timeout: 200 })
+    await store.get('warm-up')
+    proxy.stall()
+    const { error, ms } = await failure(() => store.get('nothing'))
+    expect(error).toBeInstanceOf(StoreError)
+    expect(ms).toBeGreaterThanOrEqual(190)
+    expect(ms).toBeLessThan(2_000)
+  })
+})
+
+// SqliteStore.open imports the project's own better-sqlite3 (12, built for Node 20); on the Node 24 CI run
+// the SQLite suites use a 13 install instead (KEYWARDEN_SQLITE_MODULE), so this one runs on 20 only.
+describe.skipIf(process.env.KEYWARDEN_SQLITE_MODULE !== undefined)('SqliteStore.open', () => {
+  const directory = mkdtempSync(join(tmpdir(), 'keywarden-open-faults-'))
+  afterAll(() => rmSync(directory, { recursive: true, force: true }))
+
+  it('waits about 1 s, not better-sqlite3\'s 5 s, for another connection\'s write lock', async () => {
+    const file = join(directory, 'keys.db')
+    const store = await SqliteStore.open(file, { table: `kwf_${uniqueSuffix()}` })
+    await store.migrate()
+    const locker = new Database(file)
+    cleanup.push(async () => {
+      if (locker.inTransaction) locker.exec('ROLLBACK')
+      locker.close()
+      await store.close()
+    })
+    const keys = manager(store)
+    const input = { name: 'x', environment: 'live', idempotencyKey: randomUUID() }
+    locker.exec('BEGIN IMMEDIATE')
+    const { error, ms } = await failure(() => keys.create(input))
+    expect(error).toBeInstanceOf(StoreError)
+    expect(ms).toBeGreaterThanOrEqual(950)
+    expect(ms).toBeLessThan(2_500)
+    locker.exec('ROLLBACK')
+    expect((await keys.verify((await keys.create(input)).token)).valid).toBe(true)
+  })
+})

@@ -1,0 +1,243 @@
+/**
+ * The three server-backed stores as the fault suites use them: a client that reaches the real server
+ * through a {@link TcpProxy}, with the timeouts docs/stores.md recommends, and a second store on the
+ * same namespace or table over a direct connection, to read what the server really holds while (and
+ * after) the proxy misbehaves. Both stores are real: nothing here mocks storage.
+ */
+import { Redis } from 'ioredis'
+import mysql from 'mysql2/promise'
+import pg from 'pg'
+import { vi } from 'vitest'
+import { RedisStore } from '../../adapters/redis/index.js'
+import { MySqlStore, PostgresStore, type MySqlConnection, type MySqlPool } from '../../adapters/sql/index.js'
+import type { KeyStore } from '../../src/index.js'
+import { gateService, SERVICES, uniqueSuffix, type ServiceGate } from '../support/services.js'
+import type { TcpProxy } from '../support/tcp-proxy.js'
+
+/** Client-side time limits of the clients under test, in milliseconds (connect, and each command or query). */
+export const CLIENT_TIMEOUT_MS = 500
+
+/** One store whose client goes through the proxy, and a direct view of the same data. */
+export interface FaultFixture {
+  /** The store under test; its client connects through the proxy. */
+  readonly store: KeyStore
+  /** The same namespace or table over a direct connection (never through the proxy). */
+  readonly direct: KeyStore
+  /** Resolves once the client has seen its connections die (after a cut or a reset). */
+  readonly disconnected: () => Promise<void>
+  /** Resolves once the client can serve again after the proxy was restored. */
+  readonly recovered: () => Promise<void>
+  /** Closes both clients and drops the namespace or table. */
+  readonly close: () => Promise<void>
+}
+
+/** A server-backed store the fault suite runs against, reached through a proxy. */
+export interface NetworkBackend {
+  readonly name: 'redis' | 'postgres' | 'mariadb'
+  readonly target: { readonly host: string; readonly port: number }
+  /** Text in the request that commits a quota insert: the insert script, or the transaction's COMMIT. */
+  readonly commitMarker: string
+  readonly gate: () => Promise<ServiceGate>
+  readonly open: (proxy: TcpProxy) => Promise<FaultFixture>
+}
+
+const redis: NetworkBackend = {
+  name: 'redis',
+  target: SERVICES.redis,
+  commitMarker: 'EVAL',
+  gate: () =>
+    gateService('Redis', async () => {
+      const probe = new Redis({ ...SERVICES.redis, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+      probe.on('error', () => undefined)
+      try {
+        await probe.connect()
+        return `Redis ${/redis_version:(\S+)/.exec(await probe.info('server'))?.[1] ?? '(unknown version)'}`
+      } finally {
+        probe.disconnect()
+      }
+    }),
+  open: async (proxy) => {
+    const namespace = `kwf${uniqueSuffix()}`
+    const client = new Redis({
+      host: '127.0.0.1',
+      port: proxy.port,
+      lazyConnect: true,
+      // Fail at once while disconnected, never replay a command after a reconnect, bound every command.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: CLIENT_TIMEOUT_MS,
+      connectTimeout: CLIENT_TIMEOUT_MS,
+      // Reconnect soon and keep trying, capped: the default backoff grows to 5 s.
+      retryStrategy: (times) => Math.min(times * 20, 200),
+    })
+    client.on('error', () => undefined)
+    await client.connect()
+    const admin = new Redis(SERVICES.redis)
+    return {
+      store: new RedisStore({ client, namespace }),
+      direct: new RedisStore({ client: admin, namespace }),
+      // Not events.once: it rejects on the 'error' event that comes first.
+      disconnected: async () => {
+        if (client.status === 'ready') await new Promise((resolve) => client.once('close', resolve))
+      },
+      recovered: async () => {
+        if (client.status !== 'ready') await new Promise((resolve) => client.once('ready', resolve))
+      },
+      close: async () => {
+        client.disconnect()
+        let cursor = '0'
+        do {
+          const [next, found] = await admin.scan(cursor, 'MATCH', `{${namespace}}:*`, 'COUNT', 1000)
+          if (found.length > 0) await admin.del(...found)
+          cursor = next
+        } while (cursor !== '0')
+        await admin.quit()
+      },
+    }
+  },
+}
+
+const postgres: NetworkBackend = {
+  name: 'postgres',
+  target: SERVICES.postgres,
+  commitMarker: 'COMMIT',
+  gate: () =>
+    gateService('PostgreSQL', async () => {
+      const probe = new pg.Client({ ...SERVICES.postgres, connectionTimeoutMillis: 3_000 })
+      await probe.connect()
+      try {
+        return `PostgreSQL ${(await probe.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version}`
+      } finally {
+        await probe.end()
+      }
+    }),
+  open: async (proxy) => {
+    const table = `kwf_${uniqueSuffix()}`
+    const pool = new pg.Pool({
+      ...SERVICES.postgres,
+      host: '127.0.0.1',
+      port: proxy.port,
+      max: 4,
+      connectionTimeoutMillis: CLIENT_TIMEOUT_MS,
+      // Client-side: also covers a stalled network, which a server-side statement_timeout never sees.
+      query_timeout: CLIENT_TIMEOUT_MS,
+    })
+    // An idle client whose connection dies is reported here; the pool has already dropped it.
+    pool.on('error', () => undefined)
+    const admin = new pg.Pool({ ...SERVICES.postgres, max: 2 })
+    const direct = new PostgresStore({ pool: admin, table })
+    await direct.migrate()
+    const store = new PostgresStore({ pool, table })
+    return {
+      store,
+      direct,
+      // pg-pool drops a client whose connection ended; no single event covers clients still connecting.
+      disconnected: () => vi.waitFor(() => void (pool.totalCount === 0 || fail('pg clients still open')), { timeout: 2_000, interval: 5 }),
+      // One call, which must succeed: it also opens the connection the next request would have to
+      // open within the middleware's deadline, on a machine that may be loaded.
+      recovered: async () => void (await store.get('recovered')),
+      close: async () => {
+        await pool.end()
+        await admin.query(`DROP TABLE IF EXISTS "${table}"`)
+        await admin.end()
+      },
+    }
+  },
+}
+
+/**
+ * A mysql2 promise pool whose every statement has a client-side time limit. mysql2 has no pool-wide
+ * query timeout, and its per-query `timeout` option neither covers the PREPARE that `execute` sends
+ * first on a connection nor frees the connection (later statements on it wait without a timer). So
+ * the limit is kept here, and a connection whose statement timed out or lost its link is destroyed
+ * rather than handed back to the pool.
+ */
+export function withQueryTimeout(pool: mysql.Pool, timeoutMs: number): MySqlPool {
+  const limit = <T>(connection: mysql.PoolConnection, statement: () => Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        connection.destroy()
+        reject(Object.assign(new Error(`The statement took longer than ${timeoutMs} ms`), { code: 'PROTOCOL_SEQUENCE_TIMEOUT' }))
+      }, timeoutMs)
+      statement().then(
+        (value) => {
+          clearTimeout(timer)
+          resolve(value)
+        },
+        (error: unknown) => {
+          clearTimeout(timer)
+          if (isConnectionLevel(error)) connection.destroy()
+          reject(error)
+        },
+      )
+    })
+  const wrap = (connection: mysql.PoolConnection): MySqlConnection & { release(): void; destroy(): void } => ({
+    execute: (sql, values) => limit(connection, () => connection.execute(sql, values)),
+    beginTransaction: () => limit(connection, () => connection.beginTransaction()),
+    commit: () => limit(connection, () => connection.commit()),
+    rollback: () => limit(connection, () => connection.rollback()),
+    release: () => connection.release(),
+    destroy: () => connection.destroy(),
+  })
+  return {
+    execute: async (sql, values) => {
+      const connection = await pool.getConnection()
+      try {
+        return await limit(connection, () => connection.execute(sql, values))
+      } finally {
+        connection.release() // a no-op for a destroyed connection
+      }
+    },
+    getConnection: async () => wrap(await pool.getConnection()),
+  }
+}
+
+/** A lost connection or a protocol error: the connection's state is unknown. */
+function isConnectionLevel(error: unknown): boolean {
+  const { fatal, code } = (error ?? {}) as { fatal?: unknown; code?: unknown }
+  return fatal === true || code === 'PROTOCOL_CONNECTION_LOST' || code === 'ECONNRESET' || code === 'EPIPE'
+}
+
+const mariadb: NetworkBackend = {
+  name: 'mariadb',
+  target: SERVICES.mariadb,
+  commitMarker: 'COMMIT',
+  gate: () =>
+    gateService('MariaDB', async () => {
+      const probe = await mysql.createConnection({ ...SERVICES.mariadb, connectTimeout: 3_000 })
+      try {
+        const [rows] = await probe.query<mysql.RowDataPacket[]>('SELECT VERSION() AS version')
+        return `MariaDB ${String(rows[0]!['version'])}`
+      } finally {
+        await probe.end()
+      }
+    }),
+  open: async (proxy) => {
+    const table = `kwf_${uniqueSuffix()}`
+    const pool = mysql.createPool({ ...SERVICES.mariadb, host: '127.0.0.1', port: proxy.port, connectionLimit: 4, connectTimeout: CLIENT_TIMEOUT_MS })
+    const admin = mysql.createPool({ ...SERVICES.mariadb, connectionLimit: 2 })
+    const direct = new MySqlStore({ pool: admin, table })
+    await direct.migrate()
+    const open = () => (pool.pool as unknown as { _allConnections: { length: number } })._allConnections.length
+    const store = new MySqlStore({ pool: withQueryTimeout(pool, CLIENT_TIMEOUT_MS), table })
+    return {
+      store,
+      direct,
+      // mysql2 removes a pooled connection when it ends; it has no public event or count for it.
+      disconnected: () => vi.waitFor(() => void (open() === 0 || fail('mysql2 connections still open')), { timeout: 2_000, interval: 5 }),
+      recovered: async () => void (await store.get('recovered')),
+      close: async () => {
+        await pool.end()
+        await admin.query(`DROP TABLE IF EXISTS \`${table}\`, \`${table}_locks\``)
+        await admin.end()
+      },
+    }
+  },
+}
+
+function fail(message: string): never {
+  throw new Error(message)
+}
+
+/** Redis, PostgreSQL and MariaDB, each with a proxied client configured as docs/stores.md recommends. */
+export const NETWORK_BACKENDS = { redis, postgres, mariadb } as const
