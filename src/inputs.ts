@@ -11,17 +11,22 @@ import {
   typeSchema,
 } from './validation.js'
 
+/** No unpaired surrogate: UTF-8 drivers would store U+FFFD instead, silently changing the text. */
+const WELL_FORMED = /^[^\p{Cs}]*$/u
+
 const nameSchema = z
   .string()
   .min(1)
   .max(200)
   .regex(/\S/, 'must not be blank')
   .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters')
+  .regex(WELL_FORMED, 'must not contain unpaired surrogate characters')
 
 const descriptionSchema = z
   .string()
   .max(1000)
   .regex(/^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$/, 'must not contain control characters other than tab and line breaks')
+  .regex(WELL_FORMED, 'must not contain unpaired surrogate characters')
 
 function uniqueList<T extends z.ZodType<string>>(item: T, what: string) {
   return z.array(item).max(256).refine((list) => new Set(list).size === list.length, `must not repeat a ${what}`)

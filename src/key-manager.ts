@@ -27,7 +27,7 @@ import type {
   VerifyResult,
 } from './types.js'
 import { UsageBuffer } from './usage.js'
-import { parseInput } from './validation.js'
+import { parseInput, readInput, STORABLE_TEXT } from './validation.js'
 
 /** Compare-and-set attempts before a concurrent-update conflict is reported. */
 const MAX_UPDATE_ATTEMPTS = 10
@@ -217,7 +217,13 @@ export class KeyManager {
   verify(token: string, options?: VerifyOptions): Promise<VerifyResult> {
     // Not `async`: garbage is the commonest attack traffic, so its answer is one shared, settled promise.
     if (options !== undefined) {
-      const problem = verifyOptionsProblem(options)
+      let problem: ValidationError | null
+      try {
+        problem = verifyOptionsProblem(options)
+      } catch {
+        // A getter or proxy trap in the options threw: still a rejection, never a synchronous throw.
+        problem = new ValidationError([{ path: [], message: 'verify options could not be read' }])
+      }
       if (problem !== null) return Promise.reject(problem)
     }
     const parts = this.parser.parse(token)
@@ -320,7 +326,7 @@ export class KeyManager {
    * ```
    */
   async notifyExpiring(input: NotifyExpiringInput): Promise<NotifyExpiringResult> {
-    const { notify, ...window } = input ?? ({} as NotifyExpiringInput)
+    const { notify, ...window } = (readInput(input) ?? {}) as NotifyExpiringInput
     if (typeof notify !== 'function') throw new ValidationError([{ path: ['notify'], message: 'must be a function' }])
     const { within, ...filters } = parseInput(this.schemas.expiring, window)
     const notified: ApiKey[] = []
@@ -754,8 +760,10 @@ export class KeyManager {
 }
 
 function checkId(id: unknown): asserts id is string {
-  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH) {
-    throw new ValidationError([{ path: ['id'], message: `must be a non-empty string of at most ${MAX_ID_LENGTH} characters` }])
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH || !STORABLE_TEXT.test(id)) {
+    throw new ValidationError([
+      { path: ['id'], message: `must be a non-empty string of at most ${MAX_ID_LENGTH} characters, without NUL or unpaired surrogates` },
+    ])
   }
 }
 

@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { ValidationError, type ValidationIssue } from './errors.js'
 import { parseDuration } from './policy/duration.js'
 import { ROLE_NAME_PATTERN, scopeProblem } from './policy/scopes.js'
-import type { JsonObject } from './store.js'
+import type { JsonObject, JsonValue } from './store.js'
 
 const SAFE_FIELD_NAME = /^[A-Za-z0-9_$-]{1,64}$/
 
@@ -23,11 +23,57 @@ export function toIssues(error: z.ZodError): ValidationIssue[] {
   })
 }
 
+const UNREADABLE = 'could not be read (a getter or proxy trap threw)'
+
+/**
+ * The input object's own properties, each read exactly once, as a fresh plain object. Inherited
+ * properties are not input (a polluted `Object.prototype` must not grant scopes), and a getter read
+ * once cannot show the validator one value and the store another. Anything else is returned as is.
+ *
+ * @throws {@link ValidationError} naming the field whose getter threw (or the input, for a proxy).
+ */
+export function readInput(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value
+  let keys: (string | symbol)[]
+  try {
+    keys = Reflect.ownKeys(value)
+  } catch {
+    throw new ValidationError([{ path: [], message: UNREADABLE }])
+  }
+  // No prototype: zod reads every field of its shape, and an omitted one must not come from Object.prototype.
+  const copy = Object.create(null) as Record<string, unknown>
+  const issues: ValidationIssue[] = []
+  for (const key of keys) {
+    if (typeof key === 'symbol') continue
+    try {
+      const descriptor = Reflect.getOwnPropertyDescriptor(value, key)
+      if (descriptor === undefined) continue
+      const field = 'value' in descriptor ? descriptor.value : descriptor.get?.call(value)
+      // Defined, not assigned: a field named __proto__ stays a field (and is refused as unknown).
+      Object.defineProperty(copy, key, { value: field, enumerable: true, writable: true, configurable: true })
+    } catch {
+      issues.push({ path: [SAFE_FIELD_NAME.test(key) ? key : '(unknown field)'], message: UNREADABLE })
+    }
+  }
+  if (issues.length > 0) throw new ValidationError(issues)
+  return copy
+}
+
 /** Parses `value` with `schema`, or throws a {@link ValidationError} naming the offending fields. */
 export function parseInput<T>(schema: z.ZodType<T>, value: unknown): T {
-  const result = schema.safeParse(value)
+  const fields = readInput(value)
+  let result: ReturnType<typeof schema.safeParse>
+  try {
+    result = schema.safeParse(fields)
+  } catch {
+    // A value deeper down whose getter or proxy trap threw while zod read it. What it threw may
+    // repeat the input, so it is not kept as the cause.
+    throw new ValidationError([{ path: [], message: UNREADABLE }])
+  }
   if (!result.success) throw new ValidationError(toIssues(result.error))
-  return result.data
+  // Without a prototype, an omitted field reads as undefined even when Object.prototype is polluted.
+  const data: unknown = result.data
+  return typeof data === 'object' && data !== null && !Array.isArray(data) ? (Object.assign(Object.create(null), data) as T) : result.data
 }
 
 /** Largest serialised metadata object, in UTF-16 code units of its JSON text. */
@@ -35,41 +81,90 @@ export const MAX_METADATA_LENGTH = 8 * 1024
 /** Deepest nesting accepted in metadata. */
 export const MAX_METADATA_DEPTH = 8
 
-function jsonProblem(value: unknown, depth: number): string | undefined {
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return undefined
-  if (typeof value === 'number') return Number.isFinite(value) ? undefined : 'numbers must be finite'
-  if (depth >= MAX_METADATA_DEPTH) return `must not nest deeper than ${MAX_METADATA_DEPTH} levels`
+const NOT_JSON = 'must contain only JSON values (strings, finite numbers, booleans, null, arrays, plain objects)'
+const NOT_DATA = 'must hold plain data properties only (no getters, symbol keys, hidden properties or array holes)'
+const TOO_BIG = `must serialise to at most ${MAX_METADATA_LENGTH} characters of JSON`
+
+class MetadataProblem extends Error {}
+
+/**
+ * A copy of a JSON value made of fresh plain objects and arrays, reading every property once (so a
+ * getter or proxy cannot change it after validation, and the caller's object is not kept). `budget`
+ * counts down a lower bound of the JSON length, so a huge value is refused without copying it all.
+ * -0 becomes 0, as in JSON: every store then holds the same value.
+ */
+function copyJson(value: unknown, depth: number, budget: { left: number }): JsonValue {
+  if (value === null || typeof value === 'boolean') {
+    budget.left -= 4
+    return value
+  }
+  if (typeof value === 'string') {
+    budget.left -= value.length + 2
+    if (budget.left < 0) throw new MetadataProblem(TOO_BIG)
+    return value
+  }
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new MetadataProblem('numbers must be finite')
+    budget.left -= 1
+    // -0 is 0 in JSON, and in every store but memory: made 0 here, so all stores agree.
+    return value === 0 ? 0 : value
+  }
+  if (typeof value !== 'object') throw new MetadataProblem(NOT_JSON)
+  if (depth >= MAX_METADATA_DEPTH) throw new MetadataProblem(`must not nest deeper than ${MAX_METADATA_DEPTH} levels`)
+  budget.left -= 2
+  const prototype = Object.getPrototypeOf(value)
   if (Array.isArray(value)) {
-    for (const item of value) {
-      const problem = jsonProblem(item, depth + 1)
-      if (problem) return problem
+    if (prototype !== Array.prototype) throw new MetadataProblem(NOT_JSON)
+    const length = value.length
+    // Each item takes at least a character and a comma: refuse a huge array before listing its keys.
+    if (2 * length - 1 > budget.left) throw new MetadataProblem(TOO_BIG)
+    // Own keys of a dense array without extras: its indexes and `length`.
+    if (Reflect.ownKeys(value).length !== length + 1) throw new MetadataProblem(NOT_DATA)
+    const copy: JsonValue[] = []
+    for (let index = 0; index < length; index++) {
+      const descriptor = Reflect.getOwnPropertyDescriptor(value, index)
+      if (descriptor === undefined || !('value' in descriptor)) throw new MetadataProblem(NOT_DATA)
+      // The comma before every item but the first.
+      if (index > 0) budget.left -= 1
+      copy.push(copyJson(descriptor.value, depth + 1, budget))
+      if (budget.left < 0) throw new MetadataProblem(TOO_BIG)
     }
-    return undefined
+    return copy
   }
-  if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
-    for (const item of Object.values(value)) {
-      const problem = jsonProblem(item, depth + 1)
-      if (problem) return problem
-    }
-    return undefined
+  if (prototype !== Object.prototype) throw new MetadataProblem(NOT_JSON)
+  const copy: Record<string, JsonValue> = {}
+  const keys = Reflect.ownKeys(value)
+  for (const [index, key] of keys.entries()) {
+    const descriptor = Reflect.getOwnPropertyDescriptor(value, key)
+    if (typeof key === 'symbol' || descriptor === undefined || !descriptor.enumerable || !('value' in descriptor)) throw new MetadataProblem(NOT_DATA)
+    // `"key":`, and the comma before every entry but the first.
+    budget.left -= key.length + 3 + (index > 0 ? 1 : 0)
+    if (budget.left < 0) throw new MetadataProblem(TOO_BIG)
+    // Defined, not assigned: a key named __proto__ stays a key and never becomes the prototype.
+    Object.defineProperty(copy, key, { value: copyJson(descriptor.value, depth + 1, budget), enumerable: true, writable: true, configurable: true })
   }
-  return 'must contain only JSON values (strings, finite numbers, booleans, null, arrays, plain objects)'
+  return copy
 }
 
-/** A plain JSON object within the size and depth limits. Checked by hand so cycles cannot recurse forever. */
-export const metadataSchema = z.custom<JsonObject>().superRefine((value, context) => {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype) {
-    context.addIssue({ code: 'custom', message: 'must be a plain JSON object' })
-    return
+/**
+ * A plain JSON object within the size and depth limits, returned as a copy of plain data (see
+ * {@link copyJson}). Checked by hand so cycles cannot recurse forever.
+ */
+export const metadataSchema = z.unknown().transform((value, context): JsonObject => {
+  let problem: string
+  try {
+    if (typeof value !== 'object' || value === null || Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype) {
+      problem = 'must be a plain JSON object'
+    } else {
+      const copy = copyJson(value, 0, { left: MAX_METADATA_LENGTH }) as JsonObject
+      if (JSON.stringify(copy).length <= MAX_METADATA_LENGTH) return copy
+      problem = TOO_BIG
+    }
+  } catch (error) {
+    problem = error instanceof MetadataProblem ? error.message : UNREADABLE
   }
-  const problem = jsonProblem(value, 0)
-  if (problem) {
-    context.addIssue({ code: 'custom', message: problem })
-    return
-  }
-  if (JSON.stringify(value).length > MAX_METADATA_LENGTH) {
-    context.addIssue({ code: 'custom', message: `must serialise to at most ${MAX_METADATA_LENGTH} characters of JSON` })
-  }
+  context.addIssue({ code: 'custom', message: problem })
+  return z.NEVER
 })
 
 /** A duration in milliseconds or as `'30d'`-style text, parsed to milliseconds. */
@@ -87,13 +182,40 @@ export const durationSchema = z
     return ms
   })
 
-/** A valid `Date` inside the range this library accepts (years 1970–9999). */
-export const dateSchema = z
-  .date({ error: 'must be a valid Date' })
-  .refine((date) => date.getTime() >= 0 && date.getTime() < 253402300800000, 'must be between 1970 and 9999')
+/** 10000-01-01T00:00:00Z in epoch milliseconds: dates must come before it. */
+const YEAR_10000_MS = 253402300800000
+
+/**
+ * A valid `Date` inside the range this library accepts (years 1970–9999), returned as a fresh `Date`.
+ * The instant is read from the Date's own time value, once: a subclass or an own `getTime` cannot show
+ * the validator one instant and the expiry check another.
+ */
+export const dateSchema = z.unknown().transform((value, context): Date => {
+  let ms = NaN
+  try {
+    if (value instanceof Date) ms = Date.prototype.getTime.call(value)
+  } catch {
+    // An object made from Date.prototype without being a Date.
+  }
+  if (Number.isNaN(ms)) {
+    context.addIssue({ code: 'custom', message: 'must be a valid Date' })
+    return z.NEVER
+  }
+  if (ms < 0 || ms >= YEAR_10000_MS) {
+    context.addIssue({ code: 'custom', message: 'must be between 1970 and 9999' })
+    return z.NEVER
+  }
+  return new Date(ms)
+})
+
+/**
+ * Text every store keeps exactly: no NUL (PostgreSQL refuses it) and no unpaired surrogate (UTF-8
+ * drivers turn it into U+FFFD, so two different IDs would become one).
+ */
+export const STORABLE_TEXT = /^[^\u0000\p{Cs}]*$/u
 
 /** Short identifiers: owner, tenant and key IDs. */
-export const identifierSchema = z.string().min(1).max(256)
+export const identifierSchema = z.string().min(1).max(256).regex(STORABLE_TEXT, 'must not contain NUL or unpaired surrogate characters')
 
 /**
  * Idempotency keys of create and rotate: 16 to 255 visible ASCII characters, so that a UUID or a

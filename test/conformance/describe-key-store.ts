@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import type { InsertResult, KeyQuery, KeyStore, ListPosition, StoredKey, UpdateResult } from '../../src/index.js'
+import { recordStoreDump } from '../support/canary/dump.js'
 import { keyManagerScenarios } from './key-manager-scenarios.js'
 import { makeRecord, makeRichRecord, T0, type MutableStoredKey } from './records.js'
 
@@ -47,6 +48,8 @@ export function describeKeyStore<S extends KeyStore>(
         try {
           await body(store)
         } finally {
+          // For the leak canary: what the store holds, raw, before the teardown drops it.
+          await recordStoreDump(store, `conformance ${name}: ${title}`)
           await (options.teardown ? options.teardown(store) : store.close?.())
         }
       })

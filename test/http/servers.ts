@@ -8,6 +8,7 @@ import type { Server } from 'node:http'
 import type { KeyManager, ApiKeyAuthOptions } from '../../src/index.js'
 import { apiKeyAuth as expressAuth } from '../../src/http/express.js'
 import { apiKeyAuth as koaAuth } from '../../src/http/koa.js'
+import { recordHttpResponse } from '../support/canary/index.js'
 
 /** A real listening server with the routes every HTTP test uses, and what reached the app. */
 export interface TestServer {
@@ -103,6 +104,8 @@ export async function rawRequest(port: number, headerLines: readonly string[], t
   socket.on('data', (chunk: Buffer) => chunks.push(chunk))
   await once(socket, 'close')
   const raw = Buffer.concat(chunks).toString('latin1')
+  // For the leak canary: the response as the client received it (the request's target is left out).
+  recordHttpResponse(raw, `client ${method} ${target.split('?')[0]}`)
   const split = raw.indexOf('\r\n\r\n')
   const [statusLine = '', ...lines] = raw.slice(0, split).split('\r\n')
   const headers = lines.map((line): [string, string] => {

@@ -193,6 +193,17 @@ describe('verify', () => {
     expect((error as ValidationError).field).toBe(field)
   })
 
+  it('rejects (never throws synchronously) when reading the options throws', async () => {
+    const { keys } = setup()
+    const { token } = await keys.create({ name: 'x', environment: 'live' })
+    const options = Object.defineProperty({}, 'scopes', { enumerable: true, get: () => { throw new Error('boom') } })
+    const pending = keys.verify(token, options as never)
+    expect(pending).toBeInstanceOf(Promise)
+    const error = await pending.catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(ValidationError)
+    expect((error as Error).message).not.toContain('boom')
+  })
+
   it('still accepts a valid key when recording lastUsedAt fails', async () => {
     const store = new MemoryStore()
     const { keys } = setup({ store })

@@ -26,6 +26,7 @@ import { MemoryStore } from '../../adapters/memory/index.js'
 import { RedisStore } from '../../adapters/redis/index.js'
 import { MySqlStore, PostgresStore, SqliteStore } from '../../adapters/sql/index.js'
 import type { KeyStore } from '../../src/index.js'
+import { recordStorageDump } from './canary/index.js'
 import { gateService, SERVICES, uniqueSuffix, type ServiceGate } from './services.js'
 import { Database } from './sqlite.js'
 
@@ -227,5 +228,21 @@ function sqliteBackend(): Backend {
   }
 }
 
+/** For the leak canary: each handle's cleanup first hands its raw dump to the canary's corpus. */
+function dumpBeforeCleanup(backend: Backend): Backend {
+  return {
+    ...backend,
+    open: async () => {
+      const handle = await backend.open()
+      const cleanup = async () => {
+        const text = await handle.dump().catch((error: unknown) => `(not dumped: ${String(error)})`)
+        recordStorageDump(text, `${backend.name} backend, before cleanup`)
+        await handle.cleanup()
+      }
+      return { ...handle, cleanup }
+    },
+  }
+}
+
 /** Memory, Redis, PostgreSQL, MariaDB and SQLite, in that order. */
-export const BACKENDS: readonly Backend[] = [memoryBackend(), redisBackend(), postgresBackend(), mariadbBackend(), sqliteBackend()]
+export const BACKENDS: readonly Backend[] = [memoryBackend(), redisBackend(), postgresBackend(), mariadbBackend(), sqliteBackend()].map(dumpBeforeCleanup)
