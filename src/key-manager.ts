@@ -469,7 +469,7 @@ export class KeyManager {
     // tell "already done" (the current hash is that secret's and the previous hash the one it replaced)
     // from "not yet", and a stale retry after a later rotation makes a new secret, never an old one.
     const derive = idempotencyKey === undefined ? null : (hashBefore: string) => this.derive(['rotate-secret', id, idempotencyKey, hashBefore], SECRET_LENGTH)
-    if (derive !== null) derive('') // fails fast without a pepper
+    if (derive !== null) this.requirePepperForIdempotency()
     let secret = ''
     const { after, changed } = await this.mutate(id, (current, now) => {
       if (current.revokedAt !== null) throw new KeyRevokedError(id)
@@ -610,11 +610,14 @@ export class KeyManager {
 
   /** A deterministic ID or secret for an idempotent call; needs a pepper, the only secret input. */
   private derive(parts: readonly (string | null)[], length: number): string {
-    const value = this.hasher.derive(JSON.stringify(parts), length)
-    if (value === null) {
+    this.requirePepperForIdempotency()
+    return this.hasher.derive(JSON.stringify(parts), length)!
+  }
+
+  private requirePepperForIdempotency(): void {
+    if (!this.hasher.peppered) {
       throw new ValidationError([{ path: ['idempotencyKey'], message: 'needs the pepper option: idempotent retries derive the key from it' }])
     }
-    return value
   }
 
   /** The answer to a retried idempotent create whose key already exists. */

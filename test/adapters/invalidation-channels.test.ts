@@ -8,33 +8,12 @@ import { RedisInvalidationChannel, RedisStore, type RedisInvalidationChannelOpti
 import { PostgresInvalidationChannel, PostgresStore, type PostgresInvalidationChannelOptions } from '../../adapters/sql/index.js'
 import { ConfigError, type Duration, type InvalidationChannel, type KeyManager, type KeyStore, type VerifyResult } from '../../src/index.js'
 import { setup } from '../helpers.js'
-import { gateService, SERVICES, uniqueSuffix } from '../support/services.js'
+import { redisGate, postgresGate } from '../support/gates.js'
+import { SERVICES, uniqueSuffix } from '../support/services.js'
 
-const redisGate = await gateService('Redis', async () => {
-  const probe = new Redis({ ...SERVICES.redis, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  let failure: unknown
-  probe.on('error', (error) => (failure = error))
-  try {
-    await probe.connect().catch((error: unknown) => {
-      throw failure ?? error
-    })
-    const version = /redis_version:(\S+)/.exec(await probe.info('server'))?.[1]
-    return `Redis ${version ?? '(unknown version)'}`
-  } finally {
-    probe.disconnect()
-  }
-})
+const redisAvailable = (await redisGate()).available
 
-const postgresGate = await gateService('PostgreSQL', async () => {
-  const client = new pg.Client(SERVICES.postgres)
-  await client.connect()
-  try {
-    const { rows } = await client.query<{ server_version: string }>('SHOW server_version')
-    return `PostgreSQL ${rows[0]!.server_version}`
-  } finally {
-    await client.end()
-  }
-})
+const postgresAvailable = (await postgresGate()).available
 
 type NodeRedisClient = ReturnType<typeof createClient>
 
@@ -312,7 +291,7 @@ async function pubsubClients(admin: Redis): Promise<{ id: string; name: string; 
     })
 }
 
-describe.skipIf(!redisGate.available)('RedisInvalidationChannel', () => {
+describe.skipIf(!redisAvailable)('RedisInvalidationChannel', () => {
   let admin: Redis
 
   beforeAll(() => {
@@ -487,7 +466,7 @@ describe.skipIf(!redisGate.available)('RedisInvalidationChannel', () => {
 // ---------------------------------------------------------------------------------------------------
 // PostgreSQL
 
-describe.skipIf(!postgresGate.available)('PostgresInvalidationChannel', () => {
+describe.skipIf(!postgresAvailable)('PostgresInvalidationChannel', () => {
   let admin: pg.Pool
 
   beforeAll(() => {

@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MySqlStore } from '../../adapters/sql/index.js'
 import { describeKeyStore } from '../conformance/describe-key-store.js'
 import { makeRecord, makeRichRecord } from '../conformance/records.js'
-import { gateService, SERVICES, uniqueSuffix } from '../support/services.js'
+import { mariadbGate } from '../support/gates.js'
+import { SERVICES, uniqueSuffix } from '../support/services.js'
 import {
   expectBinaryIdentifiers,
   expectConfigError,
@@ -16,16 +17,7 @@ import {
   richSecrets,
 } from './sql-shared.js'
 
-const gate = await gateService('MariaDB', async () => {
-  const connection = await mysql.createConnection(SERVICES.mariadb)
-  try {
-    const [rows] = await connection.query<mysql.RowDataPacket[]>('SELECT VERSION() AS version')
-    const version = String(rows[0]!['version'])
-    return version.includes('MariaDB') ? `MariaDB ${version}` : `MySQL ${version}`
-  } finally {
-    await connection.end()
-  }
-})
+const gate = await mariadbGate()
 
 // Every session runs at UTC+13: instants must not notice.
 const TIME_ZONE = '+13:00'

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PostgresStore } from '../../adapters/sql/index.js'
 import { describeKeyStore } from '../conformance/describe-key-store.js'
 import { makeRecord, makeRichRecord } from '../conformance/records.js'
-import { gateService, SERVICES, uniqueSuffix } from '../support/services.js'
+import { postgresGate } from '../support/gates.js'
+import { SERVICES, uniqueSuffix } from '../support/services.js'
 import {
   expectBinaryIdentifiers,
   expectConfigError,
@@ -15,16 +16,7 @@ import {
   richSecrets,
 } from './sql-shared.js'
 
-const gate = await gateService('PostgreSQL', async () => {
-  const client = new pg.Client(SERVICES.postgres)
-  await client.connect()
-  try {
-    const { rows } = await client.query<{ server_version: string }>('SHOW server_version')
-    return `PostgreSQL ${rows[0]!.server_version}`
-  } finally {
-    await client.end()
-  }
-})
+const gate = await postgresGate()
 
 // Every session runs in a time zone 12h45 ahead of UTC: instants must not notice.
 const TIME_ZONE = 'Pacific/Chatham'

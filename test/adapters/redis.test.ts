@@ -7,23 +7,10 @@ import { ConfigError, StoreError, type KeyQuery, type KeyStore, type StoredKey }
 import { describeKeyStore } from '../conformance/describe-key-store.js'
 import { makeRecord, T0 } from '../conformance/records.js'
 import { setup } from '../helpers.js'
-import { gateService, SERVICES, uniqueSuffix } from '../support/services.js'
+import { redisGate } from '../support/gates.js'
+import { SERVICES, uniqueSuffix } from '../support/services.js'
 
-const gate = await gateService('Redis', async () => {
-  const probe = new Redis({ ...SERVICES.redis, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  // ioredis rejects connect() with "Connection is closed"; the 'error' event has the reason (ECONNREFUSED).
-  let failure: unknown
-  probe.on('error', (error) => (failure = error))
-  try {
-    await probe.connect().catch((error: unknown) => {
-      throw failure ?? error
-    })
-    const version = /redis_version:(\S+)/.exec(await probe.info('server'))?.[1]
-    return `Redis ${version ?? '(unknown version)'}`
-  } finally {
-    probe.disconnect()
-  }
-})
+const gate = await redisGate()
 
 type NodeRedisClient = ReturnType<typeof createClient>
 

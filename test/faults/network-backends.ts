@@ -11,7 +11,8 @@ import { vi } from 'vitest'
 import { RedisStore } from '../../adapters/redis/index.js'
 import { MySqlStore, PostgresStore, type MySqlConnection, type MySqlPool } from '../../adapters/sql/index.js'
 import type { KeyStore } from '../../src/index.js'
-import { gateService, SERVICES, uniqueSuffix, type ServiceGate } from '../support/services.js'
+import { mariadbGate, postgresGate, redisGate } from '../support/gates.js'
+import { SERVICES, uniqueSuffix, type ServiceGate } from '../support/services.js'
 import type { TcpProxy } from '../support/tcp-proxy.js'
 
 /** Client-side time limits of the clients under test, in milliseconds (connect, and each command or query). */
@@ -45,17 +46,7 @@ const redis: NetworkBackend = {
   name: 'redis',
   target: SERVICES.redis,
   commitMarker: 'EVAL',
-  gate: () =>
-    gateService('Redis', async () => {
-      const probe = new Redis({ ...SERVICES.redis, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-      probe.on('error', () => undefined)
-      try {
-        await probe.connect()
-        return `Redis ${/redis_version:(\S+)/.exec(await probe.info('server'))?.[1] ?? '(unknown version)'}`
-      } finally {
-        probe.disconnect()
-      }
-    }),
+  gate: redisGate,
   open: async (proxy) => {
     const namespace = `kwf${uniqueSuffix()}`
     const client = new Redis({
@@ -101,16 +92,7 @@ const postgres: NetworkBackend = {
   name: 'postgres',
   target: SERVICES.postgres,
   commitMarker: 'COMMIT',
-  gate: () =>
-    gateService('PostgreSQL', async () => {
-      const probe = new pg.Client({ ...SERVICES.postgres, connectionTimeoutMillis: 3_000 })
-      await probe.connect()
-      try {
-        return `PostgreSQL ${(await probe.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version}`
-      } finally {
-        await probe.end()
-      }
-    }),
+  gate: postgresGate,
   open: async (proxy) => {
     const table = `kwf_${uniqueSuffix()}`
     const pool = new pg.Pool({
@@ -202,16 +184,7 @@ const mariadb: NetworkBackend = {
   name: 'mariadb',
   target: SERVICES.mariadb,
   commitMarker: 'COMMIT',
-  gate: () =>
-    gateService('MariaDB', async () => {
-      const probe = await mysql.createConnection({ ...SERVICES.mariadb, connectTimeout: 3_000 })
-      try {
-        const [rows] = await probe.query<mysql.RowDataPacket[]>('SELECT VERSION() AS version')
-        return `MariaDB ${String(rows[0]!['version'])}`
-      } finally {
-        await probe.end()
-      }
-    }),
+  gate: mariadbGate,
   open: async (proxy) => {
     const table = `kwf_${uniqueSuffix()}`
     const pool = mysql.createPool({ ...SERVICES.mariadb, host: '127.0.0.1', port: proxy.port, connectionLimit: 4, connectTimeout: CLIENT_TIMEOUT_MS })

@@ -27,7 +27,8 @@ import { RedisStore } from '../../adapters/redis/index.js'
 import { MySqlStore, PostgresStore, SqliteStore } from '../../adapters/sql/index.js'
 import type { KeyStore } from '../../src/index.js'
 import { recordStorageDump } from './canary/index.js'
-import { gateService, SERVICES, uniqueSuffix, type ServiceGate } from './services.js'
+import { mariadbGate, postgresGate, redisGate } from './gates.js'
+import { SERVICES, uniqueSuffix, type ServiceGate } from './services.js'
 import { Database } from './sqlite.js'
 
 /** One open store with a fresh namespace or table. */
@@ -41,7 +42,7 @@ export interface BackendHandle {
 
 export interface Backend {
   readonly name: 'memory' | 'redis' | 'postgres' | 'mariadb' | 'sqlite'
-  /** Probes the server once (memoised). */
+  /** Probes the server once per process. */
   readonly gate: () => Promise<ServiceGate>
   /** A store on a fresh namespace or table, migrated. */
   readonly open: () => Promise<BackendHandle>
@@ -50,11 +51,6 @@ export interface Backend {
 }
 
 const ALWAYS: ServiceGate = { available: true, version: 'in process' }
-
-function memoise<T>(make: () => Promise<T>): () => Promise<T> {
-  let value: Promise<T> | undefined
-  return () => (value ??= make())
-}
 
 /** Keys whose names contain `namespace`, found with SCAN (never KEYS). */
 async function scanKeys(client: Redis, namespace: string): Promise<string[]> {
@@ -86,24 +82,9 @@ function memoryBackend(): Backend {
 
 function redisBackend(): Backend {
   let client: Redis | undefined
-  const gate = memoise(() =>
-    gateService('Redis', async () => {
-      const probe = new Redis({ ...SERVICES.redis, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-      let failure: unknown
-      probe.on('error', (error) => (failure = error))
-      try {
-        await probe.connect().catch((error: unknown) => {
-          throw failure ?? error
-        })
-        return `Redis ${/redis_version:(\S+)/.exec(await probe.info('server'))?.[1] ?? '(unknown version)'}`
-      } finally {
-        probe.disconnect()
-      }
-    }),
-  )
   return {
     name: 'redis',
-    gate,
+    gate: redisGate,
     open: async () => {
       client ??= new Redis(SERVICES.redis)
       const redis = client
@@ -134,21 +115,9 @@ function redisBackend(): Backend {
 
 function postgresBackend(): Backend {
   let pool: pg.Pool | undefined
-  const gate = memoise(() =>
-    gateService('PostgreSQL', async () => {
-      const probe = new pg.Client(SERVICES.postgres)
-      await probe.connect()
-      try {
-        const { rows } = await probe.query<{ server_version: string }>('SHOW server_version')
-        return `PostgreSQL ${rows[0]!.server_version}`
-      } finally {
-        await probe.end()
-      }
-    }),
-  )
   return {
     name: 'postgres',
-    gate,
+    gate: postgresGate,
     open: async () => {
       pool ??= new pg.Pool({ ...SERVICES.postgres, max: 12 })
       const db = pool
@@ -167,20 +136,9 @@ function postgresBackend(): Backend {
 
 function mariadbBackend(): Backend {
   let pool: mysql.Pool | undefined
-  const gate = memoise(() =>
-    gateService('MariaDB', async () => {
-      const probe = await mysql.createConnection(SERVICES.mariadb)
-      try {
-        const [rows] = await probe.query<mysql.RowDataPacket[]>('SELECT VERSION() AS version')
-        return `MariaDB ${String(rows[0]!['version'])}`
-      } finally {
-        await probe.end()
-      }
-    }),
-  )
   return {
     name: 'mariadb',
-    gate,
+    gate: mariadbGate,
     open: async () => {
       pool ??= mysql.createPool({ ...SERVICES.mariadb, connectionLimit: 12 })
       const db = pool
