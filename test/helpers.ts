@@ -91,3 +91,21 @@ export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
 export function forgeToken(keyId: string, environment = 'live', secret = 'f'.repeat(32), prefix = 'acme'): string {
   return formatToken({ prefix, environment, keyId, secret })
 }
+
+/**
+ * Starts `run` with the store's next read held after it has read, as a slow answer would be: the read
+ * sees the store as it is now, its answer arrives when `release()` is called. Later reads are not held.
+ */
+export async function withHeldRead<T>(store: KeyStore, run: () => Promise<T>): Promise<{ pending: Promise<T>; release: () => void }> {
+  const get = store.get.bind(store)
+  let release: () => void = () => undefined
+  store.get = async (id) => {
+    const record = await get(id)
+    await new Promise<void>((resolve) => (release = resolve))
+    return record
+  }
+  const pending = run()
+  await new Promise((resolve) => setImmediate(resolve))
+  store.get = get
+  return { pending, release: () => release() }
+}

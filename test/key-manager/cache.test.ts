@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { MemoryStore } from '../../adapters/memory/index.js'
 import { LocalInvalidationChannel, StoreError, type InvalidationChannel } from '../../src/index.js'
-import { countingStore, forgeToken, manualClock, setup } from '../helpers.js'
+import { countingStore, forgeToken, manualClock, setup, withHeldRead } from '../helpers.js'
 
 describe('verification cache', () => {
   it('is off by default: every verify reads the store', async () => {
@@ -98,24 +98,34 @@ describe('verification cache', () => {
     const store = new MemoryStore()
     const { keys } = setup({ store, cache: { ttl: '1h' } })
     const { key, token } = await keys.create({ name: 'x', environment: 'live' })
-    const get = store.get.bind(store)
-    let release: () => void = () => undefined
-    store.get = async (id) => {
-      const record = await get(id)
-      await new Promise<void>((resolve) => (release = resolve))
-      return record
-    }
-    const slow = keys.verify(token) // reads the enabled record, then waits
-    await new Promise((resolve) => setImmediate(resolve))
-    store.get = get
+    const slow = await withHeldRead(store, () => keys.verify(token)) // reads the enabled record, then waits
     await keys.disable(key.id)
-    release()
-    expect((await slow).valid).toBe(true) // it read before the change
+    slow.release()
+    expect((await slow.pending).valid).toBe(true) // it read before the change
     expect(await keys.verify(token)).toMatchObject({ reason: 'disabled' }) // but did not cache the old copy
   })
 })
 
 describe('cache invalidation across instances', () => {
+  it('keeps a read that started before a revoke elsewhere at most ttl from the read start, not from its answer', async () => {
+    // No channel: the documented bound is that another instance may accept a revoked key for at most `ttl`.
+    const store = new MemoryStore()
+    const time = manualClock()
+    const reader = setup({ store, clock: time.clock, cache: { ttl: '10s' } }).keys
+    const admin = setup({ store, clock: time.clock }).keys
+    const { key, token } = await admin.create({ name: 'x', environment: 'live' })
+    // The reader's read sees the record before the revoke, but its answer arrives 900 ms later.
+    const slow = await withHeldRead(store, () => reader.verify(token))
+    time.advance(100)
+    await admin.revoke(key.id)
+    const revokedAt = time.now
+    time.advance(800)
+    slow.release()
+    expect((await slow.pending).valid).toBe(true) // it read before the revoke: fine
+    time.set(revokedAt + 10_000) // the bound: ttl after the revoke returned
+    expect(await reader.verify(token)).toMatchObject({ valid: false, reason: 'revoked' })
+  })
+
   function twoInstances(channel: InvalidationChannel | undefined, other: InvalidationChannel | undefined = channel) {
     const store = new MemoryStore()
     const time = manualClock()
