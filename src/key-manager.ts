@@ -31,6 +31,13 @@ import { parseInput, readInput, STORABLE_TEXT } from './validation.js'
 
 /** Compare-and-set attempts before a concurrent-update conflict is reported. */
 const MAX_UPDATE_ATTEMPTS = 10
+/**
+ * A revoke is the one change that must not lose to a busy key: once it lands every later write is
+ * refused, so retrying it (with backoff) until it wins always ends.
+ */
+const MAX_REVOKE_ATTEMPTS = 100
+/** Upper bound of the random pause between compare-and-set attempts, in ms. */
+const MAX_BACKOFF_MS = 20
 /** New key IDs drawn before giving up on an (astronomically unlikely) ID collision. */
 const MAX_ID_ATTEMPTS = 3
 const MAX_ID_LENGTH = 256
@@ -416,6 +423,7 @@ export class KeyManager {
   /**
    * Revokes a key, irreversibly. The record stays (for audit, listing and `status: 'revoked'`) but never
    * verifies again and no longer counts against the owner's quota. Revoking a revoked key does nothing.
+   * Racing writes (rotations, updates) cannot starve it: it keeps retrying until it lands.
    *
    * @example
    * ```ts
@@ -424,8 +432,11 @@ export class KeyManager {
    */
   async revoke(id: string): Promise<ApiKey> {
     checkId(id)
-    const { after, changed } = await this.mutate(id, (current, now) =>
-      current.revokedAt !== null ? current : { ...current, revokedAt: now, previousHash: null, previousHashExpiresAt: null },
+    const { after, changed } = await this.mutate(
+      id,
+      (current, now) =>
+        current.revokedAt !== null ? current : { ...current, revokedAt: now, previousHash: null, previousHashExpiresAt: null },
+      { attempts: MAX_REVOKE_ATTEMPTS },
     )
     const key = this.publicKey(after)
     if (changed) this.emit({ type: 'revoked', at: key.updatedAt, key })
@@ -659,15 +670,18 @@ export class KeyManager {
   }
 
   /**
-   * Read-modify-write with compare-and-set, retried on conflict. `change` returns the current record
+   * Read-modify-write with compare-and-set, retried on conflict after a short random pause (so writers
+   * racing on one key spread out instead of colliding again). `change` returns the current record
    * unchanged for a no-op, or a new record (version and updatedAt are set here).
    */
   private async mutate(
     id: string,
     change: (current: StoredKey, now: number) => StoredKey,
-    options: { touchUpdatedAt?: boolean } = {},
+    options: { touchUpdatedAt?: boolean; attempts?: number } = {},
   ): Promise<{ after: StoredKey; changed: boolean }> {
-    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
+    const attempts = options.attempts ?? MAX_UPDATE_ATTEMPTS
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (attempt > 0) await pause(Math.random() * Math.min(MAX_BACKOFF_MS, 2 ** attempt))
       const current = await this.callStore('get', () => this.store.get(id))
       if (current === null) throw new KeyNotFoundError(id)
       const now = this.clock()
@@ -834,4 +848,8 @@ function toApiKey(record: StoredKey, lastUsedAt: number | null): ApiKey {
     enabled: record.enabled,
     revokedAt: toDate(record.revokedAt),
   })
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
 }

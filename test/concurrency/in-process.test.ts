@@ -120,9 +120,9 @@ for (const backend of BACKENDS) {
       ])
       const { outcomes } = await runAll(managers, ops)
 
-      expectOnlyTypedErrors(outcomes, { create: ['quota_exceeded'], revoke: ['conflict'], delete: ['key_not_found'], update: ['conflict'] })
+      expectOnlyTypedErrors(outcomes, { create: ['quota_exceeded'], delete: ['key_not_found'], update: ['conflict'] })
       expect(fulfilled(outcomes, 'delete')).toHaveLength(1)
-      expect(fulfilled(outcomes, 'revoke').length).toBeGreaterThanOrEqual(1)
+      expect(fulfilled(outcomes, 'revoke')).toHaveLength(3)
       // Two slots were freed; at most two creates can have taken them.
       const created = fulfilled(outcomes, 'create')
       expect(created.length).toBeLessThanOrEqual(2)
@@ -228,9 +228,8 @@ for (const backend of BACKENDS) {
     it('rotate racing revoke: once revoked, no token ever handed out verifies, even after more racing changes', async () => {
       const { key, token: original } = await managers[0]!.create({ name: 'doomed' })
       const firstHash = (await store.get(key.id))!.hash
-      // The revokes go in among the rotations, from the third call on: with more than ten writers on
-      // one key some run out of compare-and-set attempts (ConflictError), and on the memory store the
-      // first ten issued win, so a revoke issued only last could lose every round.
+      // Rotations can run out of compare-and-set attempts (ConflictError); a revoke never gives up,
+      // wherever it sits among them, so every one of them succeeds (all but one as a no-op).
       const ops = interleave([
         ...times(24, (): Op => ({ op: 'rotate', id: key.id, gracePeriod: '1h' })),
         ...times(6, (): Op => ({ op: 'verify', token: original })),
@@ -238,8 +237,8 @@ for (const backend of BACKENDS) {
       for (const position of [2, 8, 15, 23, 30]) ops.splice(position, 0, { op: 'revoke', id: key.id })
       const { outcomes } = await runAll(managers, ops)
 
-      expectOnlyTypedErrors(outcomes, { rotate: ['conflict', 'key_revoked'], revoke: ['conflict'] })
-      expect(fulfilled(outcomes, 'revoke').length).toBeGreaterThanOrEqual(1)
+      expectOnlyTypedErrors(outcomes, { rotate: ['conflict', 'key_revoked'] })
+      expect(fulfilled(outcomes, 'revoke')).toHaveLength(5)
       const tokens = [original, ...tokensOf(outcomes, 'rotate')]
       // Exactly one write revoked it; rotations before it counted once each, none after it.
       const version = await versionOf(store, key.id)
