@@ -1,6 +1,29 @@
 /**
- * Every error keywarden throws is a {@link KeywardenError} with a stable, machine-readable `code`.
- * Messages never contain secrets, hashes or caller input; the offending field is named instead.
+ * The stable codes carried by {@link KeywardenError.code}. `idempotency_conflict` comes with a
+ * {@link ConflictError}, `key_revoked` with a {@link KeyRevokedError}.
+ *
+ * @example
+ * ```ts
+ * const status: Record<KeywardenErrorCode, number> = {
+ *   config_invalid: 500, validation_failed: 400, key_not_found: 404, quota_exceeded: 409,
+ *   conflict: 409, idempotency_conflict: 409, key_revoked: 409, store_failed: 503,
+ * }
+ * ```
+ */
+export type KeywardenErrorCode =
+  | 'config_invalid'
+  | 'validation_failed'
+  | 'key_not_found'
+  | 'quota_exceeded'
+  | 'conflict'
+  | 'idempotency_conflict'
+  | 'key_revoked'
+  | 'store_failed'
+
+/**
+ * Base class of every error thrown by keywarden, with a stable, machine-readable `code`: check `code`
+ * rather than the message. Messages never contain secrets, hashes or caller input; the offending field
+ * is named instead.
  *
  * Expected verification outcomes (unknown key, wrong secret, expired, ...) are not errors: `verify`
  * returns them as values. Errors are thrown for misconfiguration, invalid input and store failures.
@@ -16,23 +39,11 @@
  * }
  * ```
  */
-
-/** The stable codes carried by {@link KeywardenError.code}. */
-export type KeywardenErrorCode =
-  | 'config_invalid'
-  | 'validation_failed'
-  | 'key_not_found'
-  | 'quota_exceeded'
-  | 'conflict'
-  | 'idempotency_conflict'
-  | 'key_revoked'
-  | 'store_failed'
-
-/** Base class of every error thrown by keywarden. Check `code` rather than the message. */
 export class KeywardenError extends Error {
   /** Stable identifier of the failure, safe to branch on and to log. */
   readonly code: KeywardenErrorCode
 
+  /** For subclasses; `options.cause` keeps the underlying error. */
   constructor(code: KeywardenErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = new.target.name
@@ -40,7 +51,16 @@ export class KeywardenError extends Error {
   }
 }
 
-/** One problem found while validating options or input. `path` names the field, e.g. `['expiry', 'max']`. */
+/**
+ * One problem found while validating options or input. `path` names the field, e.g. `['expiry', 'max']`.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof ValidationError) {
+ *   res.status(400).json({ errors: error.issues.map((issue: ValidationIssue) => ({ field: issue.path.join('.'), message: issue.message })) })
+ * }
+ * ```
+ */
 export interface ValidationIssue {
   /** Path of the offending field, from the top of the object that was validated. */
   readonly path: readonly (string | number)[]
@@ -74,6 +94,7 @@ export class ConfigError extends KeywardenError {
   /** Every problem found, each naming its option path. */
   readonly issues: readonly ValidationIssue[]
 
+  /** Builds the error from every problem found; the message names up to five of them. */
   constructor(issues: readonly ValidationIssue[], options?: { cause?: unknown }) {
     super('config_invalid', `Invalid keywarden options: ${describeIssues('options', issues)}`, options)
     this.issues = issues
@@ -95,6 +116,7 @@ export class ValidationError extends KeywardenError {
   /** Every problem found. */
   readonly issues: readonly ValidationIssue[]
 
+  /** Builds the error from every problem found; the first one names `field`. */
   constructor(issues: readonly ValidationIssue[], options?: { cause?: unknown }) {
     super('validation_failed', `Invalid input: ${describeIssues('input', issues)}`, options)
     this.issues = issues
@@ -114,6 +136,7 @@ export class KeyNotFoundError extends KeywardenError {
   /** The key ID that was looked up. Key IDs are public identifiers, not secrets. */
   readonly keyId: string
 
+  /** Builds the error for the key ID that was looked up. */
   constructor(keyId: string) {
     super('key_not_found', 'No API key exists with the given ID')
     this.keyId = keyId
@@ -134,6 +157,7 @@ export class QuotaExceededError extends KeywardenError {
   /** The limit that applied to this owner. */
   readonly limit: number
 
+  /** Builds the error for the owner and the limit that applied (the limit goes into the message). */
   constructor(ownerId: string, limit: number) {
     super('quota_exceeded', `The owner already holds the maximum number of API keys (${limit})`)
     this.ownerId = ownerId
@@ -154,6 +178,7 @@ export class ConflictError extends KeywardenError {
   /** The key ID involved. */
   readonly keyId: string
 
+  /** `code` is `conflict` by default; subclasses and idempotent retries pass their own. */
   constructor(keyId: string, message = 'The API key was changed concurrently; retry the operation', code: KeywardenErrorCode = 'conflict') {
     super(code, message)
     this.keyId = keyId
@@ -170,6 +195,7 @@ export class ConflictError extends KeywardenError {
  * ```
  */
 export class KeyRevokedError extends ConflictError {
+  /** Builds the error for the revoked key's ID. */
   constructor(keyId: string) {
     super(keyId, 'The API key is revoked; revocation cannot be undone', 'key_revoked')
   }
@@ -188,6 +214,7 @@ export class StoreError extends KeywardenError {
   /** The store operation that failed, e.g. `get` or `insert`. */
   readonly operation: string
 
+  /** `options.cause` keeps the store's own error for your logs; the message names only `operation`. */
   constructor(operation: string, options?: { cause?: unknown }) {
     super('store_failed', `The key store failed during '${operation}'`, options)
     this.operation = operation

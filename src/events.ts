@@ -2,43 +2,150 @@ import type { ApiKey, VerifyFailureReason } from './types.js'
 
 /**
  * Payloads of the lifecycle events, by event name. No payload ever carries a secret or a hash.
- * `at` is the KeyManager clock's time of the event.
+ * `type` repeats the event name, so one listener can tell payloads apart; `at` is the KeyManager
+ * clock's time of the event.
+ *
+ * @example
+ * ```ts
+ * keys.on('rotated', (event: KeyEventMap['rotated']) => {
+ *   audit.write({ keyId: event.key.id, at: event.at, oldSecretUntil: event.previousSecretValidUntil })
+ * })
+ * ```
  */
 export interface KeyEventMap {
-  created: { readonly type: 'created'; readonly at: Date; readonly key: ApiKey }
-  /** `changes` names the fields the update set. */
-  updated: { readonly type: 'updated'; readonly at: Date; readonly key: ApiKey; readonly changes: readonly string[] }
-  enabled: { readonly type: 'enabled'; readonly at: Date; readonly key: ApiKey }
-  disabled: { readonly type: 'disabled'; readonly at: Date; readonly key: ApiKey }
-  revoked: { readonly type: 'revoked'; readonly at: Date; readonly key: ApiKey }
-  /** `key` is the record as it was just before deletion. */
-  deleted: { readonly type: 'deleted'; readonly at: Date; readonly key: ApiKey }
-  /** `previousSecretValidUntil` is the end of the grace period, or `null` when the old secret stopped at once. */
-  rotated: {
-    readonly type: 'rotated'
+  /** A key was created. */
+  created: {
+    /** The event name. */
+    readonly type: 'created'
+    /** When it happened. */
     readonly at: Date
+    /** The new key. */
     readonly key: ApiKey
+  }
+  /** A key's name, description, type, grants, metadata or expiry changed. */
+  updated: {
+    /** The event name. */
+    readonly type: 'updated'
+    /** When it happened. */
+    readonly at: Date
+    /** The key after the change. */
+    readonly key: ApiKey
+    /** The fields the update set, e.g. `['scopes', 'expiresAt']`. */
+    readonly changes: readonly string[]
+  }
+  /** A disabled key was enabled. */
+  enabled: {
+    /** The event name. */
+    readonly type: 'enabled'
+    /** When it happened. */
+    readonly at: Date
+    /** The key after the change. */
+    readonly key: ApiKey
+  }
+  /** A key was disabled. */
+  disabled: {
+    /** The event name. */
+    readonly type: 'disabled'
+    /** When it happened. */
+    readonly at: Date
+    /** The key after the change. */
+    readonly key: ApiKey
+  }
+  /** A key was revoked, for good. */
+  revoked: {
+    /** The event name. */
+    readonly type: 'revoked'
+    /** When it happened. */
+    readonly at: Date
+    /** The key after the change. */
+    readonly key: ApiKey
+  }
+  /** A key was deleted. */
+  deleted: {
+    /** The event name. */
+    readonly type: 'deleted'
+    /** When it happened. */
+    readonly at: Date
+    /** The record as it was just before deletion. */
+    readonly key: ApiKey
+  }
+  /** A key's secret was replaced. */
+  rotated: {
+    /** The event name. */
+    readonly type: 'rotated'
+    /** When it happened. */
+    readonly at: Date
+    /** The key after the change (its `start` shows the new secret). */
+    readonly key: ApiKey
+    /** The end of the grace period, or `null` when the old secret stopped at once. */
     readonly previousSecretValidUntil: Date | null
   }
-  verified: { readonly type: 'verified'; readonly at: Date; readonly key: ApiKey }
-  /** `keyId` is set when the token could be parsed (it names a key, which may not exist). */
-  rejected: {
-    readonly type: 'rejected'
+  /** A token was accepted by {@link KeyManager.verify}. */
+  verified: {
+    /** The event name. */
+    readonly type: 'verified'
+    /** When it happened. */
     readonly at: Date
+    /** The verified key. */
+    readonly key: ApiKey
+  }
+  /** A token was not accepted by {@link KeyManager.verify}. */
+  rejected: {
+    /** The event name. */
+    readonly type: 'rejected'
+    /** When it happened. */
+    readonly at: Date
+    /** Why the token was not accepted. */
     readonly reason: VerifyFailureReason
+    /** Set when the token could be parsed (it names a key, which may not exist); else `null`. */
     readonly keyId: string | null
   }
   /** Emitted by {@link KeyManager.notifyExpiring}, once per key and expiry date. */
-  expiring: { readonly type: 'expiring'; readonly at: Date; readonly key: ApiKey; readonly expiresAt: Date }
+  expiring: {
+    /** The event name. */
+    readonly type: 'expiring'
+    /** When the owner was told. */
+    readonly at: Date
+    /** The key about to expire. */
+    readonly key: ApiKey
+    /** When it expires. */
+    readonly expiresAt: Date
+  }
 }
 
-/** The name of a lifecycle event. */
+/**
+ * The name of a lifecycle event.
+ *
+ * @example
+ * ```ts
+ * const audited: KeyEventName[] = ['created', 'revoked', 'deleted', 'rotated']
+ * for (const name of audited) keys.on(name, (event) => audit.write(event))
+ * ```
+ */
 export type KeyEventName = keyof KeyEventMap
 
-/** Any lifecycle event payload. */
+/**
+ * Any lifecycle event payload; narrow it with `type`.
+ *
+ * @example
+ * ```ts
+ * function describe(event: KeyEvent): string {
+ *   return event.type === 'rejected' ? `rejected: ${event.reason}` : `${event.type}: ${event.key.id}`
+ * }
+ * ```
+ */
 export type KeyEvent = KeyEventMap[KeyEventName]
 
-/** A listener for one event; a returned promise is not awaited, but its rejection is reported. */
+/**
+ * A listener for one event; a returned promise is not awaited, but its rejection is reported to
+ * `onListenerError`.
+ *
+ * @example
+ * ```ts
+ * const onRevoked: KeyEventListener<'revoked'> = async (event) => notifyOwner(event.key)
+ * keys.on('revoked', onRevoked)
+ * ```
+ */
 export type KeyEventListener<E extends KeyEventName> = (event: KeyEventMap[E]) => void | Promise<void>
 
 /**

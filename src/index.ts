@@ -11,7 +11,7 @@
  * console.log(await keys.verify(token, { scopes: ['data:read'] }))
  * ```
  *
- * @packageDocumentation
+ * @module keywarden
  */
 export { KeyManager, type ParsedToken } from './key-manager.js'
 export type { KeyManagerOptions, ResolvedOptions, QuotaContext } from './options.js'

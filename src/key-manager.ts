@@ -42,10 +42,21 @@ const MAX_BACKOFF_MS = 20
 const MAX_ID_ATTEMPTS = 3
 const MAX_ID_LENGTH = 256
 
-/** The public parts of a token: everything but the secret. */
+/**
+ * The public parts of a token: everything but the secret. Returned by {@link KeyManager.parseToken}.
+ *
+ * @example
+ * ```ts
+ * const parsed: ParsedToken | null = keys.parseToken(token)
+ * if (parsed) log.info({ keyId: parsed.keyId, environment: parsed.environment })
+ * ```
+ */
 export interface ParsedToken {
+  /** The brand prefix, e.g. `acme`. */
   readonly prefix: string
+  /** The environment named by the token, e.g. `live`. */
   readonly environment: string
+  /** The public key ID. */
   readonly keyId: string
 }
 

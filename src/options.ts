@@ -8,10 +8,23 @@ import { LABEL_PATTERN } from './token/format.js'
 import type { OwnerContext } from './types.js'
 import { durationSchema, roleNameSchema, scopeListSchema, toIssues } from './validation.js'
 
-/** Facts about the key being created, passed to a function-valued `maxKeysPerOwner`. */
+/**
+ * Facts about the key being created, passed to a function-valued `maxKeysPerOwner`.
+ *
+ * @example
+ * ```ts
+ * const keys = new KeyManager({
+ *   store,
+ *   maxKeysPerOwner: (owner, context: QuotaContext) => (context.environment === 'test' ? 10 : 3),
+ * })
+ * ```
+ */
 export interface QuotaContext {
+  /** The owner of the new key (keys without an owner are never counted). */
   readonly ownerId: string
+  /** The tenant of the new key, or `null`. */
   readonly tenantId: string | null
+  /** The environment of the new key. */
   readonly environment: string
 }
 
@@ -55,7 +68,12 @@ export interface KeyManagerOptions {
    * Expiry policy. `default` applies when create names no expiry; `max` bounds every expiry. `null` means
    * never / no bound. Default: both `null`. An omitted `default` with a `max` set takes the `max`.
    */
-  expiry?: { default?: Duration | null; max?: Duration | null }
+  expiry?: {
+    /** Lifetime of a key created without an expiry; `null` for never. */
+    default?: Duration | null
+    /** Longest lifetime any create or update may ask for; `null` for no bound. */
+    max?: Duration | null
+  }
   /**
    * How many non-revoked keys one owner may hold: a number, `Infinity`, or a function of the owner
    * context given to `create`. Keys without `ownerId` are not limited. Default `Infinity`.
@@ -73,7 +91,14 @@ export interface KeyManagerOptions {
    * {@link KeyManager.close}. A crash loses at most one interval of last-used times. `onError` hears of
    * a failed write (default `console.error`); its entries are retried at the next flush.
    */
-  usage?: { flushInterval?: Duration; maxPending?: number; onError?: (error: unknown) => void }
+  usage?: {
+    /** How often buffered `lastUsedAt` values are written, at least 10 ms. Default `'1m'`. */
+    flushInterval?: Duration
+    /** Most keys buffered at once; reaching it starts a flush early, and uses of further keys are dropped meanwhile. Default 10,000. */
+    maxPending?: number
+    /** Hears of a failed write. Default `console.error`. */
+    onError?: (error: unknown) => void
+  }
   /**
    * An optional verification cache in front of the store (off by default): at most `maxEntries` keys
    * (LRU, default 10,000), each kept at most `ttl` (default `'10s'`; `negativeTtl`, default `'1s'`,
@@ -83,10 +108,15 @@ export interface KeyManagerOptions {
    * within `ttl`: that is the revocation-latency bound.
    */
   cache?: {
+    /** Most keys kept, least recently used dropped first. Default 10,000. */
     maxEntries?: number
+    /** Longest a cached key is trusted: the revocation-latency bound without a channel. Default `'10s'`. */
     ttl?: Duration
+    /** Longest an unknown key ID is remembered as unknown. Default `'1s'`. */
     negativeTtl?: Duration
+    /** Carries invalidations between instances; see {@link InvalidationChannel}. */
     channel?: InvalidationChannel
+    /** Hears of channel failures (the cache then relies on `ttl`). Default `console.error`. */
     onError?: (error: unknown) => void
   }
   /** The clock, in epoch milliseconds. Every time decision uses it. Default `() => Date.now()`, read at every call (so fake timers work). */
@@ -95,28 +125,70 @@ export interface KeyManagerOptions {
   onListenerError?: (error: unknown, eventType: string) => void
 }
 
-/** Options after validation and defaults; frozen. */
+/**
+ * {@link KeyManagerOptions} after validation and defaults, as {@link KeyManager.options}; frozen.
+ * Durations are in milliseconds here.
+ *
+ * @example
+ * ```ts
+ * const keys = new KeyManager({ store, expiry: { max: '365d' } })
+ * keys.options.expiry.maxMs // 31_536_000_000
+ * keys.options.environments // ['live', 'test']
+ * ```
+ */
 export interface ResolvedOptions {
+  /** The store. */
   readonly store: KeyStore
+  /** The token brand prefix. */
   readonly prefix: string
+  /** The configured environments, in the order given. */
   readonly environments: readonly string[]
+  /** Role name → scopes it grants. */
   readonly roles: Readonly<Record<string, readonly string[]>>
+  /** Group name → roles it grants. */
   readonly groups: Readonly<Record<string, readonly string[]>>
+  /** The peppers, current first; empty when none is configured. */
   readonly peppers: readonly Pepper[]
-  readonly expiry: { readonly defaultMs: number | null; readonly maxMs: number | null }
+  /** The expiry policy in milliseconds. */
+  readonly expiry: {
+    /** Lifetime of a key created without an expiry; `null` for never. */
+    readonly defaultMs: number | null
+    /** Longest lifetime allowed; `null` for no bound. */
+    readonly maxMs: number | null
+  }
+  /** The quota as a function (a number option becomes a constant function). */
   readonly maxKeysPerOwner: (owner: OwnerContext, context: QuotaContext) => number
+  /** Secret characters kept in `ApiKey.start`. */
   readonly startLength: number
+  /** Whether `*` and `prefix:*` are wildcards. */
   readonly scopeWildcards: boolean
+  /** `lastUsedPrecision` in milliseconds. */
   readonly lastUsedPrecisionMs: number
-  readonly usage: { readonly flushIntervalMs: number; readonly maxPending: number; readonly onError: (error: unknown) => void }
+  /** The write-behind settings of `lastUsedAt`. */
+  readonly usage: {
+    /** Interval between flushes, in ms. */
+    readonly flushIntervalMs: number
+    /** Most keys buffered at once. */
+    readonly maxPending: number
+    /** Hears of a failed write. */
+    readonly onError: (error: unknown) => void
+  }
+  /** The verification cache settings; `null` when the cache is off. */
   readonly cache: {
+    /** Most keys kept. */
     readonly maxEntries: number
+    /** Longest a cached key is trusted, in ms. */
     readonly ttlMs: number
+    /** Longest an unknown key ID is remembered, in ms. */
     readonly negativeTtlMs: number
+    /** The invalidation channel, if any. */
     readonly channel: InvalidationChannel | undefined
+    /** Hears of channel failures. */
     readonly onError: (error: unknown) => void
   } | null
+  /** The clock, in epoch milliseconds. */
   readonly clock: () => number
+  /** Hears of listeners that throw or reject. */
   readonly onListenerError: (error: unknown, eventType: string) => void
 }
 

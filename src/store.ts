@@ -6,22 +6,51 @@
  * need arrives as an argument, in epoch milliseconds.
  */
 
-/** A JSON value, as accepted in key metadata. */
+/**
+ * A JSON value, as accepted in key metadata.
+ *
+ * @example
+ * ```ts
+ * const plan: JsonValue = { name: 'pro', seats: 5, features: ['export'], trial: false }
+ * ```
+ */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
 
-/** A JSON object, as accepted in key metadata. */
+/**
+ * A JSON object, as accepted in key metadata.
+ *
+ * @example
+ * ```ts
+ * const metadata: JsonObject = { createdBy: 'admin@example.com', ticket: 'OPS-42' }
+ * await keys.create({ name: 'CI', environment: 'live', metadata })
+ * ```
+ */
 export type JsonObject = { [key: string]: JsonValue }
 
 /**
  * Where a key stands at a given instant, in order of precedence:
  * `revoked` (revokedAt set), `expired` (expiresAt <= now), `disabled` (enabled false), `active`.
+ *
+ * @example
+ * ```ts
+ * const status: KeyStatus = keys.statusOf(key)
+ * const disabledKeys = await keys.list({ status: 'disabled' })
+ * ```
  */
 export type KeyStatus = 'active' | 'disabled' | 'expired' | 'revoked'
 
 /**
  * One key as stored. All instants are epoch milliseconds; `null` means "not set".
  * `hash` and `previousHash` are self-describing keyed hashes (see the security docs); a store never
- * sees a secret.
+ * sees a secret. Adapters map it to and from their own rows; only a custom {@link KeyStore} needs it.
+ *
+ * @example
+ * ```ts
+ * async get(id: string): Promise<StoredKey | null> {
+ *   const row = await db.findOne(id)
+ *   return row === undefined ? null : { ...row, scopes: JSON.parse(row.scopes) }
+ * }
+ * ```
  */
 export interface StoredKey {
   /**
@@ -30,7 +59,9 @@ export interface StoredKey {
    * SQL stores need a binary collation for this column.
    */
   readonly id: string
+  /** Human-readable label. */
   readonly name: string
+  /** Free text; `null` when none. */
   readonly description: string | null
   /** Immutable. Quotas count non-revoked keys per owner. */
   readonly ownerId: string | null
@@ -38,10 +69,15 @@ export interface StoredKey {
   readonly tenantId: string | null
   /** Immutable: a key never moves between environments. */
   readonly environment: string
+  /** Free label, filterable; `null` when none. */
   readonly type: string | null
+  /** Scopes granted directly. */
   readonly scopes: readonly string[]
+  /** Role names granted; resolved by the KeyManager, not the store. */
   readonly roles: readonly string[]
+  /** Group names granted; resolved by the KeyManager, not the store. */
   readonly groups: readonly string[]
+  /** The caller's JSON object, stored and returned as is. */
   readonly metadata: Readonly<JsonObject>
   /** First characters of the current secret, for display. */
   readonly start: string
@@ -51,13 +87,17 @@ export interface StoredKey {
   readonly previousHash: string | null
   /** End of the previous secret's grace period (exclusive), epoch ms; `null` when there is none. */
   readonly previousHashExpiresAt: number | null
+  /** Creation instant, epoch ms; with `id`, the list order. Immutable. */
   readonly createdAt: number
+  /** Instant of the last management change, epoch ms. */
   readonly updatedAt: number
   /** Valid while `now < expiresAt`; `null` never expires. */
   readonly expiresAt: number | null
   /** Written only by {@link KeyStore.touch}; {@link KeyStore.update} leaves it as it is. */
   readonly lastUsedAt: number | null
+  /** `false` while disabled. */
   readonly enabled: boolean
+  /** Revocation instant, epoch ms; `null` when not revoked. Once set, never cleared. */
   readonly revokedAt: number | null
   /** The `expiresAt` value the owner was last told about, so each expiry is announced once. */
   readonly expiryNoticeFor: number | null
@@ -65,27 +105,52 @@ export interface StoredKey {
   readonly version: number
 }
 
-/** A position in the list order, used as a keyset cursor. */
+/**
+ * A position in the list order, used as a keyset cursor.
+ *
+ * @example
+ * ```ts
+ * const last = batch[batch.length - 1]
+ * const next = await store.list({ ...query, after: { createdAt: last.createdAt, id: last.id } })
+ * ```
+ */
 export interface ListPosition {
+  /** `createdAt` of the last record seen, epoch ms. */
   readonly createdAt: number
+  /** `id` of the last record seen; breaks ties between equal `createdAt`. */
   readonly id: string
 }
 
 /**
  * Filters for {@link KeyStore.list}. Every filter that is set must match (AND).
  * Results are ordered by `(createdAt, id)`, ascending or descending, IDs in binary order.
+ *
+ * @example
+ * ```ts
+ * const active = await store.list({ ownerId: 'u1', status: 'active', now: Date.now(), order: 'asc', limit: 50 })
+ * ```
  */
 export interface KeyQuery {
+  /** Only records with this `ownerId`. */
   readonly ownerId?: string
+  /** Only records with this `tenantId`. */
   readonly tenantId?: string
+  /** Only records in this environment. */
   readonly environment?: string
+  /** Only records with this `type`. */
   readonly type?: string
   /** Keys whose {@link KeyStatus} at `now` is this one. */
   readonly status?: KeyStatus
   /** Keys not revoked with `from < expiresAt <= to` (epoch ms). */
-  readonly expiresWithin?: { readonly from: number; readonly to: number }
+  readonly expiresWithin?: {
+    /** Exclusive lower bound of `expiresAt`, epoch ms. */
+    readonly from: number
+    /** Inclusive upper bound of `expiresAt`, epoch ms. */
+    readonly to: number
+  }
   /** The instant `status` is judged at, epoch ms. */
   readonly now: number
+  /** `'asc'`: oldest first; `'desc'`: newest first. */
   readonly order: 'asc' | 'desc'
   /** Return only records strictly after this position in `order`. */
   readonly after?: ListPosition
@@ -93,17 +158,43 @@ export interface KeyQuery {
   readonly limit: number
 }
 
-/** A quota to enforce atomically with an insert. */
+/**
+ * A quota to enforce atomically with an insert.
+ *
+ * @example
+ * ```ts
+ * const outcome = await store.insert(record, { ownerId: 'u1', limit: 2 }) // 'quota_exceeded' if u1 holds 2 already
+ * ```
+ */
 export interface QuotaCheck {
+  /** The owner whose non-revoked keys are counted; always the new record's `ownerId`. */
   readonly ownerId: string
   /** The owner may hold at most this many non-revoked keys, counting the new one. */
   readonly limit: number
 }
 
-/** Outcome of {@link KeyStore.insert}. */
+/**
+ * Outcome of {@link KeyStore.insert}.
+ *
+ * @example
+ * ```ts
+ * const outcome: InsertResult = await store.insert(record, null)
+ * if (outcome === 'id_taken') record = { ...record, id: newId() } // then try again
+ * ```
+ */
 export type InsertResult = 'inserted' | 'quota_exceeded' | 'id_taken'
 
-/** Outcome of {@link KeyStore.update}. */
+/**
+ * Outcome of {@link KeyStore.update}.
+ *
+ * @example
+ * ```ts
+ * const outcome: UpdateResult = await store.update({ ...current, name: 'new', version: current.version + 1 }, current.version)
+ * if (outcome === 'conflict') {
+ *   // someone else changed it first: read it again and retry
+ * }
+ * ```
+ */
 export type UpdateResult = 'updated' | 'not_found' | 'conflict'
 
 /**

@@ -14,9 +14,13 @@ import type { JsonObject, KeyStatus } from './store.js'
 export interface ApiKey {
   /** Public key ID: 16 base62 characters, also embedded in the token. */
   readonly id: string
+  /** Human-readable label, e.g. `CI (main)`. Not unique. */
   readonly name: string
+  /** Free text for people; `null` when none was given. */
   readonly description: string | null
+  /** Your ID of the user or account that holds the key; quotas count per owner. `null` for none. */
   readonly ownerId: string | null
+  /** Your ID of the tenant (organisation, workspace) the key belongs to; `null` for none. */
   readonly tenantId: string | null
   /** The one environment this key belongs to, e.g. `live`. */
   readonly environment: string
@@ -28,21 +32,33 @@ export interface ApiKey {
   readonly roles: readonly string[]
   /** Groups granted; each group is a configured set of roles. */
   readonly groups: readonly string[]
+  /** Your own JSON data about the key, stored as given. */
   readonly metadata: Readonly<JsonObject>
   /** The first characters of the current secret, for display (`startLength`, default 4). */
   readonly start: string
+  /** When the key was created. */
   readonly createdAt: Date
+  /** When the key was last changed by a management call; verification does not change it. */
   readonly updatedAt: Date
   /** The key is valid while `now < expiresAt`; `null` never expires. */
   readonly expiresAt: Date | null
   /** When the key last verified successfully, to the precision of `lastUsedPrecision`; `null` if never. */
   readonly lastUsedAt: Date | null
+  /** `false` while the key is disabled: it verifies again once enabled. */
   readonly enabled: boolean
   /** When the key was revoked; `null` if it is not. */
   readonly revokedAt: Date | null
 }
 
-/** Extra facts about the owner passed to a function-valued `maxKeysPerOwner`, e.g. `{ role: 'admin' }`. */
+/**
+ * Extra facts about the owner passed to a function-valued `maxKeysPerOwner`, e.g. `{ role: 'admin' }`.
+ *
+ * @example
+ * ```ts
+ * const keys = new KeyManager({ store, maxKeysPerOwner: (owner) => (owner.plan === 'pro' ? 50 : 5) })
+ * await keys.create({ name: 'CI', ownerId: 'u1', environment: 'live', owner: { plan: 'pro' } })
+ * ```
+ */
 export type OwnerContext = Readonly<Record<string, unknown>>
 
 /**
@@ -61,12 +77,15 @@ export interface CreateKeyInput {
   name: string
   /** Up to 1,000 characters. */
   description?: string | null
+  /** The holder of the key, up to 256 characters; counted against `maxKeysPerOwner`. Immutable. */
   ownerId?: string | null
+  /** The tenant of the key, up to 256 characters. Immutable. */
   tenantId?: string | null
   /** Required when more than one environment is configured. */
   environment?: string
   /** A label such as `access` or `ingest`: letters, digits, `_`, `-`, `.`, `:`; up to 64 characters. */
   type?: string | null
+  /** Scopes granted directly, e.g. `data:read`; `data:*` and `*` are wildcards unless `scopeWildcards` is off. */
   scopes?: readonly string[]
   /** Names of configured roles. */
   roles?: readonly string[]
@@ -100,15 +119,23 @@ export interface CreateKeyInput {
  * ```
  */
 export interface UpdateKeyInput {
+  /** New name, 1–200 characters. */
   name?: string
+  /** New description; `null` clears it. */
   description?: string | null
+  /** New label; `null` clears it. */
   type?: string | null
+  /** Replaces the directly granted scopes as a whole. */
   scopes?: readonly string[]
+  /** Replaces the roles as a whole. */
   roles?: readonly string[]
+  /** Replaces the groups as a whole. */
   groups?: readonly string[]
   /** Replaces the metadata object as a whole. */
   metadata?: JsonObject
+  /** New lifetime measured from now; `null` for never (only when the policy has no maximum). */
   expiresIn?: Duration | null
+  /** New exact expiry instant, in the future; `null` for never (only when the policy has no maximum). */
   expiresAt?: Date | null
 }
 
@@ -126,10 +153,15 @@ export interface UpdateKeyInput {
  * ```
  */
 export interface ListKeysInput {
+  /** Only keys of this owner. */
   ownerId?: string
+  /** Only keys of this tenant. */
   tenantId?: string
+  /** Only keys of this environment. */
   environment?: string
+  /** Only keys with this label. */
   type?: string
+  /** Only keys in this state now. */
   status?: KeyStatus
   /** 1–1,000; default 50. */
   limit?: number
@@ -139,23 +171,47 @@ export interface ListKeysInput {
   order?: 'asc' | 'desc'
 }
 
-/** One page of keys. `nextCursor` is `null` on the last page. */
+/**
+ * One page of keys, as returned by {@link KeyManager.list}.
+ *
+ * @example
+ * ```ts
+ * const page: KeyPage = await keys.list({ limit: 20 })
+ * if (page.nextCursor) await keys.list({ limit: 20, cursor: page.nextCursor })
+ * ```
+ */
 export interface KeyPage {
+  /** The keys of this page, in the requested order. */
   readonly items: readonly ApiKey[]
+  /** Opaque cursor for the next page; `null` on the last page. */
   readonly nextCursor: string | null
 }
 
 /**
  * A freshly issued secret: the key's public record and the token the caller shows once.
  * Keywarden keeps only a hash of the secret; the token cannot be recovered later.
+ *
+ * @example
+ * ```ts
+ * const { key, token }: IssuedKey = await keys.create({ name: 'CI', environment: 'live' })
+ * res.json({ id: key.id, token }) // the only time the token is shown
+ * ```
  */
 export interface IssuedKey {
+  /** The key's public record. */
   readonly key: ApiKey
   /** `{prefix}_{environment}_{keyId}_{secret}{checksum}`. Show it once; never log or store it. */
   readonly token: string
 }
 
-/** Options of {@link KeyManager.rotate}. */
+/**
+ * Options of {@link KeyManager.rotate}.
+ *
+ * @example
+ * ```ts
+ * const { token } = await keys.rotate(id, { gracePeriod: '1h' }) // the old token works for one more hour
+ * ```
+ */
 export interface RotateOptions {
   /** How long the replaced secret keeps working; default 0 (stops at once). */
   gracePeriod?: Duration
@@ -168,26 +224,53 @@ export interface RotateOptions {
   idempotencyKey?: string
 }
 
-/** Options of {@link KeyManager.expiring}. */
+/**
+ * Options of {@link KeyManager.expiring}.
+ *
+ * @example
+ * ```ts
+ * const soon = await keys.expiring({ within: '7d', tenantId: 't1', limit: 200 })
+ * ```
+ */
 export interface ExpiringInput {
   /** The window from now, e.g. `'2d'`. */
   within: Duration
+  /** Only keys of this owner. */
   ownerId?: string
+  /** Only keys of this tenant. */
   tenantId?: string
+  /** Only keys of this environment. */
   environment?: string
+  /** Only keys with this label. */
   type?: string
   /** 1–1,000; default 100. */
   limit?: number
+  /** `nextCursor` of the previous result; `null` or omitted for the first page. */
   cursor?: string | null
 }
 
 /**
  * What {@link KeyManager.expiring} returns: the keys as an array, which is also a {@link KeyPage}
  * (`items` holds the same keys, `nextCursor` continues the walk).
+ *
+ * @example
+ * ```ts
+ * const soon: ExpiringKeys = await keys.expiring({ within: '2d' })
+ * for (const key of soon) warn(key)
+ * if (soon.nextCursor) await keys.expiring({ within: '2d', cursor: soon.nextCursor })
+ * ```
  */
 export type ExpiringKeys = readonly ApiKey[] & KeyPage
 
-/** Options of {@link KeyManager.notifyExpiring}. */
+/**
+ * Options of {@link KeyManager.notifyExpiring}: the filters of {@link ExpiringInput} (no paging: every
+ * matching key is offered) and the function that tells the owner.
+ *
+ * @example
+ * ```ts
+ * await keys.notifyExpiring({ within: '2d', environment: 'live', notify: (key) => mailer.warnOwner(key) })
+ * ```
+ */
 export interface NotifyExpiringInput extends Omit<ExpiringInput, 'cursor' | 'limit'> {
   /**
    * Called once per key and expiry date. If it throws, the notice is released and will be offered
@@ -196,15 +279,35 @@ export interface NotifyExpiringInput extends Omit<ExpiringInput, 'cursor' | 'lim
   notify: (key: ApiKey) => void | Promise<void>
 }
 
-/** Outcome of {@link KeyManager.notifyExpiring}. */
+/**
+ * Outcome of {@link KeyManager.notifyExpiring}.
+ *
+ * @example
+ * ```ts
+ * const { notified, failed } = await keys.notifyExpiring({ within: '2d', notify })
+ * for (const { key, error } of failed) log.warn({ keyId: key.id, error }, 'expiry notice failed')
+ * ```
+ */
 export interface NotifyExpiringResult {
   /** Keys whose owners were told in this run. */
   readonly notified: readonly ApiKey[]
   /** Keys whose `notify` threw; they will be offered again next run. */
-  readonly failed: readonly { readonly key: ApiKey; readonly error: unknown }[]
+  readonly failed: readonly {
+    /** The key whose notice failed. */
+    readonly key: ApiKey
+    /** What `notify` threw or rejected with. */
+    readonly error: unknown
+  }[]
 }
 
-/** Requirements checked by {@link KeyManager.verify}. */
+/**
+ * Requirements checked by {@link KeyManager.verify}.
+ *
+ * @example
+ * ```ts
+ * await keys.verify(token, { scopes: ['data:read', 'data:write'], environment: 'live' })
+ * ```
+ */
 export interface VerifyOptions {
   /** Every one of these scopes must be granted (directly, by a role or by a group). */
   scopes?: readonly string[]
@@ -212,7 +315,15 @@ export interface VerifyOptions {
   environment?: string
 }
 
-/** Why a token was not accepted. Give callers one answer for all of them; log the reason. */
+/**
+ * Why a token was not accepted. Give callers one answer for all of them; log the reason.
+ *
+ * @example
+ * ```ts
+ * const result = await keys.verify(token)
+ * if (!result.valid) metrics.increment('api_key_rejected', { reason: result.reason })
+ * ```
+ */
 export type VerifyFailureReason =
   | 'malformed'
   | 'unknown_key'
@@ -235,13 +346,17 @@ export type VerifyFailureReason =
  */
 export type VerifyResult =
   | {
+      /** The token was accepted. */
       readonly valid: true
+      /** The verified key. */
       readonly key: ApiKey
       /** Every scope the key holds right now: its own plus those of its roles and groups. */
       readonly scopes: readonly string[]
     }
   | {
+      /** The token was not accepted. */
       readonly valid: false
+      /** Why, for logs and metrics; do not show it to the caller. */
       readonly reason: VerifyFailureReason
       /** The key ID named by the token, when it could be parsed. */
       readonly keyId: string | null

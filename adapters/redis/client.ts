@@ -26,6 +26,7 @@ export type SendCommand = (args: string[]) => Promise<unknown>
  * ```
  */
 export interface IoredisLikeClient {
+  /** Sends one command by name, e.g. `call('HGET', key, field)`, resolving with its reply. */
   call(command: string, ...args: string[]): Promise<unknown>
 }
 
@@ -38,6 +39,7 @@ export interface IoredisLikeClient {
  * ```
  */
 export interface NodeRedisLikeClient {
+  /** Sends one command as an argument list, e.g. `['HGET', key, field]`, resolving with its reply. */
   sendCommand(args: string[]): Promise<unknown>
 }
 

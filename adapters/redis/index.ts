@@ -15,7 +15,7 @@
  * })
  * ```
  *
- * @packageDocumentation
+ * @module keywarden/adapters/redis
  */
 export { RedisStore, type RedisStoreOptions } from './redis-store.js'
 export type { IoredisLikeClient, NodeRedisLikeClient, RedisClientLike, SendCommand } from './client.js'

@@ -18,19 +18,31 @@ import { checkCommonOptions, SharedSubscription, within } from '../invalidation.
  * ```
  */
 export interface IoredisPubSubLike {
+  /** Never called here: its presence tells an ioredis client from a node-redis one. */
   call(command: string, ...args: string[]): Promise<unknown>
+  /** `PUBLISH channel message`. */
   publish(channel: string, message: string): Promise<unknown>
+  /** A new connection with the same options, used as the subscriber unless one is given. */
   duplicate(): IoredisPubSubLike
+  /** `SUBSCRIBE`; resolves once the server confirmed. */
   subscribe(...channels: string[]): Promise<unknown>
+  /** `UNSUBSCRIBE`, on a subscriber the caller owns. */
   unsubscribe(...channels: string[]): Promise<unknown>
+  /** Receives the published messages. */
   on(event: 'message', listener: (channel: string, message: string) => void): unknown
+  /** Receives connection errors of a subscriber the channel opened (passed to `onError`). */
   on(event: 'error', listener: (error: Error) => void): unknown
+  /** Stops receiving messages when the last listener unsubscribes. */
   removeListener(event: 'message', listener: (channel: string, message: string) => void): unknown
+  /** Closes a subscriber the channel opened, politely. */
   quit(): Promise<unknown>
+  /** Closes a subscriber the channel opened at once (when `quit` fails or times out). */
   disconnect(): void
   /** `'wait'` (lazyConnect), `'connecting'`, `'ready'`, ...: a connection of our own is awaited until ready. */
   readonly status?: string
+  /** Connects a `lazyConnect` duplicate. */
   connect?(): Promise<unknown>
+  /** Waits for a duplicate to be `ready`. */
   once?(event: 'ready', listener: () => void): unknown
 }
 
@@ -46,15 +58,25 @@ export interface IoredisPubSubLike {
  * ```
  */
 export interface NodeRedisPubSubLike {
+  /** `PUBLISH channel message`. */
   publish(channel: string, message: string): Promise<unknown>
+  /** A new, unconnected client with the same options, used as the subscriber unless one is given. */
   duplicate(): NodeRedisPubSubLike
+  /** Connects the duplicate. */
   connect(): Promise<unknown>
+  /** `SUBSCRIBE`, delivering messages to `listener`; resolves once the server confirmed. */
   subscribe(channel: string, listener: (message: string, channel: string) => unknown): Promise<unknown>
+  /** `UNSUBSCRIBE` of `listener`, on a subscriber the caller owns. */
   unsubscribe(channel: string, listener: (message: string, channel: string) => unknown): Promise<unknown>
+  /** Receives connection errors of a subscriber the channel opened (passed to `onError`). */
   on(event: 'error', listener: (error: Error) => void): unknown
+  /** Closes a subscriber the channel opened, politely (node-redis v5). */
   close?(): Promise<unknown>
+  /** Closes a subscriber the channel opened, politely (node-redis v4). */
   quit?(): Promise<unknown>
+  /** Drops a subscriber the channel opened at once (node-redis v5). */
   destroy?(): unknown
+  /** Drops a subscriber the channel opened at once (node-redis v4). */
   disconnect?(): Promise<unknown>
 }
 
@@ -176,7 +198,7 @@ export class RedisInvalidationChannel implements InvalidationChannel {
   private readonly onError: (error: unknown) => void
   private readonly subscription: SharedSubscription
 
-  /** Keeps the clients; no I/O. @throws {@link ConfigError} naming each invalid option. */
+  /** Keeps the clients; no I/O. @throws {@link keywarden!ConfigError | ConfigError} naming each invalid option. */
   constructor(options: RedisInvalidationChannelOptions) {
     if (typeof options !== 'object' || options === null) {
       throw new ConfigError([{ path: [], message: 'must be an object with a client: new RedisInvalidationChannel({ client })' }])

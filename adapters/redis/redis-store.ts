@@ -62,7 +62,7 @@ const MAX_ATTEMPTS = 5
  * const keys = new KeyManager({ store: new RedisStore({ client, namespace: 'billing-api' }) })
  * ```
  *
- * @example With a `sendCommand` function (any client, or a node-redis cluster)
+ * @example With a sendCommand function (any client, or a node-redis cluster)
  * ```ts
  * const store = new RedisStore({ client: (args) => cluster.sendCommand('{keywarden}', false, args) })
  * ```
@@ -74,7 +74,7 @@ export class RedisStore implements KeyStore {
   private readonly send: SendCommand
   private readonly keys: KeyLayout
 
-  /** @throws {@link ConfigError} naming `client` or `namespace`. */
+  /** @throws {@link keywarden!ConfigError | ConfigError} naming `client` or `namespace`. */
   constructor(options: RedisStoreOptions | RedisClientLike) {
     // The client alone (`new RedisStore(redis)`) means the default namespace.
     if (typeof options === 'function' || (typeof options === 'object' && options !== null && !('client' in options))) {

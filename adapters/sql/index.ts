@@ -23,7 +23,7 @@
  * const keys = new KeyManager({ store, cache: { ttl: '30s', channel } })
  * ```
  *
- * @packageDocumentation
+ * @module keywarden/adapters/sql
  */
 export { PostgresStore, type PgPool, type PgQueryable, type PostgresStoreOptions } from './postgres-store.js'
 export { MySqlStore, type MySqlConnection, type MySqlPool, type MySqlStoreOptions } from './mysql-store.js'

@@ -17,7 +17,9 @@ import type { PgQueryable } from './postgres-store.js'
  * ```
  */
 export interface PgNotification {
+  /** The channel it was sent on. */
   readonly channel: string
+  /** The payload: here, the changed key's ID. */
   readonly payload?: string | undefined
 }
 
@@ -31,12 +33,19 @@ export interface PgNotification {
  * ```
  */
 export interface PgListenClient extends PgQueryable {
+  /** Receives the notifications of `LISTEN`. */
   on(event: 'notification', listener: (message: PgNotification) => void): unknown
+  /** Hears that the connection failed; the channel then listens again on a fresh one. */
   on(event: 'error', listener: (error: Error) => void): unknown
+  /** Hears that the connection ended; the channel then listens again on a fresh one. */
   on(event: 'end', listener: () => void): unknown
+  /** Stops receiving notifications. */
   removeListener(event: 'notification', listener: (message: PgNotification) => void): unknown
+  /** Stops hearing errors. */
   removeListener(event: 'error', listener: (error: Error) => void): unknown
+  /** Stops hearing the end. */
   removeListener(event: 'end', listener: () => void): unknown
+  /** Returns the client to the pool; `true` drops a failed connection instead. */
   release(destroy?: boolean | Error): void
 }
 
@@ -51,7 +60,9 @@ export interface PgListenClient extends PgQueryable {
  * ```
  */
 export interface PgListenPool extends PgQueryable {
+  /** Checks out the client that runs `LISTEN`, kept until the last unsubscribe. */
   connect(): Promise<PgListenClient>
+  /** Only checked for: it tells a pool from a single client, which cannot lend a connection. */
   readonly totalCount: number
 }
 
@@ -141,7 +152,7 @@ export class PostgresInvalidationChannel implements InvalidationChannel {
   private readonly onError: (error: unknown) => void
   private readonly subscription: SharedSubscription
 
-  /** Keeps the pool; no I/O. @throws {@link ConfigError} naming each invalid option. */
+  /** Keeps the pool; no I/O. @throws {@link keywarden!ConfigError | ConfigError} naming each invalid option. */
   constructor(options: PostgresInvalidationChannelOptions) {
     if (typeof options !== 'object' || options === null) {
       throw new ConfigError([{ path: [], message: 'must be an object with a pool: new PostgresInvalidationChannel({ pool })' }])

@@ -2,18 +2,47 @@ import { importDriver } from '../driver.js'
 import { mysqlDialect } from './dialects/mysql.js'
 import { SqlStore, invalidClient, resolveTable, serialized, transact, type SqlDriver, type SqlResult, type SqlRow, type SqlStatement } from './sql-store.js'
 
-/** What the store uses of a `mysql2/promise` connection. Statements run through `execute` (server-side prepared). */
+/**
+ * What the store uses of a `mysql2/promise` connection. Statements run through `execute` (server-side prepared).
+ *
+ * @example
+ * ```ts
+ * const connection: MySqlConnection = await mysql.createConnection(process.env.DATABASE_URL!)
+ * const store = new MySqlStore({ pool: connection }) // one operation at a time on this connection
+ * ```
+ */
 export interface MySqlConnection {
+  /** Runs one prepared statement (`?` placeholders); resolves with `[rows or result header, fields]`. */
   execute(sql: string, values?: (string | number | boolean | null)[]): Promise<[unknown, unknown]>
+  /** `START TRANSACTION`. */
   beginTransaction(): Promise<void>
+  /** `COMMIT`. */
   commit(): Promise<void>
+  /** `ROLLBACK`. */
   rollback(): Promise<void>
 }
 
-/** What the store uses of a `mysql2/promise` `Pool`: each transaction checks out a connection of its own. */
+/**
+ * What the store uses of a `mysql2/promise` `Pool`: each transaction checks out a connection of its own.
+ *
+ * @example
+ * ```ts
+ * const pool: MySqlPool = mysql.createPool({ uri: process.env.DATABASE_URL, connectionLimit: 10 })
+ * const store = new MySqlStore({ pool })
+ * ```
+ */
 export interface MySqlPool {
+  /** Runs one prepared statement outside a transaction, on any pooled connection. */
   execute(sql: string, values?: (string | number | boolean | null)[]): Promise<[unknown, unknown]>
-  getConnection(): Promise<MySqlConnection & { release(): void; destroy(): void }>
+  /** Checks out a connection for one transaction. */
+  getConnection(): Promise<
+    MySqlConnection & {
+      /** Returns the connection to the pool. */
+      release(): void
+      /** Discards a connection left in an unknown state (its rollback failed). */
+      destroy(): void
+    }
+  >
 }
 
 /**

@@ -2,12 +2,35 @@ import { importDriver } from '../driver.js'
 import { postgresDialect } from './dialects/postgres.js'
 import { SqlStore, invalidClient, resolveTable, serialized, transact, type SqlDriver, type SqlResult, type SqlStatement } from './sql-store.js'
 
-/** What the store uses of a `pg` client: `pg.Pool`, `pg.Client` and `pg.PoolClient` all fit. */
+/**
+ * What the store uses of a `pg` client: `pg.Pool`, `pg.Client` and `pg.PoolClient` all fit.
+ *
+ * @example
+ * ```ts
+ * const client: PgQueryable = new pg.Client({ connectionString: process.env.DATABASE_URL })
+ * await client.connect()
+ * const store = new PostgresStore({ pool: client }) // one operation at a time on this connection
+ * ```
+ */
 export interface PgQueryable {
-  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>
+  /** Runs one parameterised statement (`$1`, `$2`, ...). */
+  query(text: string, values?: unknown[]): Promise<{
+    /** The rows, keyed by column name. */
+    rows: Record<string, unknown>[]
+    /** Rows written (or returned); `null` for statements without a count. */
+    rowCount: number | null
+  }>
 }
 
-/** What the store uses of a `pg.Pool`: each transaction checks out a client of its own. */
+/**
+ * What the store uses of a `pg.Pool`: each transaction checks out a client of its own.
+ *
+ * @example
+ * ```ts
+ * const pool: PgPool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 })
+ * const store = new PostgresStore({ pool })
+ * ```
+ */
 export interface PgPool extends PgQueryable {
   /**
    * A checked-out client. pg also reports a lost connection as an `error` event on it, which the pool
@@ -16,11 +39,15 @@ export interface PgPool extends PgQueryable {
    */
   connect(): Promise<
     PgQueryable & {
+      /** Returns the client to the pool; `true` discards a connection left in an unknown state. */
       release(destroy?: boolean | Error): void
+      /** Listens for a lost connection while the client is checked out. */
       on?(event: 'error', listener: (error: Error) => void): unknown
+      /** Stops listening before the client goes back to the pool. */
       removeListener?(event: 'error', listener: (error: Error) => void): unknown
     }
   >
+  /** Only checked for: it tells a pool from a single client, which also has `connect`. */
   readonly totalCount: number
 }
 

@@ -129,7 +129,16 @@ export const MUTABLE_COLUMNS = [
   'expiry_notice_for',
 ] as const
 
-/** The table used when none is configured. */
+/**
+ * The table used when none is configured: `keywarden_keys` (MySQL also uses `keywarden_keys_locks`).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_TABLE } from 'keywarden/adapters/sql'
+ *
+ * await pool.query(`SELECT count(*) FROM ${DEFAULT_TABLE}`)
+ * ```
+ */
 export const DEFAULT_TABLE = 'keywarden_keys'
 
 // Leaves room for the longest derived name (`<table>_expires_idx`, `<table>_locks`) within the 63-byte
@@ -297,13 +306,23 @@ export abstract class SqlStore implements KeyStore {
   readonly #driver: SqlDriver
   #releaseOwnedClient: (() => Promise<void>) | undefined
 
+  /**
+   * Used by PostgresStore, MySqlStore and SqliteStore only: the dialect and driver seams are not public, so SqlStore is not
+   * meant to be subclassed outside keywarden.
+   *
+   * @internal
+   */
   protected constructor(table: string, dialect: SqlDialect, driver: SqlDriver) {
     this.table = table
     this.#dialect = dialect
     this.#driver = driver
   }
 
-  /** Makes `close()` end a client the store created itself (through a `connect`/`open` helper). */
+  /**
+   * Makes `close()` end a client the store created itself (through a `connect`/`open` helper).
+   *
+   * @internal
+   */
   protected ownClient(release: () => Promise<void>): this {
     this.#releaseOwnedClient = release
     return this

@@ -2,17 +2,44 @@ import { importDriver } from '../driver.js'
 import { sqliteDialect } from './dialects/sqlite.js'
 import { SqlStore, invalidClient, resolveTable, runStepsSync, type SqlDriver, type SqlResult, type SqlRow, type SqlStatement } from './sql-store.js'
 
-/** What the store uses of a `better-sqlite3` statement. */
+/**
+ * What the store uses of a `better-sqlite3` statement, as {@link SqliteDatabase.prepare} returns it.
+ *
+ * @example
+ * ```ts
+ * const statement: SqliteStatement = database.prepare('SELECT count(*) AS n FROM keywarden_keys')
+ * statement.reader // true: run it with all()
+ * ```
+ */
 export interface SqliteStatement {
+  /** Whether the statement returns rows (run with `all`) or writes (run with `run`). */
   readonly reader: boolean
+  /** Every row, as objects keyed by column name. */
   all(...params: unknown[]): unknown[]
-  run(...params: unknown[]): { changes: number }
+  /** Runs a writing statement. */
+  run(...params: unknown[]): {
+    /** Rows changed. */
+    changes: number
+  }
 }
 
-/** What the store uses of a `better-sqlite3` `Database`. */
+/**
+ * What the store uses of a `better-sqlite3` `Database`.
+ *
+ * @example
+ * ```ts
+ * const database: SqliteDatabase = new Database('keys.db')
+ * const store = new SqliteStore({ database })
+ * ```
+ */
 export interface SqliteDatabase {
+  /** Compiles a statement; the store keeps the prepared statements of its fixed SQL. */
   prepare(sql: string): SqliteStatement
-  transaction<T>(fn: () => T): { immediate(): T }
+  /** Wraps `fn` in a transaction; the store runs it as `BEGIN IMMEDIATE`. */
+  transaction<T>(fn: () => T): {
+    /** Runs the transaction, taking the write lock at once. */
+    immediate(): T
+  }
 }
 
 /**

@@ -7,11 +7,22 @@ import { deriveBase62 } from './derive.js'
 /**
  * A server-held secret that keys the stored hash. `id` is written into every stored hash so that
  * peppers can be rotated: list the new pepper first and keep the old ones until their keys re-hash.
+ *
+ * @example
+ * ```ts
+ * const keys = new KeyManager({
+ *   store,
+ *   pepper: [
+ *     { id: '2025-06', secret: process.env.KEY_PEPPER! },
+ *     { id: '2024-11', secret: process.env.KEY_PEPPER_OLD! }, // until every key has re-hashed
+ *   ],
+ * })
+ * ```
  */
 export interface Pepper {
   /** Short identifier stored with each hash: letters, digits, `-` and `_`, at most 32 characters. */
   readonly id: string
-  /** The secret itself: at least 32 bytes (a string is taken as UTF-8). */
+  /** The secret itself, not empty; 32 random bytes or more recommended (a string is taken as UTF-8). */
   readonly secret: string | Uint8Array
 }
 

@@ -8,10 +8,19 @@
  *   `Authorization` lines (node keeps just the first in `req.headers`);
  * - a Fetch API `Headers` object (or anything with `get(name)`), as in Hono, Next.js, Workers;
  * - a plain object such as node's `IncomingHttpHeaders` or Fastify's `request.headers`.
+ *
+ * @example
+ * ```ts
+ * await check(req.rawHeaders)      // node: sees every repeated header
+ * await check(request.headers)     // Fetch API Headers, or a plain object
+ * ```
  */
 export type RequestHeaders =
   | readonly string[]
-  | { get(name: string): string | null }
+  | {
+      /** The header's value (repeated values joined by `, `), or `null` when absent. */
+      get(name: string): string | null
+    }
   | Readonly<Record<string, string | readonly string[] | undefined>>
 
 /** Where a credential may come from: an `Authorization` scheme, or a dedicated header. */

@@ -1,8 +1,19 @@
 /**
  * Express middleware: `import { apiKeyAuth } from 'keywarden/express'`. Works with Express 4 and 5
- * (and anything built on node's `IncomingMessage` / `ServerResponse`).
+ * (and anything built on node's `IncomingMessage` / `ServerResponse`). Importing it types
+ * `req.apiKey` on Express's `Request`.
  *
- * @packageDocumentation
+ * @example
+ * ```ts
+ * import express from 'express'
+ * import { apiKeyAuth } from 'keywarden/express'
+ *
+ * const app = express()
+ * app.use('/api', apiKeyAuth(keys, { environment: 'live' }))
+ * app.get('/api/me', (req, res) => res.json({ key: req.apiKey.id }))
+ * ```
+ *
+ * @module keywarden/express
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { KeyManager } from '../key-manager.js'
@@ -21,15 +32,51 @@ declare global {
   }
 }
 
-/** The parts of an Express (or plain node) request the middleware reads and writes. */
+/**
+ * The parts of an Express (or plain node) request the middleware reads and writes. With Express, use
+ * `req.apiKey` directly: importing this module adds it to Express's own `Request` type.
+ *
+ * @example
+ * ```ts
+ * import { createServer } from 'node:http'
+ *
+ * const guard = apiKeyAuth(keys)
+ * createServer((req, res) =>
+ *   guard(req, res, () => res.end(`hello ${(req as ApiKeyRequest).apiKey?.ownerId}`)),
+ * )
+ * ```
+ */
 export interface ApiKeyRequest extends IncomingMessage {
+  /** The verified key, set once the middleware accepted the request. */
   apiKey?: ApiKey
 }
 
-/** An Express-style request handler. */
+/**
+ * An Express-style request handler, as returned by {@link apiKeyAuth}. It resolves once it has either
+ * answered the request or called `next()`; it never calls `next(error)`.
+ *
+ * @example
+ * ```ts
+ * const requireRead: ApiKeyMiddleware = apiKeyAuth(keys, { scopes: ['data:read'] })
+ * router.get('/reports', requireRead, listReports)
+ * ```
+ */
 export type ApiKeyMiddleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => Promise<void>
 
-/** Writes a rejection with node's own API, so no framework helper can add or change a byte. */
+/**
+ * Writes a rejection with node's own API, so no framework helper can add or change a byte. The
+ * middleware uses it; call it yourself when acting on a {@link RequestDecision} in plain node.
+ *
+ * @example
+ * ```ts
+ * const check = createRequestVerifier(keys)
+ * createServer(async (req, res) => {
+ *   const decision = await check(req.rawHeaders)
+ *   if (!decision.ok) return sendRejection(res, decision)
+ *   res.end('ok')
+ * })
+ * ```
+ */
 export function sendRejection(res: ServerResponse, decision: RejectedRequest): void {
   res.statusCode = decision.status
   for (const [name, value] of Object.entries(decision.headers)) res.setHeader(name, value)
@@ -42,7 +89,7 @@ export function sendRejection(res: ServerResponse, decision: RejectedRequest): v
  * otherwise the middleware answers (400, 401, 403 or 503, RFC 6750 challenge, RFC 9457 problem body)
  * and the request stops there. It never calls `next(error)` and never logs a header.
  *
- * @throws {@link ConfigError} at build time for invalid options.
+ * @throws {@link keywarden!ConfigError | ConfigError} at build time for invalid options.
  * @example
  * ```ts
  * import express from 'express'

@@ -1,7 +1,20 @@
 /**
  * Koa middleware: `import { apiKeyAuth } from 'keywarden/koa'`. Works with Koa 2 and 3 and `@koa/router`.
+ * Importing it types `ctx.state.apiKey` on Koa's `DefaultState`.
  *
- * @packageDocumentation
+ * @example
+ * ```ts
+ * import Koa from 'koa'
+ * import { apiKeyAuth } from 'keywarden/koa'
+ *
+ * const app = new Koa()
+ * app.use(apiKeyAuth(keys, { environment: 'live' }))
+ * app.use((ctx) => {
+ *   ctx.body = { key: ctx.state.apiKey.id }
+ * })
+ * ```
+ *
+ * @module keywarden/koa
  */
 import type { IncomingMessage } from 'node:http'
 import type {} from 'koa'
@@ -18,16 +31,43 @@ declare module 'koa' {
   }
 }
 
-/** The parts of a Koa context the middleware reads and writes. */
+/**
+ * The parts of a Koa context the middleware reads and writes, so that it fits any Koa version's
+ * `Context` without depending on Koa's types.
+ *
+ * @example
+ * ```ts
+ * const guard = apiKeyAuth(keys)
+ * router.get('/me', guard, (ctx: Koa.Context) => {
+ *   ctx.body = { owner: ctx.state.apiKey.ownerId }
+ * })
+ * ```
+ */
 export interface ApiKeyContext {
+  /** Node's request, whose `rawHeaders` carry the credential. */
   req: IncomingMessage
-  state: { apiKey?: ApiKey } & Record<string, unknown>
+  /** Where the verified key goes, as `state.apiKey`. */
+  state: {
+    /** The verified key, set once the middleware accepted the request. */
+    apiKey?: ApiKey
+  } & Record<string, unknown>
+  /** Set to 400, 401, 403 or 503 on rejection. */
   status: number
+  /** Set to the problem body on rejection. */
   body: unknown
+  /** Sets the rejection's response headers. */
   set(headers: Record<string, string>): void
 }
 
-/** A Koa middleware. */
+/**
+ * A Koa middleware, as returned by {@link apiKeyAuth}.
+ *
+ * @example
+ * ```ts
+ * const requireWrite: ApiKeyKoaMiddleware = apiKeyAuth(keys, { scopes: ['data:write'] })
+ * router.post('/reports', requireWrite, createReport)
+ * ```
+ */
 export type ApiKeyKoaMiddleware = (ctx: ApiKeyContext, next: () => Promise<unknown>) => Promise<void>
 
 /**
@@ -35,7 +75,7 @@ export type ApiKeyKoaMiddleware = (ctx: ApiKeyContext, next: () => Promise<unkno
  * otherwise the middleware answers (400, 401, 403 or 503, RFC 6750 challenge, RFC 9457 problem body)
  * and `next()` is not called. Nothing is thrown into Koa's error handling.
  *
- * @throws {@link ConfigError} at build time for invalid options.
+ * @throws {@link keywarden!ConfigError | ConfigError} at build time for invalid options.
  * @example
  * ```ts
  * import Router from '@koa/router'

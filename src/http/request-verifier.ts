@@ -9,7 +9,18 @@ import { DeadlineExceeded, DeadlineQueue } from './deadline-queue.js'
 import { findCredential, type CredentialSources, type RequestHeaders } from './credentials.js'
 import { buildResponses, DEFAULT_MESSAGES, type ProblemCode, type RejectionResponse } from './responses.js'
 
-/** Why a request was rejected. Goes to `onReject` and logs, never to the caller. */
+/**
+ * Why a request was rejected: a {@link VerifyFailureReason}, a problem with the headers, or a
+ * failure to verify at all. Goes to `onReject` and logs, never to the caller.
+ *
+ * @example
+ * ```ts
+ * const onReject = (rejection: Rejection) => {
+ *   const reason: RejectReason = rejection.reason
+ *   if (reason === 'store_timeout' || reason === 'store_unavailable') alerts.page('key store down')
+ * }
+ * ```
+ */
 export type RejectReason =
   | 'missing_credentials'
   | 'unsupported_scheme'
@@ -20,10 +31,22 @@ export type RejectReason =
   | 'store_timeout'
   | 'internal_error'
 
-/** What `onReject` receives for every rejected request. Never holds the token or a header. */
+/**
+ * What `onReject` receives for every rejected request. Never holds the token or a header.
+ *
+ * @example
+ * ```ts
+ * apiKeyAuth(keys, {
+ *   onReject: (rejection: Rejection) => log.info({ reason: rejection.reason, status: rejection.status, keyId: rejection.keyId }),
+ * })
+ * ```
+ */
 export interface Rejection {
+  /** The exact reason, for logs and metrics. */
   readonly reason: RejectReason
+  /** The status the caller got. */
   readonly status: 400 | 401 | 403 | 503
+  /** The `code` of the problem body the caller got. */
   readonly code: ProblemCode
   /** The key ID named by the token, when the token could be parsed. */
   readonly keyId: string | null
@@ -61,25 +84,68 @@ export interface ApiKeyAuthOptions {
   onReject?: (rejection: Rejection) => void | Promise<void>
 }
 
-/** A request that passed: the verified key and its effective scopes. */
+/**
+ * A request that passed: the verified key and its effective scopes.
+ *
+ * @example
+ * ```ts
+ * const decision = await check(req.headers)
+ * if (decision.ok) handle(req, decision.key, decision.scopes)
+ * ```
+ */
 export interface AcceptedRequest {
+  /** Discriminates it from a {@link RejectedRequest}. */
   readonly ok: true
+  /** Always 200: go on with the request. */
   readonly status: 200
+  /** The verified key. */
   readonly key: ApiKey
+  /** Every scope the key holds: its own plus those of its roles and groups. */
   readonly scopes: readonly string[]
 }
 
-/** A request that did not pass, with the response to send (identical for every reason with the same code). */
+/**
+ * A request that did not pass, with the response to send (identical for every reason with the same code).
+ *
+ * @example
+ * ```ts
+ * const decision = await check(request.headers)
+ * if (!decision.ok) return new Response(decision.body, { status: decision.status, headers: decision.headers })
+ * ```
+ */
 export interface RejectedRequest extends RejectionResponse {
+  /** Discriminates it from an {@link AcceptedRequest}. */
   readonly ok: false
+  /** The exact reason, for logs; never send it to the caller. */
   readonly reason: RejectReason
+  /** The key ID named by the token, when the token could be parsed. */
   readonly keyId: string | null
 }
 
-/** The decision about one request. */
+/**
+ * The decision about one request: narrow it with `ok`.
+ *
+ * @example
+ * ```ts
+ * const decision: RequestDecision = await check(req.rawHeaders)
+ * if (!decision.ok) return res.writeHead(decision.status, decision.headers).end(decision.body)
+ * ```
+ */
 export type RequestDecision = AcceptedRequest | RejectedRequest
 
-/** Checks one request's headers. Never rejects: every failure is a {@link RejectedRequest}. */
+/**
+ * Checks one request's headers. Never rejects: every failure is a {@link RejectedRequest}. Built by
+ * {@link createRequestVerifier}.
+ *
+ * @example
+ * ```ts
+ * const check: RequestVerifier = createRequestVerifier(keys, { scopes: ['data:read'] })
+ * fastify.addHook('onRequest', async (request, reply) => {
+ *   const decision = await check(request.headers)
+ *   if (!decision.ok) return reply.code(decision.status).headers(decision.headers).send(decision.body)
+ * })
+ * ```
+ */
 export type RequestVerifier = (headers: RequestHeaders) => Promise<RequestDecision>
 
 const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/

@@ -3,28 +3,59 @@
  * same way gets the very same status, headers and body bytes, whatever the underlying reason.
  */
 
-/** The stable `code` in a rejection's problem body. */
+/**
+ * The stable `code` in a rejection's problem body: what clients may branch on. Several
+ * {@link RejectReason}s share one code, so the body does not tell which keys exist.
+ *
+ * @example
+ * ```ts
+ * // Client side:
+ * const problem = await response.json()
+ * if ((problem.code as ProblemCode) === 'insufficient_scope') askForMorePermissions()
+ * ```
+ */
 export type ProblemCode = 'missing_credentials' | 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'service_unavailable'
 
-/** An RFC 9457 problem body as keywarden sends it. */
+/**
+ * An RFC 9457 problem body as keywarden sends it (`Content-Type: application/problem+json`).
+ *
+ * @example
+ * ```ts
+ * const problem: ProblemDetails = JSON.parse(decision.body)
+ * // { type: 'about:blank', title: 'Unauthorized', status: 401, detail: 'The API key is not valid.', code: 'invalid_token' }
+ * ```
+ */
 export interface ProblemDetails {
   /** Always `about:blank`: the status code says it all, `code` says it precisely. */
   readonly type: 'about:blank'
   /** The HTTP status phrase. */
   readonly title: string
+  /** The HTTP status, repeated in the body. */
   readonly status: 400 | 401 | 403 | 503
   /** A human-readable explanation (configurable with `messages`). */
   readonly detail: string
+  /** The stable, machine-readable code. */
   readonly code: ProblemCode
 }
 
-/** A ready-to-send rejection. */
+/**
+ * A ready-to-send rejection: write the status, the headers and the body as they are.
+ *
+ * @example
+ * ```ts
+ * function send(res: ServerResponse, response: RejectionResponse) {
+ *   res.writeHead(response.status, response.headers).end(response.body)
+ * }
+ * ```
+ */
 export interface RejectionResponse {
+  /** The HTTP status to answer with. */
   readonly status: 400 | 401 | 403 | 503
   /** `Content-Type`, `Cache-Control` and, as applicable, `WWW-Authenticate` and `Retry-After`. */
   readonly headers: Readonly<Record<string, string>>
   /** The serialised {@link ProblemDetails}. */
   readonly body: string
+  /** The `code` inside the body. */
   readonly code: ProblemCode
 }
 

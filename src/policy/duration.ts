@@ -9,7 +9,15 @@
  */
 export type Duration = number | `${number}${DurationUnit}`
 
-/** Units accepted in a {@link Duration} string. */
+/**
+ * Units accepted in a {@link Duration} string: milliseconds, seconds, minutes, hours, days, weeks.
+ *
+ * @example
+ * ```ts
+ * const units: DurationUnit[] = ['ms', 's', 'm', 'h', 'd', 'w']
+ * const lifetime: Duration = '30d' // a number, then one unit
+ * ```
+ */
 export type DurationUnit = 'ms' | 's' | 'm' | 'h' | 'd' | 'w'
 
 const UNIT_MS: Record<DurationUnit, number> = {
@@ -28,7 +36,7 @@ export const MAX_DURATION_MS = 100 * 365 * UNIT_MS.d
 
 /**
  * Converts a {@link Duration} to milliseconds, or returns `undefined` when it is not one
- * (negative, fractional, unknown unit, above {@link MAX_DURATION_MS}).
+ * (negative, fractional, unknown unit, longer than 100 years).
  *
  * @example
  * ```ts

@@ -25,6 +25,14 @@ export function scopeProblem(scope: string, wildcards: boolean): string | undefi
  * Whether the granted scope `pattern` covers the `required` scope. Matching is exact and
  * case-sensitive. With wildcards on, `*` covers every scope and `data:*` covers every scope that starts
  * with `data:` and has at least one more character (`data:read`, `data:read:own`), but not `data` itself.
+ * This is the rule {@link KeyManager.verify} applies; use it to check scopes in your own code the same way.
+ *
+ * @example
+ * ```ts
+ * scopeGrants('data:*', 'data:read', true) // true
+ * scopeGrants('data:*', 'data', true) // false
+ * scopeGrants('*', 'admin', false) // false: without wildcards `*` is an ordinary character
+ * ```
  */
 export function scopeGrants(pattern: string, required: string, wildcards: boolean): boolean {
   if (pattern === required) return true
