@@ -350,6 +350,8 @@ async function main(): Promise<void> {
   const started = performance.now()
   const { only, page, keep } = options()
   checkBuilt()
+  // Consumers run with the `node` on PATH (CI runs this on Node 20 and again on Node 24).
+  say(`node ${spawnSync('node', ['--version'], { encoding: 'utf8' }).stdout.trim()} on PATH`)
   const work = mkdtempSync(join(tmpdir(), 'keywarden-consumers-'))
   const log = join(work, 'check-package.log')
   const packed = await pack(work, log)
