@@ -1,6 +1,6 @@
 /**
  * The three server-backed stores as the fault suites use them: a client that reaches the real server
- * through a {@link TcpProxy}, with the timeouts docs/stores.md recommends, and a second store on the
+ * through a {@link TcpProxy}, with the timeouts docs/stores/README.md recommends, and a second store on the
  * same namespace or table over a direct connection, to read what the server really holds while (and
  * after) the proxy misbehaves. Both stores are real: nothing here mocks storage.
  */
@@ -212,5 +212,5 @@ function fail(message: string): never {
   throw new Error(message)
 }
 
-/** Redis, PostgreSQL and MariaDB, each with a proxied client configured as docs/stores.md recommends. */
+/** Redis, PostgreSQL and MariaDB, each with a proxied client configured as docs/stores/README.md recommends. */
 export const NETWORK_BACKENDS = { redis, postgres, mariadb } as const

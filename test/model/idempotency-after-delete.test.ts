@@ -3,9 +3,9 @@
  * there): deleting a key erases the only trace of its idempotency key, so a later create with the same
  * idempotency key derives the same ID and secret and creates the key again, handing back the very token
  * the key was issued with, even after that secret was rotated away and after the 24-hour replay window.
- * docs/guide.md promises a retry "after a rotation of the key or after 24 hours is a ConflictError" and
- * that a rotation "never brings back a secret that was rotated away"; docs/security.md that "a replay is
- * only honoured for 24 hours". When this is fixed, turn `it.fails` into `it` (and update the model's
+ * docs/concepts.md promises that a retry after the key was rotated or after 24 hours fails with
+ * `idempotency_conflict` and that a rotation never brings back an old secret; docs/security.md that "a
+ * replay is only honoured for 24 hours". docs/concepts.md names this limitation ("Never reuse one"). When this is fixed, turn `it.fails` into `it` (and update the model's
  * `planCreate`, which mirrors the current behaviour).
  */
 import { describe, expect, it } from 'vitest'
