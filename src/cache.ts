@@ -7,7 +7,10 @@ import type { StoredKey } from './store.js'
  *
  * @example
  * ```ts
- * const keys = new KeyManager({ store, cache: { ttl: '30s', channel: new RedisInvalidationChannel({ client }) } })
+ * import { KeyManager } from 'keywarden'
+ * import { RedisInvalidationChannel } from 'keywarden/adapters/redis'
+ *
+ * const keys = new KeyManager({ store, cache: { ttl: '30s', channel: new RedisInvalidationChannel({ client: redis }) } })
  * ```
  */
 export interface InvalidationChannel {
@@ -26,6 +29,8 @@ export interface InvalidationChannel {
  *
  * @example
  * ```ts
+ * import { KeyManager, LocalInvalidationChannel } from 'keywarden'
+ *
  * const channel = new LocalInvalidationChannel()
  * const a = new KeyManager({ store, cache: { channel } })
  * const b = new KeyManager({ store, cache: { channel } })

@@ -4,6 +4,8 @@
  *
  * @example
  * ```ts
+ * import type { KeywardenErrorCode } from 'keywarden'
+ *
  * const status: Record<KeywardenErrorCode, number> = {
  *   config_invalid: 500, validation_failed: 400, key_not_found: 404, quota_exceeded: 409,
  *   conflict: 409, idempotency_conflict: 409, key_revoked: 409, store_failed: 503,
@@ -30,10 +32,12 @@ export type KeywardenErrorCode =
  *
  * @example
  * ```ts
+ * import { KeywardenError, QuotaExceededError } from 'keywarden'
+ *
  * try {
  *   await keys.create({ name: 'CI', ownerId: 'u1', environment: 'live' })
  * } catch (error) {
- *   if (error instanceof QuotaExceededError) showUpgradeDialog()
+ *   if (error instanceof QuotaExceededError) console.info(`upgrade to hold more than ${error.limit} keys`)
  *   else if (error instanceof KeywardenError) console.error(error.code)
  *   else throw error
  * }
@@ -56,9 +60,16 @@ export class KeywardenError extends Error {
  *
  * @example
  * ```ts
- * if (error instanceof ValidationError) {
- *   res.status(400).json({ errors: error.issues.map((issue: ValidationIssue) => ({ field: issue.path.join('.'), message: issue.message })) })
- * }
+ * import { ValidationError, type ValidationIssue } from 'keywarden'
+ *
+ * app.post('/api-keys', async (req, res) => {
+ *   try {
+ *     res.status(201).json(await keys.create({ ...req.body, ownerId: currentUser.id }))
+ *   } catch (error) {
+ *     if (!(error instanceof ValidationError)) throw error
+ *     res.status(400).json({ errors: error.issues.map((issue: ValidationIssue) => ({ field: issue.path.join('.'), message: issue.message })) })
+ *   }
+ * })
  * ```
  */
 export interface ValidationIssue {
@@ -87,6 +98,8 @@ export function formatPath(path: readonly (string | number)[]): string {
  *
  * @example
  * ```ts
+ * import { KeyManager } from 'keywarden'
+ *
  * new KeyManager({ store, expiry: { default: '400d', max: '365d' } }) // throws ConfigError naming `expiry.default`
  * ```
  */
@@ -107,6 +120,8 @@ export class ConfigError extends KeywardenError {
  *
  * @example
  * ```ts
+ * import { ValidationError } from 'keywarden'
+ *
  * await keys.create({ name: '' }).catch((e) => e instanceof ValidationError && e.field) // 'name'
  * ```
  */
@@ -129,6 +144,8 @@ export class ValidationError extends KeywardenError {
  *
  * @example
  * ```ts
+ * import { KeyNotFoundError } from 'keywarden'
+ *
  * await keys.revoke('missing').catch((e) => e instanceof KeyNotFoundError) // true
  * ```
  */
@@ -171,7 +188,14 @@ export class QuotaExceededError extends KeywardenError {
  *
  * @example
  * ```ts
- * if (error instanceof ConflictError) retryLater()
+ * import { ConflictError } from 'keywarden'
+ *
+ * try {
+ *   await keys.update(keyId, { name: 'CI (main)' })
+ * } catch (error) {
+ *   if (!(error instanceof ConflictError)) throw error
+ *   // too many concurrent changes: try again later
+ * }
  * ```
  */
 export class ConflictError extends KeywardenError {
@@ -190,8 +214,8 @@ export class ConflictError extends KeywardenError {
  *
  * @example
  * ```ts
- * await keys.revoke(id)
- * await keys.enable(id) // throws KeyRevokedError
+ * await keys.revoke(keyId)
+ * await keys.enable(keyId) // throws KeyRevokedError
  * ```
  */
 export class KeyRevokedError extends ConflictError {
@@ -207,7 +231,17 @@ export class KeyRevokedError extends ConflictError {
  *
  * @example
  * ```ts
- * try { await keys.verify(token) } catch (e) { if (e instanceof StoreError) return respond503() }
+ * import { StoreError } from 'keywarden'
+ *
+ * app.get('/reports', async (req, res) => {
+ *   try {
+ *     const result = await keys.verify(req.get('x-api-key') ?? '')
+ *     res.status(result.valid ? 200 : 401).end()
+ *   } catch (e) {
+ *     if (!(e instanceof StoreError)) throw e
+ *     res.status(503).set('retry-after', '1').end() // the store is down: not the client's fault
+ *   }
+ * })
  * ```
  */
 export class StoreError extends KeywardenError {

@@ -7,6 +7,9 @@ import type { ApiKey, VerifyFailureReason } from './types.js'
  *
  * @example
  * ```ts
+ * import type { KeyEventMap } from 'keywarden'
+ *
+ * declare const audit: { write(entry: object): void } // the application's audit log
  * keys.on('rotated', (event: KeyEventMap['rotated']) => {
  *   audit.write({ keyId: event.key.id, at: event.at, oldSecretUntil: event.previousSecretValidUntil })
  * })
@@ -118,6 +121,9 @@ export interface KeyEventMap {
  *
  * @example
  * ```ts
+ * import type { KeyEventName } from 'keywarden'
+ *
+ * declare const audit: { write(entry: object): void } // the application's audit log
  * const audited: KeyEventName[] = ['created', 'revoked', 'deleted', 'rotated']
  * for (const name of audited) keys.on(name, (event) => audit.write(event))
  * ```
@@ -129,6 +135,8 @@ export type KeyEventName = keyof KeyEventMap
  *
  * @example
  * ```ts
+ * import type { KeyEvent } from 'keywarden'
+ *
  * function describe(event: KeyEvent): string {
  *   return event.type === 'rejected' ? `rejected: ${event.reason}` : `${event.type}: ${event.key.id}`
  * }
@@ -142,6 +150,9 @@ export type KeyEvent = KeyEventMap[KeyEventName]
  *
  * @example
  * ```ts
+ * import type { ApiKey, KeyEventListener } from 'keywarden'
+ *
+ * declare function notifyOwner(key: ApiKey): Promise<void> // e.g. sends an email
  * const onRevoked: KeyEventListener<'revoked'> = async (event) => notifyOwner(event.key)
  * keys.on('revoked', onRevoked)
  * ```

@@ -47,8 +47,10 @@ const MAX_ID_LENGTH = 256
  *
  * @example
  * ```ts
+ * import type { ParsedToken } from 'keywarden'
+ *
  * const parsed: ParsedToken | null = keys.parseToken(token)
- * if (parsed) log.info({ keyId: parsed.keyId, environment: parsed.environment })
+ * if (parsed) console.info({ keyId: parsed.keyId, environment: parsed.environment })
  * ```
  */
 export interface ParsedToken {
@@ -126,7 +128,9 @@ export class KeyManager {
    *
    * @example
    * ```ts
-   * const stop = keys.on('rejected', (event) => log.warn({ reason: event.reason, keyId: event.keyId }))
+   * const stop = keys.on('rejected', (event) => console.warn({ reason: event.reason, keyId: event.keyId }))
+   * // later, e.g. on shutdown:
+   * stop()
    * ```
    */
   on<E extends KeyEventName>(name: E, listener: KeyEventListener<E>): () => void {
@@ -291,7 +295,7 @@ export class KeyManager {
    *
    * @example
    * ```ts
-   * const key = await keys.get(id)
+   * const key = await keys.get(keyId)
    * ```
    */
   async get(id: string): Promise<ApiKey | null> {
@@ -339,6 +343,8 @@ export class KeyManager {
    *
    * @example
    * ```ts
+   * declare const mailer: { send(to: string | null, text: string): Promise<void> } // the application's own
+   *
    * // Run hourly from a scheduler:
    * await keys.notifyExpiring({ within: '2d', notify: (key) => mailer.send(key.ownerId, `${key.name} expires soon`) })
    * ```
@@ -383,7 +389,7 @@ export class KeyManager {
    * @throws {@link ValidationError}, {@link KeyNotFoundError}, {@link KeyRevokedError}, {@link StoreError}.
    * @example
    * ```ts
-   * await keys.update(id, { name: 'Deploy bot', expiresIn: '90d' })
+   * await keys.update(keyId, { name: 'Deploy bot', expiresIn: '90d' })
    * ```
    */
   async update(id: string, patch: UpdateKeyInput): Promise<ApiKey> {
@@ -412,7 +418,7 @@ export class KeyManager {
    *
    * @example
    * ```ts
-   * await keys.enable(id)
+   * await keys.enable(keyId)
    * ```
    */
   async enable(id: string): Promise<ApiKey> {
@@ -424,7 +430,7 @@ export class KeyManager {
    *
    * @example
    * ```ts
-   * await keys.disable(id)
+   * await keys.disable(keyId)
    * ```
    */
   async disable(id: string): Promise<ApiKey> {
@@ -438,7 +444,7 @@ export class KeyManager {
    *
    * @example
    * ```ts
-   * await keys.revoke(id)
+   * await keys.revoke(keyId)
    * ```
    */
   async revoke(id: string): Promise<ApiKey> {
@@ -460,7 +466,7 @@ export class KeyManager {
    * @throws {@link KeyNotFoundError} when there is no such key.
    * @example
    * ```ts
-   * await keys.delete(id)
+   * await keys.delete(keyId)
    * ```
    */
   async delete(id: string): Promise<void> {
@@ -481,7 +487,7 @@ export class KeyManager {
    * @throws {@link KeyNotFoundError}, {@link KeyRevokedError}, {@link ValidationError}, {@link StoreError}.
    * @example
    * ```ts
-   * const { token } = await keys.rotate(id, { gracePeriod: '24h' })
+   * const { token } = await keys.rotate(keyId, { gracePeriod: '24h' })
    * ```
    */
   async rotate(id: string, options: RotateOptions = {}): Promise<IssuedKey> {
@@ -525,7 +531,8 @@ export class KeyManager {
    *
    * @example
    * ```ts
-   * keys.statusOf(await keys.get(id)) // 'active'
+   * const key = await keys.get(keyId)
+   * if (key) keys.statusOf(key) // 'active'
    * ```
    */
   statusOf(key: Pick<ApiKey, 'revokedAt' | 'expiresAt' | 'enabled'>): KeyStatus {

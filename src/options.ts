@@ -13,6 +13,8 @@ import { durationSchema, roleNameSchema, scopeListSchema, toIssues } from './val
  *
  * @example
  * ```ts
+ * import { KeyManager, type QuotaContext } from 'keywarden'
+ *
  * const keys = new KeyManager({
  *   store,
  *   maxKeysPerOwner: (owner, context: QuotaContext) => (context.environment === 'test' ? 10 : 3),
@@ -34,6 +36,9 @@ export interface QuotaContext {
  *
  * @example
  * ```ts
+ * import { KeyManager } from 'keywarden'
+ * import { MemoryStore } from 'keywarden/adapters/memory'
+ *
  * const keys = new KeyManager({
  *   store: new MemoryStore(),
  *   prefix: 'acme',
@@ -131,6 +136,8 @@ export interface KeyManagerOptions {
  *
  * @example
  * ```ts
+ * import { KeyManager } from 'keywarden'
+ *
  * const keys = new KeyManager({ store, expiry: { max: '365d' } })
  * keys.options.expiry.maxMs // 31_536_000_000
  * keys.options.environments // ['live', 'test']

@@ -11,6 +11,8 @@
  *
  * @example
  * ```ts
+ * import type { JsonValue } from 'keywarden'
+ *
  * const plan: JsonValue = { name: 'pro', seats: 5, features: ['export'], trial: false }
  * ```
  */
@@ -21,6 +23,8 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
  *
  * @example
  * ```ts
+ * import type { JsonObject } from 'keywarden'
+ *
  * const metadata: JsonObject = { createdBy: 'admin@example.com', ticket: 'OPS-42' }
  * await keys.create({ name: 'CI', environment: 'live', metadata })
  * ```
@@ -33,7 +37,10 @@ export type JsonObject = { [key: string]: JsonValue }
  *
  * @example
  * ```ts
- * const status: KeyStatus = keys.statusOf(key)
+ * import type { KeyStatus } from 'keywarden'
+ *
+ * const key = await keys.get(keyId)
+ * const status: KeyStatus | undefined = key ? keys.statusOf(key) : undefined
  * const disabledKeys = await keys.list({ status: 'disabled' })
  * ```
  */
@@ -46,9 +53,15 @@ export type KeyStatus = 'active' | 'disabled' | 'expired' | 'revoked'
  *
  * @example
  * ```ts
- * async get(id: string): Promise<StoredKey | null> {
+ * import type { StoredKey } from 'keywarden'
+ *
+ * // A custom store's get(), over a database that keeps scopes as JSON text:
+ * type Row = Omit<StoredKey, 'scopes'> & { scopes: string }
+ * declare const db: { findOne(id: string): Promise<Row | undefined> }
+ *
+ * async function get(id: string): Promise<StoredKey | null> {
  *   const row = await db.findOne(id)
- *   return row === undefined ? null : { ...row, scopes: JSON.parse(row.scopes) }
+ *   return row === undefined ? null : { ...row, scopes: JSON.parse(row.scopes) as string[] }
  * }
  * ```
  */
@@ -110,8 +123,15 @@ export interface StoredKey {
  *
  * @example
  * ```ts
- * const last = batch[batch.length - 1]
- * const next = await store.list({ ...query, after: { createdAt: last.createdAt, id: last.id } })
+ * import type { KeyQuery, ListPosition } from 'keywarden'
+ *
+ * const query: KeyQuery = { ownerId: 'u1', now: Date.now(), order: 'asc', limit: 50 }
+ * const batch = await store.list(query)
+ * const last = batch.at(-1)
+ * if (last) {
+ *   const after: ListPosition = { createdAt: last.createdAt, id: last.id }
+ *   const next = await store.list({ ...query, after })
+ * }
  * ```
  */
 export interface ListPosition {
@@ -127,7 +147,10 @@ export interface ListPosition {
  *
  * @example
  * ```ts
- * const active = await store.list({ ownerId: 'u1', status: 'active', now: Date.now(), order: 'asc', limit: 50 })
+ * import type { KeyQuery } from 'keywarden'
+ *
+ * const query: KeyQuery = { ownerId: 'u1', status: 'active', now: Date.now(), order: 'asc', limit: 50 }
+ * const active = await store.list(query)
  * ```
  */
 export interface KeyQuery {
@@ -163,7 +186,11 @@ export interface KeyQuery {
  *
  * @example
  * ```ts
- * const outcome = await store.insert(record, { ownerId: 'u1', limit: 2 }) // 'quota_exceeded' if u1 holds 2 already
+ * import type { QuotaCheck, StoredKey } from 'keywarden'
+ *
+ * declare const record: StoredKey // a new record of owner u1
+ * const quota: QuotaCheck = { ownerId: 'u1', limit: 2 }
+ * const outcome = await store.insert(record, quota) // 'quota_exceeded' if u1 holds 2 already
  * ```
  */
 export interface QuotaCheck {
@@ -178,8 +205,12 @@ export interface QuotaCheck {
  *
  * @example
  * ```ts
+ * import { randomUUID } from 'node:crypto'
+ * import type { InsertResult, StoredKey } from 'keywarden'
+ *
+ * declare let record: StoredKey
  * const outcome: InsertResult = await store.insert(record, null)
- * if (outcome === 'id_taken') record = { ...record, id: newId() } // then try again
+ * if (outcome === 'id_taken') record = { ...record, id: randomUUID() } // then try again
  * ```
  */
 export type InsertResult = 'inserted' | 'quota_exceeded' | 'id_taken'
@@ -189,6 +220,10 @@ export type InsertResult = 'inserted' | 'quota_exceeded' | 'id_taken'
  *
  * @example
  * ```ts
+ * import type { UpdateResult } from 'keywarden'
+ *
+ * const current = await store.get(keyId)
+ * if (!current) throw new Error('no such key')
  * const outcome: UpdateResult = await store.update({ ...current, name: 'new', version: current.version + 1 }, current.version)
  * if (outcome === 'conflict') {
  *   // someone else changed it first: read it again and retry
@@ -203,9 +238,24 @@ export type UpdateResult = 'updated' | 'not_found' | 'conflict'
  *
  * @example
  * ```ts
- * import type { KeyStore } from 'keywarden'
- * class MyStore implements KeyStore { ... }
- * new KeyManager({ store: new MyStore() })
+ * import { KeyManager, type KeyQuery, type KeyStore, type QuotaCheck, type StoredKey } from 'keywarden'
+ * import { MemoryStore } from 'keywarden/adapters/memory'
+ *
+ * // A store that logs every insert and hands everything to another store.
+ * class LoggingStore implements KeyStore {
+ *   constructor(private readonly inner: KeyStore) {}
+ *   insert(record: StoredKey, quota: QuotaCheck | null) {
+ *     console.info('insert', record.id)
+ *     return this.inner.insert(record, quota)
+ *   }
+ *   get(id: string) { return this.inner.get(id) }
+ *   update(record: StoredKey, expectedVersion: number) { return this.inner.update(record, expectedVersion) }
+ *   delete(id: string) { return this.inner.delete(id) }
+ *   list(query: KeyQuery) { return this.inner.list(query) }
+ *   touch(id: string, at: number) { return this.inner.touch(id, at) }
+ * }
+ *
+ * const keys = new KeyManager({ store: new LoggingStore(new MemoryStore()) })
  * ```
  */
 export interface KeyStore {
@@ -250,7 +300,10 @@ export interface KeyStore {
  *
  * @example
  * ```ts
- * keyStatus(record, Date.now()) // 'active'
+ * import { keyStatus } from 'keywarden'
+ *
+ * keyStatus({ revokedAt: null, expiresAt: null, enabled: true }, Date.now()) // 'active'
+ * keyStatus({ revokedAt: null, expiresAt: Date.now() - 1, enabled: true }, Date.now()) // 'expired'
  * ```
  */
 export function keyStatus(record: Pick<StoredKey, 'revokedAt' | 'expiresAt' | 'enabled'>, now: number): KeyStatus {

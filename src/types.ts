@@ -7,7 +7,7 @@ import type { JsonObject, KeyStatus } from './store.js'
  *
  * @example
  * ```ts
- * const key = await keys.get(id)
+ * const key = await keys.get(keyId)
  * if (key) console.log(`${key.name}: ${key.start}… (${key.environment})`)
  * ```
  */
@@ -55,6 +55,8 @@ export interface ApiKey {
  *
  * @example
  * ```ts
+ * import { KeyManager } from 'keywarden'
+ *
  * const keys = new KeyManager({ store, maxKeysPerOwner: (owner) => (owner.plan === 'pro' ? 50 : 5) })
  * await keys.create({ name: 'CI', ownerId: 'u1', environment: 'live', owner: { plan: 'pro' } })
  * ```
@@ -115,7 +117,7 @@ export interface CreateKeyInput {
  *
  * @example
  * ```ts
- * await keys.update(id, { name: 'CI (main)', scopes: ['data:read', 'data:write'], expiresIn: '90d' })
+ * await keys.update(keyId, { name: 'CI (main)', scopes: ['data:read', 'data:write'], expiresIn: '90d' })
  * ```
  */
 export interface UpdateKeyInput {
@@ -144,10 +146,13 @@ export interface UpdateKeyInput {
  *
  * @example
  * ```ts
+ * import type { ApiKey } from 'keywarden'
+ *
+ * const active: ApiKey[] = []
  * let cursor: string | null = null
  * do {
  *   const page = await keys.list({ ownerId: 'u1', status: 'active', limit: 50, cursor })
- *   render(page.items)
+ *   active.push(...page.items)
  *   cursor = page.nextCursor
  * } while (cursor)
  * ```
@@ -176,6 +181,8 @@ export interface ListKeysInput {
  *
  * @example
  * ```ts
+ * import type { KeyPage } from 'keywarden'
+ *
  * const page: KeyPage = await keys.list({ limit: 20 })
  * if (page.nextCursor) await keys.list({ limit: 20, cursor: page.nextCursor })
  * ```
@@ -193,8 +200,12 @@ export interface KeyPage {
  *
  * @example
  * ```ts
- * const { key, token }: IssuedKey = await keys.create({ name: 'CI', environment: 'live' })
- * res.json({ id: key.id, token }) // the only time the token is shown
+ * import type { IssuedKey } from 'keywarden'
+ *
+ * app.post('/api-keys', async (req, res) => {
+ *   const { key, token }: IssuedKey = await keys.create({ name: 'CI', ownerId: currentUser.id, environment: 'live' })
+ *   res.status(201).json({ id: key.id, token }) // the only time the token is shown
+ * })
  * ```
  */
 export interface IssuedKey {
@@ -209,7 +220,7 @@ export interface IssuedKey {
  *
  * @example
  * ```ts
- * const { token } = await keys.rotate(id, { gracePeriod: '1h' }) // the old token works for one more hour
+ * const { token } = await keys.rotate(keyId, { gracePeriod: '1h' }) // the old token works for one more hour
  * ```
  */
 export interface RotateOptions {
@@ -255,8 +266,10 @@ export interface ExpiringInput {
  *
  * @example
  * ```ts
+ * import type { ExpiringKeys } from 'keywarden'
+ *
  * const soon: ExpiringKeys = await keys.expiring({ within: '2d' })
- * for (const key of soon) warn(key)
+ * for (const key of soon) console.warn(`${key.name} expires at ${key.expiresAt?.toISOString()}`)
  * if (soon.nextCursor) await keys.expiring({ within: '2d', cursor: soon.nextCursor })
  * ```
  */
@@ -268,6 +281,9 @@ export type ExpiringKeys = readonly ApiKey[] & KeyPage
  *
  * @example
  * ```ts
+ * import type { ApiKey } from 'keywarden'
+ *
+ * declare const mailer: { warnOwner(key: ApiKey): Promise<void> } // the application's own
  * await keys.notifyExpiring({ within: '2d', environment: 'live', notify: (key) => mailer.warnOwner(key) })
  * ```
  */
@@ -284,8 +300,12 @@ export interface NotifyExpiringInput extends Omit<ExpiringInput, 'cursor' | 'lim
  *
  * @example
  * ```ts
- * const { notified, failed } = await keys.notifyExpiring({ within: '2d', notify })
- * for (const { key, error } of failed) log.warn({ keyId: key.id, error }, 'expiry notice failed')
+ * import type { ApiKey, NotifyExpiringResult } from 'keywarden'
+ *
+ * declare function notify(key: ApiKey): Promise<void> // e.g. sends the owner an email
+ * const { notified, failed }: NotifyExpiringResult = await keys.notifyExpiring({ within: '2d', notify })
+ * console.info(`${notified.length} owners told`)
+ * for (const { key, error } of failed) console.warn('expiry notice failed', key.id, error)
  * ```
  */
 export interface NotifyExpiringResult {
@@ -320,8 +340,13 @@ export interface VerifyOptions {
  *
  * @example
  * ```ts
+ * import type { VerifyFailureReason } from 'keywarden'
+ *
  * const result = await keys.verify(token)
- * if (!result.valid) metrics.increment('api_key_rejected', { reason: result.reason })
+ * if (!result.valid) {
+ *   const reason: VerifyFailureReason = result.reason
+ *   console.info('api key rejected', reason) // the client only hears "401 invalid key"
+ * }
  * ```
  */
 export type VerifyFailureReason =
@@ -339,9 +364,16 @@ export type VerifyFailureReason =
  *
  * @example
  * ```ts
- * const result = await keys.verify(token, { scopes: ['data:read'] })
- * if (!result.valid) return res.status(401).end() // result.reason says why, for your logs
- * console.log(result.key.ownerId, result.scopes)
+ * import type { VerifyResult } from 'keywarden'
+ *
+ * app.get('/reports', async (req, res) => {
+ *   const result: VerifyResult = await keys.verify(req.get('x-api-key') ?? '', { scopes: ['data:read'] })
+ *   if (!result.valid) {
+ *     res.status(401).end() // result.reason says why, for your logs
+ *     return
+ *   }
+ *   res.json({ owner: result.key.ownerId, scopes: result.scopes })
+ * })
  * ```
  */
 export type VerifyResult =

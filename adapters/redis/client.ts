@@ -11,7 +11,12 @@ import { ConfigError } from '../../src/errors.js'
  *
  * @example
  * ```ts
+ * import { Redis } from 'ioredis'
+ * import { RedisStore, type SendCommand } from 'keywarden/adapters/redis'
+ *
+ * const ioredis = new Redis()
  * const sendCommand: SendCommand = (args) => ioredis.call(args[0]!, ...args.slice(1))
+ * const store = new RedisStore({ client: sendCommand })
  * ```
  */
 export type SendCommand = (args: string[]) => Promise<unknown>
@@ -22,7 +27,10 @@ export type SendCommand = (args: string[]) => Promise<unknown>
  *
  * @example
  * ```ts
- * new RedisStore({ client: new Cluster([{ host: 'redis-1', port: 6379 }]) })
+ * import { Cluster } from 'ioredis'
+ * import { RedisStore } from 'keywarden/adapters/redis'
+ *
+ * const store = new RedisStore({ client: new Cluster([{ host: 'redis-1', port: 6379 }]) })
  * ```
  */
 export interface IoredisLikeClient {
@@ -35,7 +43,10 @@ export interface IoredisLikeClient {
  *
  * @example
  * ```ts
- * new RedisStore({ client: await createClient({ url: process.env.REDIS_URL }).connect() })
+ * import { createClient } from 'redis'
+ * import { RedisStore } from 'keywarden/adapters/redis'
+ *
+ * const store = new RedisStore({ client: await createClient({ url: process.env.REDIS_URL }).connect() })
  * ```
  */
 export interface NodeRedisLikeClient {
@@ -48,7 +59,12 @@ export interface NodeRedisLikeClient {
  *
  * @example
  * ```ts
+ * import { Redis } from 'ioredis'
+ * import { createClient } from 'redis'
+ * import { RedisStore, type RedisClientLike } from 'keywarden/adapters/redis'
+ *
  * const client: RedisClientLike = process.env.USE_IOREDIS ? new Redis() : await createClient().connect()
+ * const store = new RedisStore({ client })
  * ```
  */
 export type RedisClientLike = IoredisLikeClient | NodeRedisLikeClient | SendCommand

@@ -13,6 +13,10 @@ import { checkCommonOptions, SharedSubscription, within } from '../invalidation.
  *
  * @example
  * ```ts
+ * import { Redis } from 'ioredis'
+ * import { KeyManager } from 'keywarden'
+ * import { RedisInvalidationChannel, type IoredisPubSubLike } from 'keywarden/adapters/redis'
+ *
  * const client: IoredisPubSubLike = new Redis(process.env.REDIS_URL!)
  * const keys = new KeyManager({ store, cache: { ttl: '30s', channel: new RedisInvalidationChannel({ client }) } })
  * ```
@@ -53,6 +57,10 @@ export interface IoredisPubSubLike {
  *
  * @example
  * ```ts
+ * import { createClient } from 'redis'
+ * import { KeyManager } from 'keywarden'
+ * import { RedisInvalidationChannel, type NodeRedisPubSubLike } from 'keywarden/adapters/redis'
+ *
  * const client: NodeRedisPubSubLike = await createClient({ url: process.env.REDIS_URL }).connect()
  * const keys = new KeyManager({ store, cache: { ttl: '30s', channel: new RedisInvalidationChannel({ client }) } })
  * ```
@@ -86,7 +94,12 @@ export interface NodeRedisPubSubLike {
  *
  * @example
  * ```ts
+ * import { Redis } from 'ioredis'
+ * import { createClient } from 'redis'
+ * import { RedisInvalidationChannel, type RedisPubSubClientLike } from 'keywarden/adapters/redis'
+ *
  * const client: RedisPubSubClientLike = process.env.USE_IOREDIS ? new Redis() : await createClient().connect()
+ * const channel = new RedisInvalidationChannel({ client })
  * ```
  */
 export type RedisPubSubClientLike = IoredisPubSubLike | NodeRedisPubSubLike
@@ -96,7 +109,11 @@ export type RedisPubSubClientLike = IoredisPubSubLike | NodeRedisPubSubLike
  *
  * @example
  * ```ts
- * const channel = new RedisInvalidationChannel({ client: redis, channel: 'billing-api:keywarden:invalidate' })
+ * import { KeyManager } from 'keywarden'
+ * import { RedisInvalidationChannel, type RedisInvalidationChannelOptions } from 'keywarden/adapters/redis'
+ *
+ * const options: RedisInvalidationChannelOptions = { client: redis, channel: 'billing-api:keywarden:invalidate' }
+ * const channel = new RedisInvalidationChannel(options)
  * const keys = new KeyManager({ store, cache: { ttl: '30s', channel } })
  * ```
  */
@@ -133,8 +150,12 @@ export interface RedisInvalidationChannelOptions {
  *
  * @example
  * ```ts
- * new RedisInvalidationChannel({ client }).channel === DEFAULT_REDIS_INVALIDATION_CHANNEL // 'keywarden:invalidate'
- * const keys = new KeyManager({ store, cache: { ttl: '30s', channel: new RedisInvalidationChannel({ client }) } })
+ * import { KeyManager } from 'keywarden'
+ * import { DEFAULT_REDIS_INVALIDATION_CHANNEL, RedisInvalidationChannel } from 'keywarden/adapters/redis'
+ *
+ * const channel = new RedisInvalidationChannel({ client: redis })
+ * channel.channel === DEFAULT_REDIS_INVALIDATION_CHANNEL // 'keywarden:invalidate'
+ * const keys = new KeyManager({ store, cache: { ttl: '30s', channel } })
  * ```
  */
 export const DEFAULT_REDIS_INVALIDATION_CHANNEL = 'keywarden:invalidate'
@@ -181,6 +202,8 @@ function defaultOnError(error: unknown): void {
  * @example With node-redis
  * ```ts
  * import { createClient } from 'redis'
+ * import { KeyManager } from 'keywarden'
+ * import { RedisInvalidationChannel } from 'keywarden/adapters/redis'
  *
  * const client = await createClient({ url: process.env.REDIS_URL }).connect()
  * const channel = new RedisInvalidationChannel({ client, channel: 'billing-api:invalidate' })

@@ -2,7 +2,7 @@
  * The key layout of one namespace. Every key starts with the hash tag `{namespace}`, so all keys of a
  * namespace hash to one Redis Cluster slot and every multi-key script is legal on Cluster.
  *
- * ```
+ * ```text
  * {ns}:key:<id>               hash    one record (fields in record-codec.ts)
  * {ns}:idx:all                zset    every record, ordered by (createdAt, id)
  * {ns}:idx:owner:<owner>      zset    the owner's records, same order

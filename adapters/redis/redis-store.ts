@@ -13,7 +13,11 @@ import { DELETE, INSERT, runScript, TOUCH, UPDATE } from './scripts.js'
  *
  * @example
  * ```ts
+ * import { Redis } from 'ioredis'
+ * import { RedisStore, type RedisStoreOptions } from 'keywarden/adapters/redis'
+ *
  * const options: RedisStoreOptions = { client: new Redis(), namespace: 'billing-api' }
+ * const store = new RedisStore(options)
  * ```
  */
 export interface RedisStoreOptions {
@@ -64,6 +68,11 @@ const MAX_ATTEMPTS = 5
  *
  * @example With a sendCommand function (any client, or a node-redis cluster)
  * ```ts
+ * import { createCluster } from 'redis'
+ * import { RedisStore } from 'keywarden/adapters/redis'
+ *
+ * const cluster = await createCluster({ rootNodes: [{ url: 'redis://redis-1:6379' }] }).connect()
+ * // Every key of a namespace shares the hash tag {namespace}: route by it.
  * const store = new RedisStore({ client: (args) => cluster.sendCommand('{keywarden}', false, args) })
  * ```
  */
@@ -204,6 +213,8 @@ export class RedisStore implements KeyStore {
    *
    * @example
    * ```ts
+   * import { RedisStore } from 'keywarden/adapters/redis'
+   *
    * const store = await RedisStore.connect(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { namespace: 'billing-api' })
    * ```
    */

@@ -17,6 +17,7 @@
  *
  * @example Cache invalidation across instances over LISTEN/NOTIFY
  * ```ts
+ * import { KeyManager } from 'keywarden'
  * import { PostgresInvalidationChannel } from 'keywarden/adapters/sql'
  *
  * const channel = new PostgresInvalidationChannel({ pool })

@@ -13,7 +13,11 @@ import type { PgQueryable } from './postgres-store.js'
  *
  * @example
  * ```ts
+ * import type { PgNotification } from 'keywarden/adapters/sql'
+ *
+ * const client = await pool.connect()
  * client.on('notification', (message: PgNotification) => console.log(message.channel, message.payload))
+ * await client.query('LISTEN keywarden_invalidate')
  * ```
  */
 export interface PgNotification {
@@ -29,7 +33,10 @@ export interface PgNotification {
  *
  * @example
  * ```ts
+ * import type { PgListenClient } from 'keywarden/adapters/sql'
+ *
  * const client: PgListenClient = await pool.connect()
+ * client.release()
  * ```
  */
 export interface PgListenClient extends PgQueryable {
@@ -55,6 +62,10 @@ export interface PgListenClient extends PgQueryable {
  *
  * @example
  * ```ts
+ * import pg from 'pg'
+ * import { KeyManager } from 'keywarden'
+ * import { PostgresInvalidationChannel, type PgListenPool } from 'keywarden/adapters/sql'
+ *
  * const pool: PgListenPool = new pg.Pool({ connectionString: process.env.DATABASE_URL })
  * const keys = new KeyManager({ store, cache: { ttl: '30s', channel: new PostgresInvalidationChannel({ pool }) } })
  * ```
@@ -71,7 +82,11 @@ export interface PgListenPool extends PgQueryable {
  *
  * @example
  * ```ts
- * const channel = new PostgresInvalidationChannel({ pool, channel: 'billing_keys_invalidate' })
+ * import { KeyManager } from 'keywarden'
+ * import { PostgresInvalidationChannel, type PostgresInvalidationChannelOptions } from 'keywarden/adapters/sql'
+ *
+ * const options: PostgresInvalidationChannelOptions = { pool, channel: 'billing_keys_invalidate' }
+ * const channel = new PostgresInvalidationChannel(options)
  * const keys = new KeyManager({ store, cache: { ttl: '30s', channel } })
  * ```
  */
@@ -101,8 +116,12 @@ export interface PostgresInvalidationChannelOptions {
  *
  * @example
  * ```ts
- * new PostgresInvalidationChannel({ pool }).channel === DEFAULT_POSTGRES_INVALIDATION_CHANNEL // 'keywarden_invalidate'
- * const keys = new KeyManager({ store, cache: { ttl: '30s', channel: new PostgresInvalidationChannel({ pool }) } })
+ * import { KeyManager } from 'keywarden'
+ * import { DEFAULT_POSTGRES_INVALIDATION_CHANNEL, PostgresInvalidationChannel } from 'keywarden/adapters/sql'
+ *
+ * const channel = new PostgresInvalidationChannel({ pool })
+ * channel.channel === DEFAULT_POSTGRES_INVALIDATION_CHANNEL // 'keywarden_invalidate'
+ * const keys = new KeyManager({ store, cache: { ttl: '30s', channel } })
  * ```
  */
 export const DEFAULT_POSTGRES_INVALIDATION_CHANNEL = 'keywarden_invalidate'

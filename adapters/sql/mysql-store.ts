@@ -7,6 +7,9 @@ import { SqlStore, invalidClient, resolveTable, serialized, transact, type SqlDr
  *
  * @example
  * ```ts
+ * import mysql from 'mysql2/promise'
+ * import { MySqlStore, type MySqlConnection } from 'keywarden/adapters/sql'
+ *
  * const connection: MySqlConnection = await mysql.createConnection(process.env.DATABASE_URL!)
  * const store = new MySqlStore({ pool: connection }) // one operation at a time on this connection
  * ```
@@ -27,6 +30,9 @@ export interface MySqlConnection {
  *
  * @example
  * ```ts
+ * import mysql from 'mysql2/promise'
+ * import { MySqlStore, type MySqlPool } from 'keywarden/adapters/sql'
+ *
  * const pool: MySqlPool = mysql.createPool({ uri: process.env.DATABASE_URL, connectionLimit: 10 })
  * const store = new MySqlStore({ pool })
  * ```
@@ -50,7 +56,11 @@ export interface MySqlPool {
  *
  * @example
  * ```ts
- * const store = new MySqlStore({ pool: mysql.createPool(uri), table: 'api_keys' }) // and api_keys_locks
+ * import mysql from 'mysql2/promise'
+ * import { KeyManager } from 'keywarden'
+ * import { MySqlStore } from 'keywarden/adapters/sql'
+ *
+ * const store = new MySqlStore({ pool: mysql.createPool(process.env.DATABASE_URL!), table: 'api_keys' }) // and api_keys_locks
  * await store.migrate()
  * const keys = new KeyManager({ store })
  * ```
@@ -100,6 +110,8 @@ export class MySqlStore extends SqlStore {
    *
    * @example
    * ```ts
+   * import { MySqlStore } from 'keywarden/adapters/sql'
+   *
    * const store = await MySqlStore.connect('mysql://root@127.0.0.1:3306/app')
    * await store.migrate()
    * ```

@@ -7,9 +7,13 @@ import { SqlStore, invalidClient, resolveTable, serialized, transact, type SqlDr
  *
  * @example
  * ```ts
- * const client: PgQueryable = new pg.Client({ connectionString: process.env.DATABASE_URL })
+ * import pg from 'pg'
+ * import { PostgresStore, type PgQueryable } from 'keywarden/adapters/sql'
+ *
+ * const client = new pg.Client({ connectionString: process.env.DATABASE_URL })
  * await client.connect()
- * const store = new PostgresStore({ pool: client }) // one operation at a time on this connection
+ * const connection: PgQueryable = client
+ * const store = new PostgresStore({ pool: connection }) // one operation at a time on this connection
  * ```
  */
 export interface PgQueryable {
@@ -27,6 +31,9 @@ export interface PgQueryable {
  *
  * @example
  * ```ts
+ * import pg from 'pg'
+ * import { PostgresStore, type PgPool } from 'keywarden/adapters/sql'
+ *
  * const pool: PgPool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 })
  * const store = new PostgresStore({ pool })
  * ```
@@ -56,6 +63,10 @@ export interface PgPool extends PgQueryable {
  *
  * @example
  * ```ts
+ * import pg from 'pg'
+ * import { KeyManager } from 'keywarden'
+ * import { PostgresStore } from 'keywarden/adapters/sql'
+ *
  * const store = new PostgresStore({ pool: new pg.Pool(), table: 'api_keys' })
  * await store.migrate()
  * const keys = new KeyManager({ store })
@@ -108,6 +119,8 @@ export class PostgresStore extends SqlStore {
    *
    * @example
    * ```ts
+   * import { PostgresStore } from 'keywarden/adapters/sql'
+   *
    * const store = await PostgresStore.connect(process.env.DATABASE_URL!)
    * await store.migrate()
    * ```

@@ -294,7 +294,11 @@ export function rowToRecord(row: SqlRow): StoredKey {
  *
  * @example
  * ```ts
- * const store: SqlStore = new SqliteStore({ database })
+ * import Database from 'better-sqlite3'
+ * import { KeyManager } from 'keywarden'
+ * import { SqliteStore, type SqlStore } from 'keywarden/adapters/sql'
+ *
+ * const store: SqlStore = new SqliteStore({ database: new Database('keys.db') })
  * await store.migrate()
  * const keys = new KeyManager({ store })
  * ```
@@ -345,6 +349,9 @@ export abstract class SqlStore implements KeyStore {
    *
    * @example
    * ```ts
+   * import { KeyManager } from 'keywarden'
+   * import { PostgresStore } from 'keywarden/adapters/sql'
+   *
    * const store = new PostgresStore({ pool })
    * await store.migrate()
    * const keys = new KeyManager({ store })

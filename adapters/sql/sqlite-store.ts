@@ -7,6 +7,10 @@ import { SqlStore, invalidClient, resolveTable, runStepsSync, type SqlDriver, ty
  *
  * @example
  * ```ts
+ * import Database from 'better-sqlite3'
+ * import type { SqliteStatement } from 'keywarden/adapters/sql'
+ *
+ * const database = new Database('keys.db')
  * const statement: SqliteStatement = database.prepare('SELECT count(*) AS n FROM keywarden_keys')
  * statement.reader // true: run it with all()
  * ```
@@ -28,6 +32,9 @@ export interface SqliteStatement {
  *
  * @example
  * ```ts
+ * import Database from 'better-sqlite3'
+ * import { SqliteStore, type SqliteDatabase } from 'keywarden/adapters/sql'
+ *
  * const database: SqliteDatabase = new Database('keys.db')
  * const store = new SqliteStore({ database })
  * ```
@@ -47,6 +54,10 @@ export interface SqliteDatabase {
  *
  * @example
  * ```ts
+ * import Database from 'better-sqlite3'
+ * import { KeyManager } from 'keywarden'
+ * import { SqliteStore } from 'keywarden/adapters/sql'
+ *
  * const store = new SqliteStore({ database: new Database('keys.db'), table: 'api_keys' })
  * await store.migrate()
  * const keys = new KeyManager({ store })
@@ -98,6 +109,8 @@ export class SqliteStore extends SqlStore {
    *
    * @example
    * ```ts
+   * import { SqliteStore } from 'keywarden/adapters/sql'
+   *
    * const store = await SqliteStore.open('keys.db')
    * await store.migrate()
    * ```

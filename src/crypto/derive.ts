@@ -15,7 +15,12 @@ const DOMAIN = 'keywarden/derive/v1'
  *
  * @example
  * ```ts
- * deriveBase62(pepperBytes, 'secret\0owner-1\0live\0<idempotency key>', 32)
+ * import { randomBytes } from 'node:crypto'
+ * import { deriveBase62 } from './derive.js'
+ *
+ * const pepper = randomBytes(32)
+ * const secret = deriveBase62(pepper, 'secret\0owner-1\0live\0<idempotency key>', 32)
+ * deriveBase62(pepper, 'secret\0owner-1\0live\0<idempotency key>', 32) === secret // true: same key, same label
  * ```
  */
 export function deriveBase62(key: Uint8Array, label: string, length: number): string {

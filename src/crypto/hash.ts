@@ -10,6 +10,8 @@ import { deriveBase62 } from './derive.js'
  *
  * @example
  * ```ts
+ * import { KeyManager } from 'keywarden'
+ *
  * const keys = new KeyManager({
  *   store,
  *   pepper: [

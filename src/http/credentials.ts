@@ -11,8 +11,17 @@
  *
  * @example
  * ```ts
- * await check(req.rawHeaders)      // node: sees every repeated header
- * await check(request.headers)     // Fetch API Headers, or a plain object
+ * import type { IncomingMessage } from 'node:http'
+ * import { createRequestVerifier, type RequestHeaders } from 'keywarden'
+ *
+ * const check = createRequestVerifier(keys)
+ * declare const req: IncomingMessage // node's request
+ * declare const request: Request // a Fetch API request (Hono, Next.js, Workers)
+ *
+ * await check(req.rawHeaders) // node: sees every repeated header
+ * await check(request.headers) // Fetch API Headers
+ * const plain: RequestHeaders = { authorization: `Bearer ${token}` } // or a plain object
+ * await check(plain)
  * ```
  */
 export type RequestHeaders =

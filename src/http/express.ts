@@ -39,6 +39,7 @@ declare global {
  * @example
  * ```ts
  * import { createServer } from 'node:http'
+ * import { apiKeyAuth, type ApiKeyRequest } from 'keywarden/express'
  *
  * const guard = apiKeyAuth(keys)
  * createServer((req, res) =>
@@ -57,8 +58,14 @@ export interface ApiKeyRequest extends IncomingMessage {
  *
  * @example
  * ```ts
+ * import express from 'express'
+ * import { apiKeyAuth, type ApiKeyMiddleware } from 'keywarden/express'
+ *
  * const requireRead: ApiKeyMiddleware = apiKeyAuth(keys, { scopes: ['data:read'] })
- * router.get('/reports', requireRead, listReports)
+ * const router = express.Router()
+ * router.get('/reports', requireRead, (req, res) => {
+ *   res.json({ owner: req.apiKey.ownerId })
+ * })
  * ```
  */
 export type ApiKeyMiddleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => Promise<void>
@@ -69,6 +76,10 @@ export type ApiKeyMiddleware = (req: IncomingMessage, res: ServerResponse, next:
  *
  * @example
  * ```ts
+ * import { createServer } from 'node:http'
+ * import { createRequestVerifier } from 'keywarden'
+ * import { sendRejection } from 'keywarden/express'
+ *
  * const check = createRequestVerifier(keys)
  * createServer(async (req, res) => {
  *   const decision = await check(req.rawHeaders)

@@ -37,7 +37,12 @@ declare module 'koa' {
  *
  * @example
  * ```ts
+ * import Router from '@koa/router'
+ * import type Koa from 'koa'
+ * import { apiKeyAuth } from 'keywarden/koa'
+ *
  * const guard = apiKeyAuth(keys)
+ * const router = new Router()
  * router.get('/me', guard, (ctx: Koa.Context) => {
  *   ctx.body = { owner: ctx.state.apiKey.ownerId }
  * })
@@ -64,8 +69,15 @@ export interface ApiKeyContext {
  *
  * @example
  * ```ts
+ * import Router from '@koa/router'
+ * import { apiKeyAuth, type ApiKeyKoaMiddleware } from 'keywarden/koa'
+ *
  * const requireWrite: ApiKeyKoaMiddleware = apiKeyAuth(keys, { scopes: ['data:write'] })
- * router.post('/reports', requireWrite, createReport)
+ * const router = new Router()
+ * router.post('/reports', requireWrite, (ctx) => {
+ *   ctx.status = 201
+ *   ctx.body = { createdBy: ctx.state.apiKey.ownerId }
+ * })
  * ```
  */
 export type ApiKeyKoaMiddleware = (ctx: ApiKeyContext, next: () => Promise<unknown>) => Promise<void>

@@ -15,10 +15,13 @@ import { buildResponses, DEFAULT_MESSAGES, type ProblemCode, type RejectionRespo
  *
  * @example
  * ```ts
+ * import { createRequestVerifier, type Rejection, type RejectReason } from 'keywarden'
+ *
  * const onReject = (rejection: Rejection) => {
  *   const reason: RejectReason = rejection.reason
- *   if (reason === 'store_timeout' || reason === 'store_unavailable') alerts.page('key store down')
+ *   if (reason === 'store_timeout' || reason === 'store_unavailable') console.error('key store down', rejection.error)
  * }
+ * const check = createRequestVerifier(keys, { onReject })
  * ```
  */
 export type RejectReason =
@@ -36,9 +39,14 @@ export type RejectReason =
  *
  * @example
  * ```ts
- * apiKeyAuth(keys, {
- *   onReject: (rejection: Rejection) => log.info({ reason: rejection.reason, status: rejection.status, keyId: rejection.keyId }),
- * })
+ * import type { Rejection } from 'keywarden'
+ * import { apiKeyAuth } from 'keywarden/express'
+ *
+ * app.use(
+ *   apiKeyAuth(keys, {
+ *     onReject: (rejection: Rejection) => console.info({ reason: rejection.reason, status: rejection.status, keyId: rejection.keyId }),
+ *   }),
+ * )
  * ```
  */
 export interface Rejection {
@@ -60,7 +68,11 @@ export interface Rejection {
  *
  * @example
  * ```ts
- * apiKeyAuth(keys, { scopes: ['data:read'], environment: 'live', onReject: (r) => log.info(r) })
+ * import type { ApiKeyAuthOptions } from 'keywarden'
+ * import { apiKeyAuth } from 'keywarden/express'
+ *
+ * const options: ApiKeyAuthOptions = { scopes: ['data:read'], environment: 'live', onReject: (r) => console.info(r) }
+ * app.use(apiKeyAuth(keys, options))
  * ```
  */
 export interface ApiKeyAuthOptions {
@@ -89,8 +101,15 @@ export interface ApiKeyAuthOptions {
  *
  * @example
  * ```ts
- * const decision = await check(req.headers)
- * if (decision.ok) handle(req, decision.key, decision.scopes)
+ * import { createServer } from 'node:http'
+ * import { createRequestVerifier } from 'keywarden'
+ *
+ * const check = createRequestVerifier(keys)
+ * createServer(async (req, res) => {
+ *   const decision = await check(req.rawHeaders)
+ *   if (decision.ok) res.end(`hello ${decision.key.ownerId}, you may ${decision.scopes.join(', ')}`)
+ *   else res.writeHead(decision.status, decision.headers).end(decision.body)
+ * })
  * ```
  */
 export interface AcceptedRequest {
@@ -109,8 +128,16 @@ export interface AcceptedRequest {
  *
  * @example
  * ```ts
- * const decision = await check(request.headers)
- * if (!decision.ok) return new Response(decision.body, { status: decision.status, headers: decision.headers })
+ * import { createRequestVerifier } from 'keywarden'
+ *
+ * const check = createRequestVerifier(keys, { scopes: ['data:read'] })
+ *
+ * // A Fetch API handler (Next.js, Hono, Workers):
+ * export async function GET(request: Request): Promise<Response> {
+ *   const decision = await check(request.headers)
+ *   if (!decision.ok) return new Response(decision.body, { status: decision.status, headers: decision.headers })
+ *   return Response.json({ owner: decision.key.ownerId })
+ * }
  * ```
  */
 export interface RejectedRequest extends RejectionResponse {
@@ -127,8 +154,15 @@ export interface RejectedRequest extends RejectionResponse {
  *
  * @example
  * ```ts
- * const decision: RequestDecision = await check(req.rawHeaders)
- * if (!decision.ok) return res.writeHead(decision.status, decision.headers).end(decision.body)
+ * import { createServer } from 'node:http'
+ * import { createRequestVerifier, type RequestDecision } from 'keywarden'
+ *
+ * const check = createRequestVerifier(keys)
+ * createServer(async (req, res) => {
+ *   const decision: RequestDecision = await check(req.rawHeaders)
+ *   if (!decision.ok) return res.writeHead(decision.status, decision.headers).end(decision.body)
+ *   res.end(`hello ${decision.key.ownerId}`)
+ * })
  * ```
  */
 export type RequestDecision = AcceptedRequest | RejectedRequest
@@ -139,11 +173,18 @@ export type RequestDecision = AcceptedRequest | RejectedRequest
  *
  * @example
  * ```ts
- * const check: RequestVerifier = createRequestVerifier(keys, { scopes: ['data:read'] })
- * fastify.addHook('onRequest', async (request, reply) => {
- *   const decision = await check(request.headers)
- *   if (!decision.ok) return reply.code(decision.status).headers(decision.headers).send(decision.body)
- * })
+ * import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+ * import { createRequestVerifier, type RequestVerifier } from 'keywarden'
+ *
+ * // Guards a plain node handler; build one verifier per policy, once, at startup.
+ * function guarded(check: RequestVerifier, handler: (req: IncomingMessage, res: ServerResponse) => void) {
+ *   return async (req: IncomingMessage, res: ServerResponse) => {
+ *     const decision = await check(req.rawHeaders)
+ *     if (decision.ok) handler(req, res)
+ *     else res.writeHead(decision.status, decision.headers).end(decision.body)
+ *   }
+ * }
+ * createServer(guarded(createRequestVerifier(keys, { scopes: ['data:read'] }), (req, res) => res.end('ok')))
  * ```
  */
 export type RequestVerifier = (headers: RequestHeaders) => Promise<RequestDecision>

@@ -9,9 +9,15 @@
  *
  * @example
  * ```ts
+ * import type { ProblemCode, ProblemDetails } from 'keywarden'
+ *
  * // Client side:
- * const problem = await response.json()
- * if ((problem.code as ProblemCode) === 'insufficient_scope') askForMorePermissions()
+ * const response = await fetch('https://api.example.com/reports', { headers: { authorization: `Bearer ${token}` } })
+ * if (!response.ok) {
+ *   const problem = (await response.json()) as ProblemDetails
+ *   const code: ProblemCode = problem.code
+ *   if (code === 'insufficient_scope') console.info('ask an admin for the data:read scope')
+ * }
  * ```
  */
 export type ProblemCode = 'missing_credentials' | 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'service_unavailable'
@@ -21,8 +27,13 @@ export type ProblemCode = 'missing_credentials' | 'invalid_request' | 'invalid_t
  *
  * @example
  * ```ts
- * const problem: ProblemDetails = JSON.parse(decision.body)
- * // { type: 'about:blank', title: 'Unauthorized', status: 401, detail: 'The API key is not valid.', code: 'invalid_token' }
+ * import { createRequestVerifier, type ProblemDetails } from 'keywarden'
+ *
+ * const decision = await createRequestVerifier(keys)({ authorization: 'Bearer not-a-key' })
+ * if (!decision.ok) {
+ *   const problem: ProblemDetails = JSON.parse(decision.body)
+ *   // { type: 'about:blank', title: 'Unauthorized', status: 401, detail: 'The API key is not valid.', code: 'invalid_token' }
+ * }
  * ```
  */
 export interface ProblemDetails {
@@ -43,6 +54,9 @@ export interface ProblemDetails {
  *
  * @example
  * ```ts
+ * import type { ServerResponse } from 'node:http'
+ * import type { RejectionResponse } from 'keywarden'
+ *
  * function send(res: ServerResponse, response: RejectionResponse) {
  *   res.writeHead(response.status, response.headers).end(response.body)
  * }

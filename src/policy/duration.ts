@@ -4,6 +4,8 @@
  *
  * @example
  * ```ts
+ * import type { Duration } from 'keywarden'
+ *
  * const window: Duration = '2d'   // same as 172_800_000
  * ```
  */
@@ -14,6 +16,8 @@ export type Duration = number | `${number}${DurationUnit}`
  *
  * @example
  * ```ts
+ * import type { Duration, DurationUnit } from 'keywarden'
+ *
  * const units: DurationUnit[] = ['ms', 's', 'm', 'h', 'd', 'w']
  * const lifetime: Duration = '30d' // a number, then one unit
  * ```
@@ -40,6 +44,8 @@ export const MAX_DURATION_MS = 100 * 365 * UNIT_MS.d
  *
  * @example
  * ```ts
+ * import { parseDuration } from 'keywarden'
+ *
  * parseDuration('15m') // 900000
  * parseDuration('15 minutes') // undefined
  * ```

@@ -29,6 +29,8 @@ export function scopeProblem(scope: string, wildcards: boolean): string | undefi
  *
  * @example
  * ```ts
+ * import { scopeGrants } from 'keywarden'
+ *
  * scopeGrants('data:*', 'data:read', true) // true
  * scopeGrants('data:*', 'data', true) // false
  * scopeGrants('*', 'admin', false) // false: without wildcards `*` is an ordinary character

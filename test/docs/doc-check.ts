@@ -4,14 +4,19 @@
  * It reads markdown with a small line-based scanner (fenced blocks, headings, links), type-checks every
  * ```ts / ```js block with one TypeScript Program over all of them, and checks json, sql and sh blocks
  * and relative links without running anything. Every problem is reported as `path.md:line[:column]`
- * of the markdown, so a failure names the page and the line to fix.
+ * of the markdown, so a failure names the page and the line to fix. The fenced blocks in the TSDoc
+ * comments of src/** and adapters/** (the API reference's examples) are checked the same way, in the
+ * same Program, and reported as `src/file.ts:line:column` of the source.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, posix, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import ts from 'typescript'
 
-/** A markdown page to check: its path relative to the repository root (forward slashes) and its text. */
+/**
+ * A markdown page to check: its path relative to the repository root (forward slashes) and its text.
+ * A TypeScript source whose TSDoc comments are checked has the same shape.
+ */
 export interface MarkdownPage {
   path: string
   text: string
@@ -593,6 +598,11 @@ function checkCommand(words: string[], facts: ProjectFacts): string[] {
 export interface SnippetSource {
   page: MarkdownPage
   block: CodeBlock
+  /**
+   * For a TSDoc example: the absolute folder of its source file, which relative imports (`./derive.js`)
+   * resolve from, so an example of an internal helper can import it the way its neighbours do.
+   */
+  importsFrom?: string
 }
 
 /**
@@ -603,6 +613,7 @@ export interface SnippetSource {
 export function checkCodeBlocks(snippets: SnippetSource[], options: { root: string; outDir: string; tsconfigPath: string; globalsPath: string }): Problem[] {
   const byFile = new Map<string, SnippetSource>()
   const contents = new Map<string, string>()
+  const importsFrom = new Map<string, string>()
   for (const snippet of snippets) {
     const ext = JAVASCRIPT_LANGS.has(snippet.block.lang) ? 'js' : 'ts'
     const file = resolve(options.outDir, `${snippet.page.path.replace(/\//g, '__')}-L${snippet.block.startLine}.${ext}`)
@@ -610,6 +621,7 @@ export function checkCodeBlocks(snippets: SnippetSource[], options: { root: stri
     // The appended line keeps the block's own line numbers.
     contents.set(file, `${snippet.block.code}\nexport {}\n`)
     byFile.set(file, snippet)
+    if (snippet.importsFrom !== undefined) importsFrom.set(file, snippet.importsFrom)
   }
   // The compiler reads the snippets from memory, so concurrent runs cannot disturb each other; the copies
   // on disk are for people: open one in an editor, or run `npx tsc -p <outDir>` (JS blocks then also show
@@ -641,6 +653,17 @@ export function checkCodeBlocks(snippets: SnippetSource[], options: { root: stri
   host.getSourceFile = (file, languageVersion, onError, shouldCreate) => {
     const text = contents.get(resolve(file))
     return text === undefined ? getSourceFile.call(host, file, languageVersion, onError, shouldCreate) : ts.createSourceFile(file, text, languageVersion, true)
+  }
+  // Module resolution as usual, except that a TSDoc example's relative imports start from its source file.
+  const resolutionCache = ts.createModuleResolutionCache(host.getCurrentDirectory(), host.getCanonicalFileName, config.options)
+  host.resolveModuleNameLiterals = (literals, containingFile, redirected, compilerOptions, containingSourceFile) => {
+    const from = importsFrom.get(resolve(containingFile))
+    return literals.map((literal) => {
+      const relativeImport = literal.text.startsWith('./') || literal.text.startsWith('../')
+      const base = from !== undefined && relativeImport ? join(from, '__example__.ts') : containingFile
+      const mode = ts.getModeForUsageLocation(containingSourceFile, literal, compilerOptions)
+      return ts.resolveModuleName(literal.text, base, compilerOptions, host, resolutionCache, redirected, mode)
+    })
   }
   const program = ts.createProgram({ rootNames: [options.globalsPath, ...byFile.keys()], options: config.options, host })
 
@@ -679,6 +702,110 @@ export function checkCodeBlocks(snippets: SnippetSource[], options: { root: stri
 }
 
 // ---------------------------------------------------------------------------------------------------
+// TSDoc comments in the sources
+
+/**
+ * Every `/** ... *\/` comment of a TypeScript file (the ones TSDoc and typedoc read), as ranges of the
+ * text. Found with the parser's own comment scan around every token, so a `/**` inside a string, a
+ * template or a regular expression is not taken for a comment.
+ */
+export function jsDocCommentRanges(source: ts.SourceFile): ts.TextRange[] {
+  const text = source.text
+  const ranges = new Map<number, number>()
+  const collect = (found: ts.CommentRange[] | undefined): void => {
+    for (const range of found ?? []) {
+      if (range.kind === ts.SyntaxKind.MultiLineCommentTrivia && text.startsWith('/**', range.pos) && !text.startsWith('/**/', range.pos)) ranges.set(range.pos, range.end)
+    }
+  }
+  const visit = (node: ts.Node): void => {
+    // Leading: the comments before the token on earlier lines; trailing: those after it on its line.
+    collect(ts.getLeadingCommentRanges(text, node.pos))
+    collect(ts.getTrailingCommentRanges(text, node.end))
+    for (const child of node.getChildren(source)) visit(child)
+  }
+  visit(source)
+  return [...ranges].sort(([a], [b]) => a - b).map(([pos, end]) => ({ pos, end }))
+}
+
+/** One TSDoc comment as markdown: `lines[i]` is line `firstLine + i` (1-based) of the source file. */
+export interface TsdocComment {
+  firstLine: number
+  lines: string[]
+}
+
+/**
+ * The TSDoc comments of a TypeScript file as markdown with the file's own columns: `/**` and `*\/` are
+ * removed and the leading `*` of a comment line becomes a space, so a ` * ```ts` fence is a fence indented
+ * by its column, and parseMarkdown strips that indentation from the block's lines.
+ */
+export function tsdocComments(path: string, text: string): TsdocComment[] {
+  const source = ts.createSourceFile(path, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS)
+  return jsDocCommentRanges(source).map(({ pos, end }) => {
+    const first = source.getLineAndCharacterOfPosition(pos)
+    const lines = text
+      .slice(pos + 3, end - 2)
+      .split(/\r?\n/)
+      .map((raw, index) => (index === 0 ? ' '.repeat(first.character + 3) + raw : raw.replace(/^(\s*)\*/, '$1 ')))
+    return { firstLine: first.line + 1, lines }
+  })
+}
+
+/** The TSDoc comments of a TypeScript file as one markdown text with the file's lines (code lines blank). */
+export function tsdocMarkdown(path: string, text: string, comments = tsdocComments(path, text)): string {
+  const out = text.split(/\r?\n/).map(() => '')
+  for (const comment of comments) comment.lines.forEach((line, index) => (out[comment.firstLine - 1 + index] = line))
+  return out.join('\n')
+}
+
+/** The fenced code blocks in the TSDoc comments of a TypeScript file, at its lines and columns. */
+export function tsdocBlocks(path: string, text: string): CodeBlock[] {
+  return parseMarkdown(tsdocMarkdown(path, text)).blocks
+}
+
+/**
+ * An `@example` with no ```ts or ```js block: typedoc would render its text as code, but the checker
+ * only type-checks fenced blocks, so such an example could rot unseen.
+ */
+export function checkTsdocExamples(source: MarkdownPage, comments = tsdocComments(source.path, source.text)): Problem[] {
+  const problems: Problem[] = []
+  for (const comment of comments) {
+    const { blocks } = parseMarkdown(comment.lines.join('\n'))
+    // Lines (1-based, within the comment) from each opening fence to its closing one: no tags there.
+    const code = new Set<number>()
+    for (const block of blocks) {
+      const last = block.closed ? block.startLine + block.code.split('\n').length : comment.lines.length
+      for (let line = block.fenceLine; line <= last; line++) code.add(line)
+    }
+    const tags = comment.lines.flatMap((line, index) => {
+      const tag = /^\s*@(\w+)/.exec(line)
+      return tag && !code.has(index + 1) ? [{ name: tag[1]!, line: index + 1 }] : []
+    })
+    tags.forEach((tag, i) => {
+      if (tag.name !== 'example') return
+      const next = tags[i + 1]?.line ?? comment.lines.length + 1
+      const checked = blocks.some((b) => b.fenceLine > tag.line && b.fenceLine < next && (TYPESCRIPT_LANGS.has(b.lang) || JAVASCRIPT_LANGS.has(b.lang)))
+      if (!checked) {
+        problems.push({ path: source.path, line: comment.firstLine + tag.line - 1, message: '@example without a ```ts or ```js block: typedoc renders the text as code, but only fenced ts/js blocks are type-checked' })
+      }
+    })
+  }
+  return problems
+}
+
+/** The TypeScript files whose TSDoc comments the API reference is built from: src/** and adapters/**, relative to the root, sorted. */
+export function documentedSources(root: string): string[] {
+  const files: string[] = []
+  for (const dir of ['src', 'adapters']) {
+    if (!existsSync(join(root, dir))) continue
+    for (const entry of readdirSync(join(root, dir), { recursive: true, encoding: 'utf8' })) {
+      const path = `${dir}/${entry.split('\\').join('/')}`
+      if (path.endsWith('.ts') && statSync(join(root, path)).isFile()) files.push(path)
+    }
+  }
+  return files.sort()
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Whole run
 
 /** README.md and docs/**\/*.md except generated docs/api/**, relative to the root, sorted. */
@@ -695,8 +822,16 @@ export function documentationPages(root: string): string[] {
   return pages.sort()
 }
 
-/** Checks the given pages; returns the problems of each page, plus setup problems under ''. */
-export function checkPages(pages: MarkdownPage[], options: { root: string; outDir: string; tsconfigPath: string; globalsPath: string }): Map<string, Problem[]> {
+/**
+ * Checks the given markdown pages and the code blocks in the TSDoc comments of the given TypeScript
+ * sources (same block rules, no link checks: typedoc validates `{@link}`), with one Program for every
+ * ts/js block of both; returns the problems of each page and source, plus setup problems under ''.
+ */
+export function checkPages(
+  pages: MarkdownPage[],
+  options: { root: string; outDir: string; tsconfigPath: string; globalsPath: string },
+  sources: MarkdownPage[] = [],
+): Map<string, Problem[]> {
   const facts = readProjectFacts(options.root)
   const parsed = new Map(pages.map((page) => [page.path, parseMarkdown(page.text)]))
   const anchorCache = new Map<string, Set<string> | undefined>()
@@ -718,6 +853,13 @@ export function checkPages(pages: MarkdownPage[], options: { root: string; outDi
     const { blocks, links } = parsed.get(page.path)!
     results.set(page.path, [...checkOtherBlocks(page, blocks, facts), ...checkLinks(page, links, context)])
     for (const block of blocks) if (TYPESCRIPT_LANGS.has(block.lang) || JAVASCRIPT_LANGS.has(block.lang)) snippets.push({ page, block })
+  }
+  for (const source of sources) {
+    const comments = tsdocComments(source.path, source.text)
+    const { blocks } = parseMarkdown(tsdocMarkdown(source.path, source.text, comments))
+    results.set(source.path, [...checkOtherBlocks(source, blocks, facts), ...checkTsdocExamples(source, comments)])
+    const importsFrom = join(options.root, dirname(source.path))
+    for (const block of blocks) if (TYPESCRIPT_LANGS.has(block.lang) || JAVASCRIPT_LANGS.has(block.lang)) snippets.push({ page: source, block, importsFrom })
   }
   for (const problem of checkCodeBlocks(snippets, options)) results.get(problem.path)!.push(problem)
   for (const problems of results.values()) problems.sort((a, b) => a.line - b.line || (a.column ?? 0) - (b.column ?? 0))
