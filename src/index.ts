@@ -21,6 +21,7 @@ export type {
   ExpiringInput,
   ExpiringKeys,
   IssuedKey,
+  RotatedKey,
   KeyPage,
   ListKeysInput,
   NotifyExpiringInput,

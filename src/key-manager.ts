@@ -16,6 +16,7 @@ import type {
   ExpiringInput,
   ExpiringKeys,
   IssuedKey,
+  RotatedKey,
   KeyPage,
   ListKeysInput,
   NotifyExpiringInput,
@@ -482,7 +483,8 @@ export class KeyManager {
   /**
    * Replaces a key's secret. The key ID and every setting stay; a new token is returned. The old secret
    * keeps working until `gracePeriod` ends (exclusive; default 0: it stops at once). At most one old
-   * secret is alive: rotating again ends the previous grace period.
+   * secret is alive: rotating again ends the previous grace period. The result says until when the
+   * old secret works (`previousSecretValidUntil`, `null` without a grace period).
    *
    * @throws {@link KeyNotFoundError}, {@link KeyRevokedError}, {@link ValidationError}, {@link StoreError}.
    * @example
@@ -490,7 +492,7 @@ export class KeyManager {
    * const { token } = await keys.rotate(keyId, { gracePeriod: '24h' })
    * ```
    */
-  async rotate(id: string, options: RotateOptions = {}): Promise<IssuedKey> {
+  async rotate(id: string, options: RotateOptions = {}): Promise<RotatedKey> {
     checkId(id)
     const { gracePeriod, idempotencyKey } = parseInput(this.schemas.rotate, options)
     // An idempotent rotation's secret is derived from the key and the hash it replaces, so a retry can
@@ -523,7 +525,8 @@ export class KeyManager {
     const key = this.publicKey(after)
     const previousSecretValidUntil = gracePeriod > 0 && after.previousHashExpiresAt !== null ? new Date(after.previousHashExpiresAt) : null
     if (changed) this.emit({ type: 'rotated', at: key.updatedAt, key, previousSecretValidUntil })
-    return { key, token: formatToken({ prefix: this.options.prefix, environment: after.environment, keyId: after.id, secret }) }
+    const token = formatToken({ prefix: this.options.prefix, environment: after.environment, keyId: after.id, secret })
+    return { key, token, previousSecretValidUntil }
   }
 
   /**

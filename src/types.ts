@@ -216,6 +216,21 @@ export interface IssuedKey {
 }
 
 /**
+ * What {@link KeyManager.rotate} returns: the new token, and until when the replaced one still works,
+ * so a settings page can tell its user how long they have to deploy the new token.
+ *
+ * @example
+ * ```ts
+ * const { token, previousSecretValidUntil } = await keys.rotate(keyId, { gracePeriod: '24h' })
+ * console.log(`The old token works until ${previousSecretValidUntil?.toISOString() ?? 'now: it stopped at once'}`)
+ * ```
+ */
+export interface RotatedKey extends IssuedKey {
+  /** When the replaced secret stops working (exclusive); `null` when it stopped at once (no grace period). */
+  readonly previousSecretValidUntil: Date | null
+}
+
+/**
  * Options of {@link KeyManager.rotate}.
  *
  * @example

@@ -149,6 +149,7 @@ describe('idempotent rotate', () => {
     const first = await keys.rotate(key.id, { idempotencyKey: IDEMPOTENCY_KEY })
     const second = await keys.rotate(key.id, { idempotencyKey: IDEMPOTENCY_KEY })
     expect(second.token).toBe(first.token)
+    expect(second.previousSecretValidUntil).toBeNull()
     expect(events).toHaveLength(1)
     expect(await keys.verify(first.token)).toMatchObject({ valid: true })
     // Without a grace period the replaced secret stops at once, even though its hash is kept.
@@ -160,9 +161,11 @@ describe('idempotent rotate', () => {
     const { keys, time } = setup({ store })
     const { key, token: original } = await keys.create({ name: 'CI', environment: 'live' })
     lose.update = 1
+    const graceEnd = new Date(time.now + 3_600_000)
     expect(await rejectionOf(keys.rotate(key.id, { gracePeriod: '1h', idempotencyKey: IDEMPOTENCY_KEY }))).toBeInstanceOf(StoreError)
     time.advance(60_000)
     const retried = await keys.rotate(key.id, { gracePeriod: '1h', idempotencyKey: IDEMPOTENCY_KEY })
+    expect(retried.previousSecretValidUntil).toEqual(graceEnd) // the first rotation's, not a minute later
     expect(await keys.verify(retried.token)).toMatchObject({ valid: true })
     expect(await keys.verify(original)).toMatchObject({ valid: true }) // still in the first rotation's grace
     time.advance(3_600_000 - 60_000)

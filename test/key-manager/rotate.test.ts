@@ -10,6 +10,7 @@ describe('rotate', () => {
     const rotated = await keys.rotate(key.id)
     expect(rotated.key).toEqual({ ...key, start: rotated.token.split('_')[3]!.slice(0, 4), updatedAt: new Date(time.now) })
     expect(rotated.token).not.toBe(token)
+    expect(rotated.previousSecretValidUntil).toBeNull()
     expect(keys.parseToken(rotated.token)).toEqual({ prefix: 'acme', environment: 'live', keyId: key.id })
     expect(await keys.verify(token)).toMatchObject({ valid: false, reason: 'wrong_secret' })
     expect((await keys.verify(rotated.token)).valid).toBe(true)
@@ -20,6 +21,7 @@ describe('rotate', () => {
     const { key, token } = await keys.create({ name: 'x', environment: 'live' })
     const rotated = await keys.rotate(key.id, { gracePeriod: '1h' })
     const graceEnd = time.now + 3_600_000
+    expect(rotated.previousSecretValidUntil).toEqual(new Date(graceEnd))
     time.set(graceEnd - 1)
     expect((await keys.verify(token)).valid).toBe(true)
     expect((await keys.verify(rotated.token)).valid).toBe(true)
