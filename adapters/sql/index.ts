@@ -28,6 +28,7 @@
  */
 export { PostgresStore, type PgPool, type PgQueryable, type PostgresStoreOptions } from './postgres-store.js'
 export { MySqlStore, type MySqlConnection, type MySqlPool, type MySqlStoreOptions } from './mysql-store.js'
+export { withQueryTimeout } from './mysql-timeout.js'
 export { SqliteStore, type SqliteDatabase, type SqliteStatement, type SqliteStoreOptions } from './sqlite-store.js'
 export { SqlStore, DEFAULT_TABLE } from './sql-store.js'
 export {

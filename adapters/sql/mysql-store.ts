@@ -1,5 +1,6 @@
 import { importDriver } from '../driver.js'
 import { mysqlDialect } from './dialects/mysql.js'
+import { checkTimeoutMs, withQueryTimeout } from './mysql-timeout.js'
 import { SqlStore, invalidClient, resolveTable, serialized, transact, type SqlDriver, type SqlResult, type SqlRow, type SqlStatement } from './sql-store.js'
 
 /**
@@ -76,6 +77,9 @@ export interface MySqlStoreOptions {
   readonly table?: string
 }
 
+/** The time limits {@link MySqlStore.connect} sets unless given others, in milliseconds. */
+const MYSQL_TIMEOUTS = { connectTimeout: 5_000, queryTimeout: 5_000 } as const
+
 /**
  * A `KeyStore` in MySQL (5.7 or later) or MariaDB (10.3 or later; tested with 10.11) through
  * `mysql2`. Quota inserts serialise per owner by locking a row of the companion table
@@ -107,6 +111,10 @@ export class MySqlStore extends SqlStore {
   /**
    * Creates a `mysql2/promise` pool (importing `mysql2`, which must be installed) and a store that owns
    * it: `close()` ends the pool. Without `mysql2` installed this throws a `ConfigError` saying what to install.
+   * Unless told otherwise, connecting and each statement are limited to 5 s: `connectTimeout` (mysql2's
+   * option, in the pool config or the URL's query string) and `queryTimeout` (milliseconds, or `false` for
+   * no limit), which wraps the pool with {@link withQueryTimeout}. An invalid `queryTimeout` or `table`
+   * throws a `ConfigError`.
    *
    * @example
    * ```ts
@@ -114,14 +122,40 @@ export class MySqlStore extends SqlStore {
    *
    * const store = await MySqlStore.connect('mysql://root@127.0.0.1:3306/app')
    * await store.migrate()
+   *
+   * // Longer limits: connectTimeout goes to mysql2, queryTimeout (or false) to the store.
+   * const reporting = await MySqlStore.connect({ uri: process.env.DATABASE_URL, connectTimeout: 10_000 }, { queryTimeout: 30_000 })
    * ```
    */
-  static async connect(connection: string | Record<string, unknown>, options: { table?: string } = {}): Promise<MySqlStore> {
+  static async connect(connection: string | Record<string, unknown>, options: { table?: string; queryTimeout?: number | false } = {}): Promise<MySqlStore> {
+    const { queryTimeout = MYSQL_TIMEOUTS.queryTimeout, ...storeOptions } = options ?? {}
+    if (queryTimeout !== false) checkTimeoutMs(queryTimeout, 'queryTimeout', ', or false for no limit')
+    const table = resolveTable(storeOptions.table)
     const mysql = (await importDriver('mysql2/promise', 'mysql2', 'MySqlStore.connect')) as {
-      createPool(config: string | object): MySqlPool & { end(): Promise<void> }
+      createPool(config: object): MySqlPool & { end(): Promise<void> }
     }
-    const pool = mysql.createPool(connection)
-    return new MySqlStore({ pool, ...options }).ownClient(() => pool.end())
+    // mysql2 has no query timeout of its own: on a stalled link every call would hang until TCP gives
+    // up. Options given in an object (or the URL's query string) take precedence.
+    const pool = mysql.createPool(poolConfig(connection))
+    const client = queryTimeout === false ? pool : withQueryTimeout(pool, queryTimeout)
+    return new MySqlStore({ pool: client, table }).ownClient(() => pool.end())
+  }
+}
+
+/** The pool config of {@link MySqlStore.connect}: `connectTimeout` 5 s unless `connection` sets it. */
+function poolConfig(connection: string | Record<string, unknown>): Record<string, unknown> {
+  const config = typeof connection === 'string' ? { uri: connection } : connection
+  // mysql2 lets options set in the object win over the URL's, so a `?connectTimeout=` must be left alone.
+  if (urlSetsConnectTimeout(config.uri)) return { ...config }
+  return { connectTimeout: MYSQL_TIMEOUTS.connectTimeout, ...config }
+}
+
+function urlSetsConnectTimeout(uri: unknown): boolean {
+  if (typeof uri !== 'string') return false
+  try {
+    return new URL(uri).searchParams.has('connectTimeout')
+  } catch {
+    return false // mysql2 reports the malformed URL
   }
 }
 

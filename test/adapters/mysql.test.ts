@@ -1,7 +1,7 @@
 import mysqlCallbacks from 'mysql2'
 import mysql from 'mysql2/promise'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { MySqlStore } from '../../adapters/sql/index.js'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { MySqlStore, withQueryTimeout } from '../../adapters/sql/index.js'
 import { describeKeyStore } from '../conformance/describe-key-store.js'
 import { makeRecord, makeRichRecord } from '../conformance/records.js'
 import { mariadbGate } from '../support/gates.js'
@@ -279,5 +279,93 @@ describe('MySqlStore with a pool (no server needed)', () => {
     })
     await expectStoreError(store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', limit: 1 }), 'insert')
     expect(done).toEqual(['destroy'])
+  })
+})
+
+describe('withQueryTimeout (no server needed)', () => {
+  afterEach(() => vi.useRealTimers())
+
+  /** A mysql2 pool stand-in: `answer(sql)` runs for every statement (BEGIN, COMMIT, ROLLBACK included). */
+  function fakePool(answer: (sql: string) => Promise<void> | void) {
+    const done: string[] = []
+    const statement = async (sql: string): Promise<[unknown, unknown]> => {
+      await answer(sql)
+      return [sql.startsWith('SELECT COUNT') ? [{ n: 0 }] : sql.startsWith('SELECT') ? [] : { affectedRows: 1 }, undefined]
+    }
+    const pool = {
+      getConnection: async () => ({
+        execute: statement,
+        beginTransaction: async () => void (await answer('BEGIN')),
+        commit: async () => void (await answer('COMMIT')),
+        rollback: async () => void (await answer('ROLLBACK')),
+        release: () => void done.push('release'),
+        destroy: () => void done.push('destroy'),
+      }),
+    }
+    return { store: new MySqlStore({ pool: withQueryTimeout(pool, 100) }), done }
+  }
+  const never = () => new Promise<void>(() => undefined)
+
+  it('throws ConfigError naming timeoutMs or pool', async () => {
+    const pool = { getConnection: async () => expect.fail('no I/O') }
+    for (const timeoutMs of [0, -5, 2.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, '100', null, undefined]) {
+      expectConfigError(() => withQueryTimeout(pool, timeoutMs as never), 'timeoutMs')
+    }
+    expect(withQueryTimeout(pool, 2 ** 31 - 1).getConnection).toBeTypeOf('function')
+    for (const client of [undefined, null, {}, { execute: async () => [[], []], beginTransaction: async () => undefined }]) {
+      expectConfigError(() => withQueryTimeout(client as never, 100), 'pool')
+    }
+    const callbacks = mysqlCallbacks.createPool(SERVICES.mariadb) // no connection until used
+    try {
+      expect(() => withQueryTimeout(callbacks as never, 100)).toThrow(/\.promise\(\)/)
+    } finally {
+      await new Promise((resolve) => callbacks.end(resolve))
+    }
+  })
+
+  it('fails a statement that takes too long without its values, and destroys its connection', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const { store, done } = fakePool((sql) => (sql.startsWith('SELECT') ? never() : undefined))
+    const read = expectStoreError(store.get('secret-id-value'), 'get', ['secret-id-value'])
+    await vi.advanceTimersByTimeAsync(99)
+    expect(done).toEqual([])
+    await vi.advanceTimersByTimeAsync(1)
+    const error = await read
+    expect(error.cause).toMatchObject({ code: 'PROTOCOL_SEQUENCE_TIMEOUT', message: 'The statement took longer than 100 ms' })
+    expect(done).toEqual(['destroy'])
+  })
+
+  it('destroys a connection whose COMMIT times out once, never releasing it', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const { store, done } = fakePool((sql) => (sql === 'COMMIT' ? never() : undefined))
+    const insert = expectStoreError(store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', limit: 1 }), 'insert')
+    await vi.advanceTimersByTimeAsync(100)
+    await insert
+    // The autocommit lock-row insert released its connection; the transaction's was destroyed.
+    expect(done).toEqual(['release', 'destroy'])
+  })
+
+  it('destroys a connection whose link broke, and releases one after an ordinary error', async () => {
+    const reset = fakePool(() => {
+      throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })
+    })
+    await expectStoreError(reset.store.get('x'), 'get')
+    expect(reset.done).toEqual(['destroy'])
+
+    const fatal = fakePool(() => {
+      throw Object.assign(new Error('Connection lost: The server closed the connection.'), { fatal: true })
+    })
+    await expectStoreError(fatal.store.get('x'), 'get')
+    expect(fatal.done).toEqual(['destroy'])
+
+    const missing = fakePool(() => {
+      throw Object.assign(new Error("Table 'keywarden_keys' doesn't exist"), { errno: 1146, code: 'ER_NO_SUCH_TABLE' })
+    })
+    await expectStoreError(missing.store.get('x'), 'get')
+    expect(missing.done).toEqual(['release'])
+
+    const fine = fakePool(() => undefined)
+    expect(await fine.store.get('x')).toBeNull()
+    expect(fine.done).toEqual(['release'])
   })
 })

@@ -1,6 +1,6 @@
 /**
  * The client settings of the helpers that create their own client (`RedisStore.connect`,
- * `PostgresStore.connect`, `SqliteStore.open`), proved on a faulty link or a held lock. The clients'
+ * `PostgresStore.connect`, `MySqlStore.connect`, `SqliteStore.open`), proved on a faulty link or a held lock. The clients'
  * timers are faked where the limit is seconds long; the network and the servers are real.
  */
 import { randomUUID } from 'node:crypto'
@@ -9,10 +9,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import { Redis } from 'ioredis'
+import mysql from 'mysql2/promise'
 import pg from 'pg'
 import { RedisStore } from '../../adapters/redis/index.js'
-import { PostgresStore, SqliteStore } from '../../adapters/sql/index.js'
-import { KeyManager, StoreError, type KeyStore } from '../../src/index.js'
+import { MySqlStore, PostgresStore, SqliteStore } from '../../adapters/sql/index.js'
+import { ConfigError, KeyManager, StoreError, type KeyStore } from '../../src/index.js'
 import { SERVICES, uniqueSuffix } from '../support/services.js'
 import { Database } from '../support/sqlite.js'
 import { TcpProxy } from '../support/tcp-proxy.js'
@@ -133,6 +134,119 @@ describe.skipIf(!postgres.available)('PostgresStore.connect', () => {
     expect(ms).toBeGreaterThanOrEqual(190)
     expect(ms).toBeLessThan(2_000)
   })
+})
+
+const mariadb = await NETWORK_BACKENDS.mariadb.gate()
+describe.skipIf(!mariadb.available)('MySqlStore.connect', () => {
+  /** A store made by `MySqlStore.connect` through `proxy`: from a URL when `config` is null, else from a pool config. */
+  async function connectThrough(proxy: TcpProxy, config: Record<string, unknown> | null, options: { queryTimeout?: number | false } = {}) {
+    const { user, password, database } = SERVICES.mariadb
+    const table = `kwf_${uniqueSuffix()}`
+    const admin = mysql.createPool({ ...SERVICES.mariadb, connectionLimit: 1 })
+    await new MySqlStore({ pool: admin, table }).migrate()
+    const url = `mysql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${proxy.port}/${database}`
+    const store =
+      config === null
+        ? await MySqlStore.connect(url, { table, ...options })
+        : await MySqlStore.connect({ ...SERVICES.mariadb, host: '127.0.0.1', port: proxy.port, ...config }, { table, ...options })
+    cleanup.push(async () => {
+      await store.close()
+      await admin.query(`DROP TABLE IF EXISTS \`${table}\`, \`${table}_locks\``)
+      await admin.end()
+    })
+    return store
+  }
+
+  it('limits each statement to 5 s', async () => {
+    const proxy = await TcpProxy.start(SERVICES.mariadb)
+    cleanup.push(() => proxy.close())
+    const store = await connectThrough(proxy, null)
+    const keys = manager(store)
+    const { key, token } = await keys.create({ name: 'x', environment: 'live' })
+
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    proxy.stall()
+    const read = track(keys.get(key.id)) // on the pool's idle connection
+    await proxy.nextHeld('request')
+    await vi.advanceTimersByTimeAsync(4_990)
+    expect(read.status).toBe('pending')
+    await vi.advanceTimersByTimeAsync(20)
+    expect(read.error).toBeInstanceOf(StoreError)
+    expect((read.error as StoreError).cause).toMatchObject({ code: 'PROTOCOL_SEQUENCE_TIMEOUT' })
+    expect(String((read.error as StoreError).cause)).not.toContain(key.id) // no parameter values
+    vi.useRealTimers()
+
+    // The timed-out connection was destroyed, not pooled again: the next call opens a fresh one.
+    await proxy.restore()
+    expect((await keys.verify(token)).valid).toBe(true)
+  })
+
+  it('keeps the time limits given: queryTimeout in the options, connectTimeout in the pool config', async () => {
+    const proxy = await TcpProxy.start(SERVICES.mariadb)
+    cleanup.push(() => proxy.close())
+    const store = await connectThrough(proxy, { connectTimeout: 300 }, { queryTimeout: 300 })
+    await store.get('warm-up')
+    proxy.stall()
+    const read = await failure(() => store.get('nothing'))
+    expect(read.error).toBeInstanceOf(StoreError)
+    expect(read.ms).toBeGreaterThanOrEqual(290)
+    expect(read.ms).toBeLessThan(2_000)
+    const again = await failure(() => store.get('nothing')) // a new connection, whose handshake stalls
+    expect(again.error).toBeInstanceOf(StoreError)
+    expect(again.ms).toBeGreaterThanOrEqual(290)
+    expect(again.ms).toBeLessThan(2_000)
+    await proxy.restore()
+    expect(await store.get('nothing')).toBeNull()
+  })
+
+  it('leaves statements unbounded with queryTimeout: false', async () => {
+    const proxy = await TcpProxy.start(SERVICES.mariadb)
+    cleanup.push(() => proxy.close())
+    const store = await connectThrough(proxy, null, { queryTimeout: false })
+    await store.get('warm-up')
+
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    proxy.stall()
+    const read = track(store.get('nothing'))
+    await proxy.nextHeld('request')
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(read.status).toBe('pending')
+    vi.useRealTimers()
+
+    await proxy.restore() // the held statement reaches the server and is answered
+    await vi.waitFor(() => expect(read.status).toBe('resolved'))
+  })
+})
+
+describe('MySqlStore.connect options', () => {
+  // mysql2 arms its connect timer through node:timers, which fake timers do not replace: the default is
+  // read from the configuration mysql2 ends up with (createPool opens no connection), and the given
+  // limit is proved on a stalled handshake above.
+  it('sets connectTimeout to 5 s unless the pool config or the URL sets it', async () => {
+    const createPool = vi.spyOn(mysql, 'createPool')
+    cleanup.push(() => createPool.mockRestore())
+    const connectTimeout = async (...args: Parameters<typeof MySqlStore.connect>) => {
+      const store = await MySqlStore.connect(...args)
+      const pool = createPool.mock.results.at(-1)?.value as { pool: { config: { connectionConfig: { connectTimeout: number } } } }
+      await store.close()
+      return pool.pool.config.connectionConfig.connectTimeout
+    }
+    expect(await connectTimeout('mysql://root@127.0.0.1:1/app')).toBe(5_000)
+    expect(await connectTimeout({ host: '127.0.0.1', port: 1 })).toBe(5_000)
+    expect(await connectTimeout({ host: '127.0.0.1', port: 1, connectTimeout: 1_234 })).toBe(1_234)
+    expect(await connectTimeout('mysql://root@127.0.0.1:1/app?connectTimeout=1234')).toBe(1_234)
+    expect(await connectTimeout({ uri: 'mysql://root@127.0.0.1:1/app?connectTimeout=1234' })).toBe(1_234)
+  })
+
+  it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, '5000', true, null])(
+    'refuses queryTimeout %s with a ConfigError, before opening a pool',
+    async (queryTimeout) => {
+      // Port 1: nothing is listening, yet no connection is attempted: the options are checked first.
+      const error = await MySqlStore.connect('mysql://root@127.0.0.1:1/app', { queryTimeout: queryTimeout as never }).catch((caught: unknown) => caught)
+      expect(error).toBeInstanceOf(ConfigError)
+      expect((error as ConfigError).issues).toEqual([{ path: ['queryTimeout'], message: expect.stringContaining('or false for no limit') }])
+    },
+  )
 })
 
 // SqliteStore.open imports the project's own better-sqlite3 (12, built for Node 20); on the Node 24 CI run

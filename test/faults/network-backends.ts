@@ -9,7 +9,9 @@ import mysql from 'mysql2/promise'
 import pg from 'pg'
 import { vi } from 'vitest'
 import { RedisStore } from '../../adapters/redis/index.js'
-import { MySqlStore, PostgresStore, type MySqlConnection, type MySqlPool } from '../../adapters/sql/index.js'
+// The shipped wrapper, from the sources: at run time 'keywarden/adapters/sql' would resolve, through the
+// package's own exports, to the last build in dist/ (tsconfig paths only apply to type-checking).
+import { MySqlStore, PostgresStore, withQueryTimeout } from '../../adapters/sql/index.js'
 import type { KeyStore } from '../../src/index.js'
 import { mariadbGate, postgresGate, redisGate } from '../support/gates.js'
 import { SERVICES, uniqueSuffix, type ServiceGate } from '../support/services.js'
@@ -125,59 +127,6 @@ const postgres: NetworkBackend = {
       },
     }
   },
-}
-
-/**
- * A mysql2 promise pool whose every statement has a client-side time limit. mysql2 has no pool-wide
- * query timeout, and its per-query `timeout` option neither covers the PREPARE that `execute` sends
- * first on a connection nor frees the connection (later statements on it wait without a timer). So
- * the limit is kept here, and a connection whose statement timed out or lost its link is destroyed
- * rather than handed back to the pool.
- */
-export function withQueryTimeout(pool: mysql.Pool, timeoutMs: number): MySqlPool {
-  const limit = <T>(connection: mysql.PoolConnection, statement: () => Promise<T>): Promise<T> =>
-    new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        connection.destroy()
-        reject(Object.assign(new Error(`The statement took longer than ${timeoutMs} ms`), { code: 'PROTOCOL_SEQUENCE_TIMEOUT' }))
-      }, timeoutMs)
-      statement().then(
-        (value) => {
-          clearTimeout(timer)
-          resolve(value)
-        },
-        (error: unknown) => {
-          clearTimeout(timer)
-          if (isConnectionLevel(error)) connection.destroy()
-          reject(error)
-        },
-      )
-    })
-  const wrap = (connection: mysql.PoolConnection): MySqlConnection & { release(): void; destroy(): void } => ({
-    execute: (sql, values) => limit(connection, () => connection.execute(sql, values)),
-    beginTransaction: () => limit(connection, () => connection.beginTransaction()),
-    commit: () => limit(connection, () => connection.commit()),
-    rollback: () => limit(connection, () => connection.rollback()),
-    release: () => connection.release(),
-    destroy: () => connection.destroy(),
-  })
-  return {
-    execute: async (sql, values) => {
-      const connection = await pool.getConnection()
-      try {
-        return await limit(connection, () => connection.execute(sql, values))
-      } finally {
-        connection.release() // a no-op for a destroyed connection
-      }
-    },
-    getConnection: async () => wrap(await pool.getConnection()),
-  }
-}
-
-/** A lost connection or a protocol error: the connection's state is unknown. */
-function isConnectionLevel(error: unknown): boolean {
-  const { fatal, code } = (error ?? {}) as { fatal?: unknown; code?: unknown }
-  return fatal === true || code === 'PROTOCOL_CONNECTION_LOST' || code === 'ECONNRESET' || code === 'EPIPE'
 }
 
 const mariadb: NetworkBackend = {
