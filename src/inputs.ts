@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod/mini'
 import type { ResolvedOptions } from './options.js'
 import {
   dateSchema,
@@ -16,81 +16,90 @@ const WELL_FORMED = /^[^\p{Cs}]*$/u
 
 const nameSchema = z
   .string()
-  .min(1)
-  .max(200)
-  .regex(/\S/, 'must not be blank')
-  .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters')
-  .regex(WELL_FORMED, 'must not contain unpaired surrogate characters')
+  .check(
+    z.minLength(1),
+    z.maxLength(200),
+    z.regex(/\S/, 'must not be blank'),
+    z.regex(/^[^\p{Cc}]*$/u, 'must not contain control characters'),
+    z.regex(WELL_FORMED, 'must not contain unpaired surrogate characters'),
+  )
 
 const descriptionSchema = z
   .string()
-  .max(1000)
-  .regex(/^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$/, 'must not contain control characters other than tab and line breaks')
-  .regex(WELL_FORMED, 'must not contain unpaired surrogate characters')
+  .check(
+    z.maxLength(1000),
+    z.regex(/^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$/, 'must not contain control characters other than tab and line breaks'),
+    z.regex(WELL_FORMED, 'must not contain unpaired surrogate characters'),
+  )
 
-function uniqueList<T extends z.ZodType<string>>(item: T, what: string) {
-  return z.array(item).max(256).refine((list) => new Set(list).size === list.length, `must not repeat a ${what}`)
+/** A list refinement: no item appears twice. */
+function unique(what: string) {
+  return z.refine<string[]>((list) => new Set(list).size === list.length, `must not repeat a ${what}`)
+}
+
+function uniqueList<T extends z.ZodMiniType<string>>(item: T, what: string) {
+  return z.array(item).check(z.maxLength(256), unique(what))
 }
 
 /** The zod schemas for one KeyManager's inputs (they depend on its environments, roles and groups). */
 export function inputSchemas(options: ResolvedOptions) {
-  const scopes = scopeListSchema(options.scopeWildcards).refine((list) => new Set(list).size === list.length, 'must not repeat a scope')
-  const roles = uniqueList(roleNameSchema.refine((role) => Object.hasOwn(options.roles, role), 'names a role that is not configured'), 'role')
-  const groups = uniqueList(roleNameSchema.refine((group) => Object.hasOwn(options.groups, group), 'names a group that is not configured'), 'group')
+  const scopes = scopeListSchema(options.scopeWildcards).check(unique('scope'))
+  const roles = uniqueList(roleNameSchema.check(z.refine((role: string) => Object.hasOwn(options.roles, role), 'names a role that is not configured')), 'role')
+  const groups = uniqueList(roleNameSchema.check(z.refine((group: string) => Object.hasOwn(options.groups, group), 'names a group that is not configured')), 'group')
   const environment = z.enum(options.environments as [string, ...string[]])
   const filters = {
-    ownerId: identifierSchema.optional(),
-    tenantId: identifierSchema.optional(),
-    environment: environment.optional(),
-    type: typeSchema.optional(),
+    ownerId: z.optional(identifierSchema),
+    tenantId: z.optional(identifierSchema),
+    environment: z.optional(environment),
+    type: z.optional(typeSchema),
   }
   const page = (defaultLimit: number) => ({
-    limit: z.number().int().min(1).max(1000).default(defaultLimit),
-    cursor: z.string().max(512).nullable().optional(),
+    limit: z._default(z.number().check(z.int(), z.gte(1), z.lte(1000)), defaultLimit),
+    cursor: z.nullish(z.string().check(z.maxLength(512))),
   })
 
   return {
     create: z.strictObject({
       name: nameSchema,
-      description: descriptionSchema.nullable().optional(),
-      ownerId: identifierSchema.nullable().optional(),
-      tenantId: identifierSchema.nullable().optional(),
-      environment: environment.optional(),
-      type: typeSchema.nullable().optional(),
-      scopes: scopes.optional(),
-      roles: roles.optional(),
-      groups: groups.optional(),
-      expiresIn: durationSchema.nullable().optional(),
-      expiresAt: dateSchema.nullable().optional(),
-      metadata: metadataSchema.optional(),
-      owner: z.record(z.string(), z.unknown()).optional(),
-      idempotencyKey: idempotencyKeySchema.optional(),
+      description: z.nullish(descriptionSchema),
+      ownerId: z.nullish(identifierSchema),
+      tenantId: z.nullish(identifierSchema),
+      environment: z.optional(environment),
+      type: z.nullish(typeSchema),
+      scopes: z.optional(scopes),
+      roles: z.optional(roles),
+      groups: z.optional(groups),
+      expiresIn: z.nullish(durationSchema),
+      expiresAt: z.nullish(dateSchema),
+      metadata: z.optional(metadataSchema),
+      owner: z.optional(z.record(z.string(), z.unknown())),
+      idempotencyKey: z.optional(idempotencyKeySchema),
     }),
     update: z.strictObject({
-      name: nameSchema.optional(),
-      description: descriptionSchema.nullable().optional(),
-      type: typeSchema.nullable().optional(),
-      scopes: scopes.optional(),
-      roles: roles.optional(),
-      groups: groups.optional(),
-      metadata: metadataSchema.optional(),
-      expiresIn: durationSchema.nullable().optional(),
-      expiresAt: dateSchema.nullable().optional(),
+      name: z.optional(nameSchema),
+      description: z.nullish(descriptionSchema),
+      type: z.nullish(typeSchema),
+      scopes: z.optional(scopes),
+      roles: z.optional(roles),
+      groups: z.optional(groups),
+      metadata: z.optional(metadataSchema),
+      expiresIn: z.nullish(durationSchema),
+      expiresAt: z.nullish(dateSchema),
     }),
     list: z.strictObject({
       ...filters,
-      status: z.enum(['active', 'disabled', 'expired', 'revoked']).optional(),
-      order: z.enum(['asc', 'desc']).default('asc'),
+      status: z.optional(z.enum(['active', 'disabled', 'expired', 'revoked'])),
+      order: z._default(z.enum(['asc', 'desc']), 'asc'),
       ...page(50),
     }),
     expiring: z.strictObject({
       ...filters,
-      within: durationSchema.refine((ms) => ms > 0, 'must be longer than 0'),
+      within: durationSchema.check(z.refine((ms: number) => ms > 0, 'must be longer than 0')),
       ...page(100),
     }),
     rotate: z.strictObject({
-      gracePeriod: durationSchema.default(0),
-      idempotencyKey: idempotencyKeySchema.optional(),
+      gracePeriod: z._default(durationSchema, 0),
+      idempotencyKey: z.optional(idempotencyKeySchema),
     }),
   }
 }

@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod/mini'
 import { ConfigError } from './errors.js'
 import type { InvalidationChannel } from './cache.js'
 import { DEFAULT_PEPPER_ID, type Pepper } from './crypto/hash.js'
@@ -6,7 +6,7 @@ import type { Duration } from './policy/duration.js'
 import type { KeyStore } from './store.js'
 import { LABEL_PATTERN } from './token/format.js'
 import type { OwnerContext } from './types.js'
-import { durationSchema, roleNameSchema, scopeListSchema, toIssues } from './validation.js'
+import { durationSchema, PARSE_CONTEXT, roleNameSchema, scopeListSchema, toIssues } from './validation.js'
 
 /**
  * Facts about the key being created, passed to a function-valued `maxKeysPerOwner`.
@@ -199,100 +199,113 @@ export interface ResolvedOptions {
   readonly onListenerError: (error: unknown, eventType: string) => void
 }
 
-const labelSchema = z.string().regex(LABEL_PATTERN, 'must be 1-16 lower-case letters or digits, starting with a letter')
+const labelSchema = z.string().check(z.regex(LABEL_PATTERN, 'must be 1-16 lower-case letters or digits, starting with a letter'))
 
 
 const pepperSecretSchema = z
   .union([z.string(), z.instanceof(Uint8Array)])
   // An empty pepper is a configuration accident (an unset variable), not a choice.
-  .refine((secret) => (typeof secret === 'string' ? secret.length : secret.byteLength) > 0, 'must not be empty')
+  .check(z.refine((secret: string | Uint8Array) => (typeof secret === 'string' ? secret.length : secret.byteLength) > 0, 'must not be empty'))
 
 const pepperListSchema = z
   .array(
     z.strictObject({
-      id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, - or _'),
+      id: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, - or _')),
       secret: pepperSecretSchema,
     }),
   )
-  .min(1)
-  .refine((peppers) => new Set(peppers.map((pepper) => pepper.id)).size === peppers.length, 'pepper IDs must be unique')
+  .check(
+    z.minLength(1),
+    z.refine((peppers: { id: string }[]) => new Set(peppers.map((pepper) => pepper.id)).size === peppers.length, 'pepper IDs must be unique'),
+  )
 
 const storeSchema = z.custom<KeyStore>(
-  (store) =>
+  (store: unknown) =>
     typeof store === 'object' &&
     store !== null &&
     ['insert', 'get', 'update', 'delete', 'list', 'touch'].every((method) => typeof (store as Record<string, unknown>)[method] === 'function'),
   'must implement the KeyStore contract (insert, get, update, delete, list, touch)',
 )
 
+/** A function option: zod cannot check its signature, only that it is a function. */
+function functionSchema<T>(message: string) {
+  return z.custom<T>((value) => typeof value === 'function', message)
+}
+
 function optionsSchema(wildcards: boolean) {
   return z
     .strictObject({
       store: storeSchema,
-      prefix: labelSchema.default('kw'),
-      environments: z
-        .array(labelSchema)
-        .min(1)
-        .refine((list) => new Set(list).size === list.length, 'environments must be unique')
-        .default(['live', 'test']),
-      roles: z.record(roleNameSchema, scopeListSchema(wildcards)).default({}),
-      groups: z.record(roleNameSchema, z.array(roleNameSchema)).default({}),
-      pepper: z.union([pepperSecretSchema, pepperListSchema]).optional(),
-      expiry: z
-        .strictObject({
-          default: durationSchema.nullable().optional(),
-          max: durationSchema.nullable().default(null),
-        })
-        .default({ max: null }),
-      maxKeysPerOwner: z
-        .union([
-          z.number().refine((n) => n === Infinity || (Number.isSafeInteger(n) && n >= 0), 'must be a non-negative integer or Infinity'),
-          z.custom<(owner: OwnerContext, context: QuotaContext) => number>((value) => typeof value === 'function', 'must be a number or a function'),
-        ])
-        .default(Infinity),
-      startLength: z.number().int().min(0).max(8).default(4),
-      scopeWildcards: z.boolean().default(true),
-      lastUsedPrecision: durationSchema.default(60_000),
-      usage: z
-        .strictObject({
-          flushInterval: durationSchema.refine((ms) => ms >= 10, 'must be at least 10 ms').default(60_000),
-          maxPending: z.number().int().min(1).max(10_000_000).default(10_000),
-          onError: z.custom<(error: unknown) => void>((value) => typeof value === 'function', 'must be a function').optional(),
-        })
-        .default({ flushInterval: 60_000, maxPending: 10_000 }),
-      cache: z
-        .strictObject({
-          maxEntries: z.number().int().min(1).max(10_000_000).default(10_000),
-          ttl: durationSchema.refine((ms) => ms > 0, 'must be longer than 0').default(10_000),
-          negativeTtl: durationSchema.default(1_000),
-          channel: z
-            .custom<InvalidationChannel>(
+      prefix: z._default(labelSchema, 'kw'),
+      environments: z._default(
+        z
+          .array(labelSchema)
+          .check(z.minLength(1), z.refine((list: string[]) => new Set(list).size === list.length, 'environments must be unique')),
+        ['live', 'test'],
+      ),
+      roles: z._default(z.record(roleNameSchema, scopeListSchema(wildcards)), {}),
+      groups: z._default(z.record(roleNameSchema, z.array(roleNameSchema)), {}),
+      pepper: z.optional(z.union([pepperSecretSchema, pepperListSchema])),
+      expiry: z._default(
+        z.strictObject({
+          default: z.nullish(durationSchema),
+          max: z._default(z.nullable(durationSchema), null),
+        }),
+        { max: null },
+      ),
+      maxKeysPerOwner: z._default(
+        z.union([
+          z.number().check(z.refine((n: number) => n === Infinity || (Number.isSafeInteger(n) && n >= 0), 'must be a non-negative integer or Infinity')),
+          functionSchema<(owner: OwnerContext, context: QuotaContext) => number>('must be a number or a function'),
+        ]),
+        Infinity,
+      ),
+      startLength: z._default(z.number().check(z.int(), z.gte(0), z.lte(8)), 4),
+      scopeWildcards: z._default(z.boolean(), true),
+      lastUsedPrecision: z._default(durationSchema, 60_000),
+      usage: z._default(
+        z.strictObject({
+          flushInterval: z._default(durationSchema.check(z.refine((ms: number) => ms >= 10, 'must be at least 10 ms')), 60_000),
+          maxPending: z._default(z.number().check(z.int(), z.gte(1), z.lte(10_000_000)), 10_000),
+          onError: z.optional(functionSchema<(error: unknown) => void>('must be a function')),
+        }),
+        { flushInterval: 60_000, maxPending: 10_000 },
+      ),
+      cache: z.optional(
+        z.strictObject({
+          maxEntries: z._default(z.number().check(z.int(), z.gte(1), z.lte(10_000_000)), 10_000),
+          ttl: z._default(durationSchema.check(z.refine((ms: number) => ms > 0, 'must be longer than 0')), 10_000),
+          negativeTtl: z._default(durationSchema, 1_000),
+          channel: z.optional(
+            z.custom<InvalidationChannel>(
               (value) => typeof (value as InvalidationChannel)?.publish === 'function' && typeof (value as InvalidationChannel)?.subscribe === 'function',
               'must implement InvalidationChannel (publish, subscribe)',
-            )
-            .optional(),
-          onError: z.custom<(error: unknown) => void>((value) => typeof value === 'function', 'must be a function').optional(),
-        })
-        .optional(),
-      clock: z.custom<() => number>((value) => typeof value === 'function', 'must be a function returning epoch milliseconds').default(() => () => Date.now()),
-      onListenerError: z.custom<(error: unknown, eventType: string) => void>((value) => typeof value === 'function', 'must be a function').optional(),
+            ),
+          ),
+          onError: z.optional(functionSchema<(error: unknown) => void>('must be a function')),
+        }),
+      ),
+      clock: z._default(functionSchema<() => number>('must be a function returning epoch milliseconds'), () => () => Date.now()),
+      onListenerError: z.optional(functionSchema<(error: unknown, eventType: string) => void>('must be a function')),
     })
-    .superRefine((options, context) => {
-      const { max: maxMs, default: defaultMs = maxMs } = options.expiry
-      if (defaultMs === 0) context.addIssue({ code: 'custom', path: ['expiry', 'default'], message: 'must be longer than 0' })
-      if (maxMs === 0) context.addIssue({ code: 'custom', path: ['expiry', 'max'], message: 'must be longer than 0' })
-      if (maxMs !== null && defaultMs === null) {
-        context.addIssue({ code: 'custom', path: ['expiry', 'default'], message: 'must not be null (never) when expiry.max is set' })
-      }
-      if (maxMs !== null && defaultMs !== null && defaultMs > maxMs) {
-        context.addIssue({ code: 'custom', path: ['expiry', 'default'], message: 'must not exceed expiry.max' })
-      }
-      for (const [group, roles] of Object.entries(options.groups)) {
-        roles.forEach((role, index) => {
-          if (!(role in options.roles)) context.addIssue({ code: 'custom', path: ['groups', group, index], message: 'names a role that is not configured' })
-        })
-      }
-    })
+    .check(
+      z.superRefine((options, context) => {
+        const { max: maxMs, default: defaultMs = maxMs } = options.expiry
+        if (defaultMs === 0) context.addIssue({ code: 'custom', path: ['expiry', 'default'], message: 'must be longer than 0' })
+        if (maxMs === 0) context.addIssue({ code: 'custom', path: ['expiry', 'max'], message: 'must be longer than 0' })
+        if (maxMs !== null && defaultMs === null) {
+          context.addIssue({ code: 'custom', path: ['expiry', 'default'], message: 'must not be null (never) when expiry.max is set' })
+        }
+        if (maxMs !== null && defaultMs !== null && defaultMs > maxMs) {
+          context.addIssue({ code: 'custom', path: ['expiry', 'default'], message: 'must not exceed expiry.max' })
+        }
+        for (const [group, roles] of Object.entries(options.groups)) {
+          roles.forEach((role, index) => {
+            if (!(role in options.roles)) context.addIssue({ code: 'custom', path: ['groups', group, index], message: 'names a role that is not configured' })
+          })
+        }
+      }),
+    )
 }
 
 function normalisePeppers(pepper: string | Uint8Array | readonly Pepper[] | undefined): Pepper[] {
@@ -319,7 +332,7 @@ export function resolveOptions(options: KeyManagerOptions): ResolvedOptions {
     throw new ConfigError([{ path: [], message: 'options must be an object' }])
   }
   const wildcards = options.scopeWildcards ?? true
-  const result = optionsSchema(wildcards).safeParse(options)
+  const result = optionsSchema(wildcards).safeParse(options, PARSE_CONTEXT)
   if (!result.success) throw new ConfigError(toIssues(result.error))
   const parsed = result.data
   const quota = parsed.maxKeysPerOwner

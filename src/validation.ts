@@ -1,4 +1,5 @@
-import { z } from 'zod'
+import { en } from 'zod/locales'
+import * as z from 'zod/mini'
 import { ValidationError, type ValidationIssue } from './errors.js'
 import { parseDuration } from './policy/duration.js'
 import { ROLE_NAME_PATTERN, scopeProblem } from './policy/scopes.js'
@@ -7,10 +8,16 @@ import type { JsonObject, JsonValue } from './store.js'
 const SAFE_FIELD_NAME = /^[A-Za-z0-9_$-]{1,64}$/
 
 /**
+ * zod's English messages, passed to every parse: `zod/mini` loads no locale, and configuring zod
+ * globally would change the host application's zod too.
+ */
+export const PARSE_CONTEXT: z.core.ParseContext<z.core.$ZodIssue> = { error: /* @__PURE__ */ en().localeError }
+
+/**
  * Converts zod issues into keywarden's, without copying input values into messages: an unknown
  * field is named only when its name is short and plain.
  */
-export function toIssues(error: z.ZodError): ValidationIssue[] {
+export function toIssues(error: z.core.$ZodError): ValidationIssue[] {
   return error.issues.flatMap((issue): ValidationIssue[] => {
     const path = issue.path.map((part) => (typeof part === 'symbol' ? String(part.description) : part))
     if (issue.code === 'unrecognized_keys') {
@@ -60,11 +67,11 @@ export function readInput(value: unknown): unknown {
 }
 
 /** Parses `value` with `schema`, or throws a {@link ValidationError} naming the offending fields. */
-export function parseInput<T>(schema: z.ZodType<T>, value: unknown): T {
+export function parseInput<T>(schema: z.ZodMiniType<T>, value: unknown): T {
   const fields = readInput(value)
   let result: ReturnType<typeof schema.safeParse>
   try {
-    result = schema.safeParse(fields)
+    result = schema.safeParse(fields, PARSE_CONTEXT)
   } catch {
     // A value deeper down whose getter or proxy trap threw while zod read it. What it threw may
     // repeat the input, so it is not kept as the cause.
@@ -74,6 +81,15 @@ export function parseInput<T>(schema: z.ZodType<T>, value: unknown): T {
   // Without a prototype, an omitted field reads as undefined even when Object.prototype is polluted.
   const data: unknown = result.data
   return typeof data === 'object' && data !== null && !Array.isArray(data) ? (Object.assign(Object.create(null), data) as T) : result.data
+}
+
+/**
+ * Fails a transform with `message`, as classic zod's `context.addIssue` does (the issue stops the
+ * checks after it); `zod/mini` hands transforms the bare parse payload.
+ */
+export function fail(context: z.core.ParsePayload, message: string): never {
+  context.issues.push({ code: 'custom', message, input: context.value })
+  return z.NEVER
 }
 
 /** Largest serialised metadata object, in UTF-16 code units of its JSON text. */
@@ -150,7 +166,7 @@ function copyJson(value: unknown, depth: number, budget: { left: number }): Json
  * A plain JSON object within the size and depth limits, returned as a copy of plain data (see
  * {@link copyJson}). Checked by hand so cycles cannot recurse forever.
  */
-export const metadataSchema = z.unknown().transform((value, context): JsonObject => {
+export const metadataSchema = z.pipe(z.unknown(), z.transform((value, context): JsonObject => {
   let problem: string
   try {
     if (typeof value !== 'object' || value === null || Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype) {
@@ -163,24 +179,18 @@ export const metadataSchema = z.unknown().transform((value, context): JsonObject
   } catch (error) {
     problem = error instanceof MetadataProblem ? error.message : UNREADABLE
   }
-  context.addIssue({ code: 'custom', message: problem })
-  return z.NEVER
-})
+  return fail(context, problem)
+}))
 
 /** A duration in milliseconds or as `'30d'`-style text, parsed to milliseconds. */
-export const durationSchema = z
-  .union([z.number(), z.string()])
-  .transform((value, context) => {
+export const durationSchema = z.pipe(
+  z.union([z.number(), z.string()]),
+  z.transform((value: number | string, context) => {
     const ms = parseDuration(value)
-    if (ms === undefined) {
-      context.addIssue({
-        code: 'custom',
-        message: "must be a whole number of milliseconds or a string such as '90s', '15m', '24h', '30d'",
-      })
-      return z.NEVER
-    }
+    if (ms === undefined) return fail(context, "must be a whole number of milliseconds or a string such as '90s', '15m', '24h', '30d'")
     return ms
-  })
+  }),
+)
 
 /** 10000-01-01T00:00:00Z in epoch milliseconds: dates must come before it. */
 const YEAR_10000_MS = 253402300800000
@@ -190,23 +200,17 @@ const YEAR_10000_MS = 253402300800000
  * The instant is read from the Date's own time value, once: a subclass or an own `getTime` cannot show
  * the validator one instant and the expiry check another.
  */
-export const dateSchema = z.unknown().transform((value, context): Date => {
+export const dateSchema = z.pipe(z.unknown(), z.transform((value, context): Date => {
   let ms = NaN
   try {
     if (value instanceof Date) ms = Date.prototype.getTime.call(value)
   } catch {
     // An object made from Date.prototype without being a Date.
   }
-  if (Number.isNaN(ms)) {
-    context.addIssue({ code: 'custom', message: 'must be a valid Date' })
-    return z.NEVER
-  }
-  if (ms < 0 || ms >= YEAR_10000_MS) {
-    context.addIssue({ code: 'custom', message: 'must be between 1970 and 9999' })
-    return z.NEVER
-  }
+  if (Number.isNaN(ms)) return fail(context, 'must be a valid Date')
+  if (ms < 0 || ms >= YEAR_10000_MS) return fail(context, 'must be between 1970 and 9999')
   return new Date(ms)
-})
+}))
 
 /**
  * Text every store keeps exactly: no NUL (PostgreSQL refuses it) and no unpaired surrogate (UTF-8
@@ -215,7 +219,7 @@ export const dateSchema = z.unknown().transform((value, context): Date => {
 export const STORABLE_TEXT = /^[^\u0000\p{Cs}]*$/u
 
 /** Short identifiers: owner, tenant and key IDs. */
-export const identifierSchema = z.string().min(1).max(256).regex(STORABLE_TEXT, 'must not contain NUL or unpaired surrogate characters')
+export const identifierSchema = z.string().check(z.minLength(1), z.maxLength(256), z.regex(STORABLE_TEXT, 'must not contain NUL or unpaired surrogate characters'))
 
 /**
  * Idempotency keys of create and rotate: 16 to 255 visible ASCII characters, so that a UUID or a
@@ -223,24 +227,26 @@ export const identifierSchema = z.string().min(1).max(256).regex(STORABLE_TEXT, 
  */
 export const idempotencyKeySchema = z
   .string()
-  .min(16)
-  .max(255)
-  .regex(/^[\x21-\x7e]+$/, 'must be visible ASCII characters (a UUID or a random token)')
+  .check(z.minLength(16), z.maxLength(255), z.regex(/^[\x21-\x7e]+$/, 'must be visible ASCII characters (a UUID or a random token)'))
 
 /** Key type labels. */
 export const typeSchema = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'must be 1-64 letters, digits or _ . : -, starting with a letter or digit')
+  .check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'must be 1-64 letters, digits or _ . : -, starting with a letter or digit'))
 
 /** Role and group names. */
-export const roleNameSchema = z.string().regex(ROLE_NAME_PATTERN, 'must be 1-64 letters, digits or _ . : -, starting with a letter or digit')
+export const roleNameSchema = z.string().check(z.regex(ROLE_NAME_PATTERN, 'must be 1-64 letters, digits or _ . : -, starting with a letter or digit'))
 
 /** A list of scopes, each checked against the scope syntax. */
 export function scopeListSchema(wildcards: boolean) {
-  return z.array(
-    z.string().superRefine((scope, context) => {
-      const problem = scopeProblem(scope, wildcards)
-      if (problem) context.addIssue({ code: 'custom', message: problem })
-    }),
-  ).max(256)
+  return z
+    .array(
+      z.string().check(
+        z.superRefine((scope: string, context) => {
+          const problem = scopeProblem(scope, wildcards)
+          if (problem) context.addIssue({ code: 'custom', message: problem })
+        }),
+      ),
+    )
+    .check(z.maxLength(256))
 }

@@ -1,10 +1,10 @@
-import { z } from 'zod'
+import * as z from 'zod/mini'
 import { ConfigError, StoreError } from '../errors.js'
 import type { KeyManager } from '../key-manager.js'
 import { parseDuration, type Duration } from '../policy/duration.js'
 import { SCOPE_PATTERN } from '../policy/scopes.js'
 import type { ApiKey, VerifyFailureReason, VerifyOptions } from '../types.js'
-import { toIssues } from '../validation.js'
+import { fail, PARSE_CONTEXT, toIssues } from '../validation.js'
 import { DeadlineExceeded, DeadlineQueue } from './deadline-queue.js'
 import { findCredential, type CredentialSources, type RequestHeaders } from './credentials.js'
 import { buildResponses, DEFAULT_MESSAGES, type ProblemCode, type RejectionResponse } from './responses.js'
@@ -195,47 +195,54 @@ const QUOTABLE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/
 function optionsSchema(keys: KeyManager) {
   return z
     .strictObject({
-      scopes: z
-        .array(z.string().regex(SCOPE_PATTERN, 'must be 1-128 printable ASCII characters without spaces, quotes or backslashes'))
-        .default([]),
-      environment: z.enum(keys.options.environments as [string, ...string[]]).optional(),
-      schemes: z.array(z.string().regex(HTTP_TOKEN, 'must be an HTTP token such as Bearer')).default(['Bearer', 'Api-Key']),
-      header: z
-        .union([
+      scopes: z._default(
+        z.array(z.string().check(z.regex(SCOPE_PATTERN, 'must be 1-128 printable ASCII characters without spaces, quotes or backslashes'))),
+        [],
+      ),
+      environment: z.optional(z.enum(keys.options.environments as [string, ...string[]])),
+      schemes: z._default(z.array(z.string().check(z.regex(HTTP_TOKEN, 'must be an HTTP token such as Bearer'))), ['Bearer', 'Api-Key']),
+      header: z._default(
+        z.union([
           z
             .string()
-            .regex(HTTP_TOKEN, 'must be an HTTP header name')
-            .refine((name) => name.toLowerCase() !== 'authorization', 'must not be Authorization (use schemes)'),
+            .check(
+              z.regex(HTTP_TOKEN, 'must be an HTTP header name'),
+              z.refine((name: string) => name.toLowerCase() !== 'authorization', 'must not be Authorization (use schemes)'),
+            ),
           z.literal(false),
-        ])
-        .default('X-API-Key'),
-      realm: z.string().max(100).regex(QUOTABLE, 'must be printable ASCII without quotes or backslashes').default('api'),
-      messages: z
-        .strictObject(
-          Object.fromEntries(Object.keys(DEFAULT_MESSAGES).map((code) => [code, z.string().min(1).max(500).optional()])) as Record<
+        ]),
+        'X-API-Key',
+      ),
+      realm: z._default(z.string().check(z.maxLength(100), z.regex(QUOTABLE, 'must be printable ASCII without quotes or backslashes')), 'api'),
+      messages: z._default(
+        z.strictObject(
+          Object.fromEntries(Object.keys(DEFAULT_MESSAGES).map((code) => [code, z.optional(z.string().check(z.minLength(1), z.maxLength(500)))])) as Record<
             ProblemCode,
-            z.ZodOptional<z.ZodString>
+            z.ZodMiniOptional<z.ZodMiniString<string>>
           >,
-        )
-        .default({}),
-      retryAfterSeconds: z.number().int().min(0).max(86_400).default(5),
-      timeout: z
-        .union([z.number(), z.string()])
-        .transform((value, context) => {
-          const ms = parseDuration(value)
-          if (ms === undefined || ms === 0) {
-            context.addIssue({ code: 'custom', message: "must be a positive duration such as '5s' or milliseconds" })
-            return z.NEVER
-          }
-          return ms
-        })
-        .default(5_000),
-      onReject: z.custom<ApiKeyAuthOptions['onReject']>((value) => typeof value === 'function', 'must be a function').optional(),
+        ),
+        {},
+      ),
+      retryAfterSeconds: z._default(z.number().check(z.int(), z.gte(0), z.lte(86_400)), 5),
+      timeout: z._default(
+        z.pipe(
+          z.union([z.number(), z.string()]),
+          z.transform((value: number | string, context) => {
+            const ms = parseDuration(value)
+            if (ms === undefined || ms === 0) return fail(context, "must be a positive duration such as '5s' or milliseconds")
+            return ms
+          }),
+        ),
+        5_000,
+      ),
+      onReject: z.optional(z.custom<ApiKeyAuthOptions['onReject']>((value) => typeof value === 'function', 'must be a function')),
     })
-    .refine((options) => options.schemes.length > 0 || options.header !== false, {
-      message: 'accept at least one Authorization scheme or a header',
-      path: ['schemes'],
-    })
+    .check(
+      z.refine((options) => options.schemes.length > 0 || options.header !== false, {
+        message: 'accept at least one Authorization scheme or a header',
+        path: ['schemes'],
+      }),
+    )
 }
 
 function callQuietly(hook: ApiKeyAuthOptions['onReject'], rejection: Rejection): void {
@@ -276,7 +283,7 @@ function callQuietly(hook: ApiKeyAuthOptions['onReject'], rejection: Rejection):
  * ```
  */
 export function createRequestVerifier(keys: KeyManager, options: ApiKeyAuthOptions = {}): RequestVerifier {
-  const parsed = optionsSchema(keys).safeParse(options ?? {})
+  const parsed = optionsSchema(keys).safeParse(options ?? {}, PARSE_CONTEXT)
   if (!parsed.success) throw new ConfigError(toIssues(parsed.error))
   const { scopes, environment, schemes, header, realm, messages, retryAfterSeconds, timeout, onReject } = parsed.data
   const deadlines = new DeadlineQueue(timeout)
