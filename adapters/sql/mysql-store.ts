@@ -1,6 +1,7 @@
 import { importDriver } from '../driver.js'
 import { mysqlDialect } from './dialects/mysql.js'
-import { checkTimeoutMs, withQueryTimeout } from './mysql-timeout.js'
+import type { Duration } from '../../src/policy/duration.js'
+import { timerDurationMs, withQueryTimeout } from './mysql-timeout.js'
 import { SqlStore, invalidClient, resolveTable, serialized, transact, type SqlDriver, type SqlResult, type SqlRow, type SqlStatement } from './sql-store.js'
 
 /**
@@ -112,7 +113,7 @@ export class MySqlStore extends SqlStore {
    * Creates a `mysql2/promise` pool (importing `mysql2`, which must be installed) and a store that owns
    * it: `close()` ends the pool. Without `mysql2` installed this throws a `ConfigError` saying what to install.
    * Unless told otherwise, connecting and each statement are limited to 5 s: `connectTimeout` (mysql2's
-   * option, in the pool config or the URL's query string) and `queryTimeout` (milliseconds, or `false` for
+   * option, in the pool config or the URL's query string) and `queryTimeout` (a duration, or `false` for
    * no limit), which wraps the pool with {@link withQueryTimeout}. An invalid `queryTimeout` or `table`
    * throws a `ConfigError`.
    *
@@ -124,12 +125,12 @@ export class MySqlStore extends SqlStore {
    * await store.migrate()
    *
    * // Longer limits: connectTimeout goes to mysql2, queryTimeout (or false) to the store.
-   * const reporting = await MySqlStore.connect({ uri: process.env.DATABASE_URL, connectTimeout: 10_000 }, { queryTimeout: 30_000 })
+   * const reporting = await MySqlStore.connect({ uri: process.env.DATABASE_URL, connectTimeout: 10_000 }, { queryTimeout: '30s' })
    * ```
    */
-  static async connect(connection: string | Record<string, unknown>, options: { table?: string; queryTimeout?: number | false } = {}): Promise<MySqlStore> {
+  static async connect(connection: string | Record<string, unknown>, options: { table?: string; queryTimeout?: Duration | false } = {}): Promise<MySqlStore> {
     const { queryTimeout = MYSQL_TIMEOUTS.queryTimeout, ...storeOptions } = options ?? {}
-    if (queryTimeout !== false) checkTimeoutMs(queryTimeout, 'queryTimeout', ', or false for no limit')
+    if (queryTimeout !== false) timerDurationMs(queryTimeout, 'queryTimeout', ', or false for no limit')
     const table = resolveTable(storeOptions.table)
     const mysql = (await importDriver('mysql2/promise', 'mysql2', 'MySqlStore.connect')) as {
       createPool(config: object): MySqlPool & { end(): Promise<void> }

@@ -1,4 +1,5 @@
 import { ConfigError } from '../../src/errors.js'
+import { parseDuration, type Duration } from '../../src/policy/duration.js'
 import type { MySqlConnection, MySqlPool } from './mysql-store.js'
 import { invalidClient } from './sql-store.js'
 
@@ -9,14 +10,17 @@ const MAX_TIMER_MS = 2_147_483_647
 type PooledConnection = MySqlConnection & { release(): void; destroy(): void }
 
 /**
- * Returns `value` if it is a whole number of milliseconds a timer can wait (1 to 2147483647); throws a
+ * `value` as milliseconds if it is a {@link Duration} a timer can wait (1 ms to 2147483647 ms); throws a
  * `ConfigError` naming `option` otherwise. `alternative` is appended to the message (`', or false ...'`).
  */
-export function checkTimeoutMs(value: unknown, option: string, alternative = ''): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_TIMER_MS) {
-    throw new ConfigError([{ path: [option], message: `must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}${alternative}` }])
+export function timerDurationMs(value: unknown, option: string, alternative = ''): number {
+  const ms = parseDuration(value)
+  if (ms === undefined || ms < 1 || ms > MAX_TIMER_MS) {
+    throw new ConfigError([
+      { path: [option], message: `must be a duration from 1 ms to ${MAX_TIMER_MS} ms (milliseconds, or a string such as '5s')${alternative}` },
+    ])
   }
-  return value
+  return ms
 }
 
 /**
@@ -27,7 +31,7 @@ export function checkTimeoutMs(value: unknown, option: string, alternative = '')
  * TCP gives up.
  *
  * Each statement (`execute`, and `START TRANSACTION`, `COMMIT`, `ROLLBACK` in a transaction) must
- * answer within `timeoutMs`, or it rejects with an error whose `code` is `'PROTOCOL_SEQUENCE_TIMEOUT'`
+ * answer within `timeout`, or it rejects with an error whose `code` is `'PROTOCOL_SEQUENCE_TIMEOUT'`
  * (its message holds no SQL and no parameter values); the store reports it as a `StoreError`. A
  * connection whose statement timed out, or whose link broke (a `fatal` error,
  * `PROTOCOL_CONNECTION_LOST`, `ECONNRESET`, `EPIPE`), is destroyed, never handed back to the pool.
@@ -35,9 +39,9 @@ export function checkTimeoutMs(value: unknown, option: string, alternative = '')
  * nothing from `mysql2` and does not end the pool: `pool.end()` stays yours.
  *
  * @param pool - A `mysql2/promise` pool (`mysql.createPool(...)`); only its `getConnection()` is used.
- * @param timeoutMs - The limit for each statement, in milliseconds: a whole number from 1 to 2147483647.
+ * @param timeout - The limit for each statement: milliseconds (1 to 2147483647) or a string such as `'5s'`.
  * @returns A pool for `new MySqlStore({ pool })`.
- * @throws {@link keywarden!ConfigError | ConfigError} naming `pool` or `timeoutMs` when either is invalid.
+ * @throws {@link keywarden!ConfigError | ConfigError} naming `pool` or `timeout` when either is invalid.
  *
  * @example
  * ```ts
@@ -45,11 +49,11 @@ export function checkTimeoutMs(value: unknown, option: string, alternative = '')
  * import { MySqlStore, withQueryTimeout } from 'keywarden/adapters/sql'
  *
  * const pool = mysql.createPool({ uri: process.env.DATABASE_URL, connectionLimit: 10, connectTimeout: 5_000 })
- * const store = new MySqlStore({ pool: withQueryTimeout(pool, 5_000) }) // each statement: 5 s at most
+ * const store = new MySqlStore({ pool: withQueryTimeout(pool, '5s') }) // each statement: 5 s at most
  * // at shutdown: await pool.end()
  * ```
  */
-export function withQueryTimeout(pool: Pick<MySqlPool, 'getConnection'>, timeoutMs: number): MySqlPool {
+export function withQueryTimeout(pool: Pick<MySqlPool, 'getConnection'>, timeout: Duration): MySqlPool {
   const candidate = pool as Partial<MySqlPool & { promise: unknown }> | undefined
   if (typeof candidate?.promise === 'function') {
     invalidClient('pool', 'must be a mysql2/promise pool; convert a callback-style one with .promise()')
@@ -57,7 +61,7 @@ export function withQueryTimeout(pool: Pick<MySqlPool, 'getConnection'>, timeout
   if (typeof candidate?.getConnection !== 'function') {
     invalidClient('pool', 'must be a mysql2/promise pool (mysql.createPool(...)); a single connection has no getConnection()')
   }
-  const ms = checkTimeoutMs(timeoutMs, 'timeoutMs')
+  const ms = timerDurationMs(timeout, 'timeout')
   const source = pool as Pick<MySqlPool, 'getConnection'>
 
   const guard = (connection: PooledConnection) => {

@@ -306,12 +306,13 @@ describe('withQueryTimeout (no server needed)', () => {
   }
   const never = () => new Promise<void>(() => undefined)
 
-  it('throws ConfigError naming timeoutMs or pool', async () => {
+  it('throws ConfigError naming timeout or pool', async () => {
     const pool = { getConnection: async () => expect.fail('no I/O') }
-    for (const timeoutMs of [0, -5, 2.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, '100', null, undefined]) {
-      expectConfigError(() => withQueryTimeout(pool, timeoutMs as never), 'timeoutMs')
+    for (const timeout of [0, -5, 2.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, '100', '0s', '25d', null, undefined]) {
+      expectConfigError(() => withQueryTimeout(pool, timeout as never), 'timeout')
     }
     expect(withQueryTimeout(pool, 2 ** 31 - 1).getConnection).toBeTypeOf('function')
+    expect(withQueryTimeout(pool, '5s').getConnection).toBeTypeOf('function')
     for (const client of [undefined, null, {}, { execute: async () => [[], []], beginTransaction: async () => undefined }]) {
       expectConfigError(() => withQueryTimeout(client as never, 100), 'pool')
     }
