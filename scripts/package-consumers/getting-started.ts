@@ -18,6 +18,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { dirname, join, relative, resolve } from 'node:path'
+import { parseMarkdown } from '../../test/docs/doc-check.js'
 import { run, startBackground, tail, type Background } from './shell.js'
 
 export interface Fence {
@@ -79,23 +80,17 @@ function parseInfo(info: string): Pick<Fence, 'lang' | 'flags' | 'attrs'> {
   return { lang, flags, attrs }
 }
 
-/** Every fenced code block of a Markdown page, with its line numbers (fences inside lists included). */
+/**
+ * Every fenced code block of a Markdown page, with its line numbers, from the docs checker's scanner
+ * (test/docs/doc-check.ts), so the page is read here exactly as the snippet tests read it.
+ */
 export function parseFences(markdown: string): Fence[] {
-  const lines = markdown.split('\n')
-  const fences: Fence[] = []
-  for (let i = 0; i < lines.length; i++) {
-    const open = /^(\s*)(`{3,}|~{3,})(.*)$/.exec(lines[i]!)
-    if (!open) continue
-    const [, indent = '', marker = '', info = ''] = open
-    const close = new RegExp(`^\\s*${marker[0] === '`' ? '`' : '~'}{${marker.length},}\\s*$`)
-    let j = i + 1
-    while (j < lines.length && !close.test(lines[j]!)) j++
-    // A list item's fence is indented: its body lines carry the same indentation.
-    const body = lines.slice(i + 1, j).map((line) => (line.startsWith(indent) ? line.slice(indent.length) : line.trimStart()))
-    fences.push({ ...parseInfo(info), body: body.join('\n') + '\n', start: i + 1, end: j + 1 })
-    i = j
-  }
-  return fences
+  return parseMarkdown(markdown).blocks.map((block) => ({
+    ...parseInfo(block.info),
+    body: `${block.code}\n`,
+    start: block.fenceLine,
+    end: block.startLine + (block.code === '' ? 0 : block.code.split('\n').length),
+  }))
 }
 
 /** Turns the page's fences into steps; `text` blocks attach to the `sh` block right before them. */
