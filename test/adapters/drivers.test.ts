@@ -9,7 +9,7 @@ import { importDriver } from '../../adapters/driver.js'
 import { RedisStore } from '../../adapters/redis/index.js'
 import { MySqlStore, PostgresStore, SqliteStore, type SqlStore } from '../../adapters/sql/index.js'
 import { ConfigError, KeyManager, StoreError, type KeyStore } from '../../src/index.js'
-import { gateService, SERVICES, uniqueSuffix } from '../support/services.js'
+import { deleteRedisNamespace, gateService, SERVICES, uniqueSuffix } from '../support/services.js'
 
 describe('importDriver', () => {
   it('turns a missing driver into a ConfigError that says what to install', async () => {
@@ -124,12 +124,7 @@ describe.skipIf(!redis.available)('RedisStore.connect', () => {
       await roundTrip(store)
     } finally {
       const admin = new Redis(SERVICES.redis)
-      let cursor = '0'
-      do {
-        const [next, found] = await admin.scan(cursor, 'MATCH', `{${namespace}}:*`, 'COUNT', 100)
-        if (found.length > 0) await admin.del(...found)
-        cursor = next
-      } while (cursor !== '0')
+      await deleteRedisNamespace(admin, namespace)
       await admin.quit()
     }
   })

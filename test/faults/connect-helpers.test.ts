@@ -14,7 +14,7 @@ import pg from 'pg'
 import { RedisStore } from '../../adapters/redis/index.js'
 import { MySqlStore, PostgresStore, SqliteStore } from '../../adapters/sql/index.js'
 import { ConfigError, KeyManager, StoreError, type KeyStore } from '../../src/index.js'
-import { SERVICES, uniqueSuffix } from '../support/services.js'
+import { deleteRedisNamespace, SERVICES, uniqueSuffix } from '../support/services.js'
 import { Database } from '../support/sqlite.js'
 import { TcpProxy } from '../support/tcp-proxy.js'
 import { failure, hookedStore, PEPPER } from './describe-network-faults.js'
@@ -38,18 +38,46 @@ afterEach(async () => {
 
 const manager = (store: KeyStore) => new KeyManager({ store, prefix: 'acme', environments: ['live'], pepper: PEPPER })
 
+/** A proxy to `target`, closed after the test. */
+async function proxyTo(target: { host: string; port: number }) {
+  const proxy = await TcpProxy.start(target)
+  cleanup.push(() => proxy.close())
+  return proxy
+}
+
+/**
+ * Starts `call` while `proxy` is stalled (or stalls on the way) and proves, on faked timers, that its
+ * request is held, that it still waits at 4.99 s and has failed with a StoreError at 5.01 s. Returns that error.
+ */
+async function expectStoreErrorAt5s(proxy: TcpProxy, call: () => Promise<unknown>) {
+  const state = track(call())
+  await proxy.nextHeld('request')
+  await vi.advanceTimersByTimeAsync(4_990)
+  expect(state.status).toBe('pending')
+  await vi.advanceTimersByTimeAsync(20)
+  expect(state.status).toBe('rejected')
+  expect(state.error).toBeInstanceOf(StoreError)
+  return state.error as StoreError
+}
+
+/** Runs `call` and proves it fails with a StoreError after `minMs` at the earliest and before `maxMs`. */
+async function expectStoreErrorBetween(call: () => Promise<unknown>, minMs: number, maxMs: number) {
+  const { error, ms } = await failure(call)
+  expect(error).toBeInstanceOf(StoreError)
+  expect(ms).toBeGreaterThanOrEqual(minMs)
+  expect(ms).toBeLessThan(maxMs)
+}
+
 const redis = await NETWORK_BACKENDS.redis.gate()
 describe.skipIf(!redis.available)('RedisStore.connect', () => {
   it('limits each command to 5 s, and never sends a timed-out write again after reconnecting', async () => {
-    const proxy = await TcpProxy.start(SERVICES.redis)
-    cleanup.push(() => proxy.close())
+    const proxy = await proxyTo(SERVICES.redis)
     const namespace = `kwf${uniqueSuffix()}`
     const store = await RedisStore.connect(`redis://127.0.0.1:${proxy.port}`, { namespace })
     cleanup.push(async () => {
       await store.close().catch(() => undefined)
       const admin = new Redis(SERVICES.redis)
-      const found = await admin.keys(`{${namespace}}:*`)
-      if (found.length > 0) await admin.del(...found)
+      await deleteRedisNamespace(admin, namespace)
       await admin.quit()
     })
     const { store: hooked, hooks } = hookedStore(store)
@@ -57,14 +85,8 @@ describe.skipIf(!redis.available)('RedisStore.connect', () => {
     const { key, token } = await keys.create({ name: 'x', environment: 'live' })
 
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
-    hooks.update = () => proxy.stall()
-    const revoke = track(keys.revoke(key.id))
-    await proxy.nextHeld('request') // the update is on its way, and stays there
-    await vi.advanceTimersByTimeAsync(4_990)
-    expect(revoke.status).toBe('pending')
-    await vi.advanceTimersByTimeAsync(20)
-    expect(revoke.status).toBe('rejected')
-    expect(revoke.error).toBeInstanceOf(StoreError)
+    hooks.update = () => proxy.stall() // the update goes out on a stalled link, and stays there
+    await expectStoreErrorAt5s(proxy, () => keys.revoke(key.id))
     vi.useRealTimers()
 
     // The connection dies with the update unanswered; once the client is back, it must not replay it.
@@ -96,27 +118,15 @@ describe.skipIf(!postgres.available)('PostgresStore.connect', () => {
   }
 
   it('limits each query and each new connection to 5 s', async () => {
-    const proxy = await TcpProxy.start(SERVICES.postgres)
-    cleanup.push(() => proxy.close())
+    const proxy = await proxyTo(SERVICES.postgres)
     const store = await connectThrough(proxy, null)
     const keys = manager(store)
     const { key, token } = await keys.create({ name: 'x', environment: 'live' })
 
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     proxy.stall()
-    const read = track(keys.get(key.id)) // on the pool's idle connection
-    await proxy.nextHeld('request')
-    await vi.advanceTimersByTimeAsync(4_990)
-    expect(read.status).toBe('pending')
-    await vi.advanceTimersByTimeAsync(20)
-    expect(read.error).toBeInstanceOf(StoreError)
-
-    const again = track(keys.get(key.id)) // that connection is gone: a new one, whose startup stalls
-    await proxy.nextHeld('request')
-    await vi.advanceTimersByTimeAsync(4_990)
-    expect(again.status).toBe('pending')
-    await vi.advanceTimersByTimeAsync(20)
-    expect(again.error).toBeInstanceOf(StoreError)
+    await expectStoreErrorAt5s(proxy, () => keys.get(key.id)) // on the pool's idle connection
+    await expectStoreErrorAt5s(proxy, () => keys.get(key.id)) // that connection is gone: a new one, whose startup stalls
     vi.useRealTimers()
 
     await proxy.restore()
@@ -124,15 +134,11 @@ describe.skipIf(!postgres.available)('PostgresStore.connect', () => {
   })
 
   it('keeps the time limits given in the options', async () => {
-    const proxy = await TcpProxy.start(SERVICES.postgres)
-    cleanup.push(() => proxy.close())
+    const proxy = await proxyTo(SERVICES.postgres)
     const store = await connectThrough(proxy, { query_timeout: 200 })
     await store.get('warm-up')
     proxy.stall()
-    const { error, ms } = await failure(() => store.get('nothing'))
-    expect(error).toBeInstanceOf(StoreError)
-    expect(ms).toBeGreaterThanOrEqual(190)
-    expect(ms).toBeLessThan(2_000)
+    await expectStoreErrorBetween(() => store.get('nothing'), 190, 2_000)
   })
 })
 
@@ -158,22 +164,16 @@ describe.skipIf(!mariadb.available)('MySqlStore.connect', () => {
   }
 
   it('limits each statement to 5 s', async () => {
-    const proxy = await TcpProxy.start(SERVICES.mariadb)
-    cleanup.push(() => proxy.close())
+    const proxy = await proxyTo(SERVICES.mariadb)
     const store = await connectThrough(proxy, null)
     const keys = manager(store)
     const { key, token } = await keys.create({ name: 'x', environment: 'live' })
 
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     proxy.stall()
-    const read = track(keys.get(key.id)) // on the pool's idle connection
-    await proxy.nextHeld('request')
-    await vi.advanceTimersByTimeAsync(4_990)
-    expect(read.status).toBe('pending')
-    await vi.advanceTimersByTimeAsync(20)
-    expect(read.error).toBeInstanceOf(StoreError)
-    expect((read.error as StoreError).cause).toMatchObject({ code: 'PROTOCOL_SEQUENCE_TIMEOUT' })
-    expect(String((read.error as StoreError).cause)).not.toContain(key.id) // no parameter values
+    const error = await expectStoreErrorAt5s(proxy, () => keys.get(key.id)) // on the pool's idle connection
+    expect(error.cause).toMatchObject({ code: 'PROTOCOL_SEQUENCE_TIMEOUT' })
+    expect(String(error.cause)).not.toContain(key.id) // no parameter values
     vi.useRealTimers()
 
     // The timed-out connection was destroyed, not pooled again: the next call opens a fresh one.
@@ -182,26 +182,18 @@ describe.skipIf(!mariadb.available)('MySqlStore.connect', () => {
   })
 
   it('keeps the time limits given: queryTimeout in the options, connectTimeout in the pool config', async () => {
-    const proxy = await TcpProxy.start(SERVICES.mariadb)
-    cleanup.push(() => proxy.close())
+    const proxy = await proxyTo(SERVICES.mariadb)
     const store = await connectThrough(proxy, { connectTimeout: 300 }, { queryTimeout: 300 })
     await store.get('warm-up')
     proxy.stall()
-    const read = await failure(() => store.get('nothing'))
-    expect(read.error).toBeInstanceOf(StoreError)
-    expect(read.ms).toBeGreaterThanOrEqual(290)
-    expect(read.ms).toBeLessThan(2_000)
-    const again = await failure(() => store.get('nothing')) // a new connection, whose handshake stalls
-    expect(again.error).toBeInstanceOf(StoreError)
-    expect(again.ms).toBeGreaterThanOrEqual(290)
-    expect(again.ms).toBeLessThan(2_000)
+    await expectStoreErrorBetween(() => store.get('nothing'), 290, 2_000)
+    await expectStoreErrorBetween(() => store.get('nothing'), 290, 2_000) // a new connection, whose handshake stalls
     await proxy.restore()
     expect(await store.get('nothing')).toBeNull()
   })
 
   it('leaves statements unbounded with queryTimeout: false', async () => {
-    const proxy = await TcpProxy.start(SERVICES.mariadb)
-    cleanup.push(() => proxy.close())
+    const proxy = await proxyTo(SERVICES.mariadb)
     const store = await connectThrough(proxy, null, { queryTimeout: false })
     await store.get('warm-up')
 
@@ -268,10 +260,7 @@ describe.skipIf(process.env.KEYWARDEN_SQLITE_MODULE !== undefined)('SqliteStore.
     const keys = manager(store)
     const input = { name: 'x', environment: 'live', idempotencyKey: randomUUID() }
     locker.exec('BEGIN IMMEDIATE')
-    const { error, ms } = await failure(() => keys.create(input))
-    expect(error).toBeInstanceOf(StoreError)
-    expect(ms).toBeGreaterThanOrEqual(950)
-    expect(ms).toBeLessThan(2_500)
+    await expectStoreErrorBetween(() => keys.create(input), 950, 2_500)
     locker.exec('ROLLBACK')
     expect((await keys.verify((await keys.create(input)).token)).valid).toBe(true)
   })

@@ -14,7 +14,7 @@ import { RedisStore } from '../../adapters/redis/index.js'
 import { MySqlStore, PostgresStore, withQueryTimeout } from '../../adapters/sql/index.js'
 import type { KeyStore } from '../../src/index.js'
 import { mariadbGate, postgresGate, redisGate } from '../support/gates.js'
-import { SERVICES, uniqueSuffix, type ServiceGate } from '../support/services.js'
+import { deleteRedisNamespace, SERVICES, uniqueSuffix, type ServiceGate } from '../support/services.js'
 import type { TcpProxy } from '../support/tcp-proxy.js'
 
 /** Client-side time limits of the clients under test, in milliseconds (connect, and each command or query). */
@@ -78,12 +78,7 @@ const redis: NetworkBackend = {
       },
       close: async () => {
         client.disconnect()
-        let cursor = '0'
-        do {
-          const [next, found] = await admin.scan(cursor, 'MATCH', `{${namespace}}:*`, 'COUNT', 1000)
-          if (found.length > 0) await admin.del(...found)
-          cursor = next
-        } while (cursor !== '0')
+        await deleteRedisNamespace(admin, namespace)
         await admin.quit()
       },
     }
@@ -116,7 +111,7 @@ const postgres: NetworkBackend = {
       store,
       direct,
       // pg-pool drops a client whose connection ended; no single event covers clients still connecting.
-      disconnected: () => vi.waitFor(() => void (pool.totalCount === 0 || fail('pg clients still open')), { timeout: 2_000, interval: 5 }),
+      disconnected: () => noneOpen(() => pool.totalCount, 'pg clients'),
       // One call, which must succeed: it also opens the connection the next request would have to
       // open within the middleware's deadline, on a machine that may be loaded.
       recovered: async () => void (await store.get('recovered')),
@@ -146,7 +141,7 @@ const mariadb: NetworkBackend = {
       store,
       direct,
       // mysql2 removes a pooled connection when it ends; it has no public event or count for it.
-      disconnected: () => vi.waitFor(() => void (open() === 0 || fail('mysql2 connections still open')), { timeout: 2_000, interval: 5 }),
+      disconnected: () => noneOpen(open, 'mysql2 connections'),
       recovered: async () => void (await store.get('recovered')),
       close: async () => {
         await pool.end()
@@ -157,8 +152,14 @@ const mariadb: NetworkBackend = {
   },
 }
 
-function fail(message: string): never {
-  throw new Error(message)
+/** Resolves once `count()` is 0, polling for up to 2 s; fails with `what` still open after that. */
+async function noneOpen(count: () => number, what: string): Promise<void> {
+  await vi.waitFor(
+    () => {
+      if (count() !== 0) throw new Error(`${what} still open`)
+    },
+    { timeout: 2_000, interval: 5 },
+  )
 }
 
 /** Redis, PostgreSQL and MariaDB, each with a proxied client configured as docs/stores/README.md recommends. */

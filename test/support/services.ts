@@ -3,6 +3,7 @@
  * its suites with a visible message; with CI=true a missing server fails the run, never a silent skip.
  * Every gate that opens prints the server version it runs against.
  */
+import type { Redis } from 'ioredis'
 
 /** Whether a server answered, and what it said its version is. */
 export interface ServiceGate {
@@ -67,4 +68,14 @@ export async function gateService(name: string, probe: () => Promise<string>, ti
 /** A short random suffix for per-test database objects (tables, namespaces), so suites never collide. */
 export function uniqueSuffix(): string {
   return `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`
+}
+
+/** Deletes every key of a RedisStore's `namespace` (its keys are `{namespace}:…`), found with SCAN. */
+export async function deleteRedisNamespace(client: Redis, namespace: string): Promise<void> {
+  let cursor = '0'
+  do {
+    const [next, found] = await client.scan(cursor, 'MATCH', `{${namespace}}:*`, 'COUNT', 1000)
+    if (found.length > 0) await client.del(...found)
+    cursor = next
+  } while (cursor !== '0')
 }
