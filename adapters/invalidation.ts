@@ -2,7 +2,7 @@
  * What the adapters' invalidation channels share: one upstream subscription per channel object, fanned
  * out to every listener, and a bound on how long subscribing may take.
  */
-import { parseDuration, type Duration } from '../src/policy/duration.js'
+import { parseTimerDuration, TIMER_DURATION_MESSAGE } from '../src/policy/duration.js'
 import type { ValidationIssue } from '../src/errors.js'
 
 /** Starts the upstream subscription, delivering each message; resolves with the function that stops it. */
@@ -96,8 +96,8 @@ export function checkCommonOptions(
 ): { subscribeTimeoutMs: number; onError: ((error: unknown) => void) | undefined } {
   let subscribeTimeoutMs = DEFAULT_SUBSCRIBE_TIMEOUT_MS
   if (options.subscribeTimeout !== undefined) {
-    const ms = parseDuration(options.subscribeTimeout as Duration)
-    if (ms === undefined || ms === 0) issues.push({ path: ['subscribeTimeout'], message: "must be a duration longer than 0, e.g. '5s'" })
+    const ms = parseTimerDuration(options.subscribeTimeout)
+    if (ms === undefined) issues.push({ path: ['subscribeTimeout'], message: TIMER_DURATION_MESSAGE })
     else subscribeTimeoutMs = ms
   }
   if (options.onError !== undefined && typeof options.onError !== 'function') issues.push({ path: ['onError'], message: 'must be a function' })

@@ -46,8 +46,11 @@ export {
   type KeywardenErrorCode,
   type ValidationIssue,
 } from './errors.js'
+export type { StoreFailureCause } from './store-failure.js'
 export {
+  compareListPositions,
   keyStatus,
+  matchesKeyQuery,
   type InsertResult,
   type JsonObject,
   type JsonValue,

@@ -2,14 +2,14 @@ import { VerifyCache } from './cache.js'
 import { HashMatch, SecretHasher } from './crypto/hash.js'
 import { generateKeyId, generateSecret } from './crypto/random.js'
 import { decodeCursor, encodeCursor } from './cursor.js'
-import { ConfigError, ConflictError, KeyNotFoundError, KeyRevokedError, KeywardenError, QuotaExceededError, StoreError, ValidationError } from './errors.js'
+import { ConfigError, ConflictError, KeyNotFoundError, KeyRevokedError, QuotaExceededError, StoreError, ValidationError } from './errors.js'
 import { KeyEventEmitter, type KeyEventListener, type KeyEventMap, type KeyEventName } from './events.js'
 import { inputSchemas, type InputSchemas } from './inputs.js'
 import { resolveOptions, type KeyManagerOptions, type ResolvedOptions } from './options.js'
 import { resolveExpiry } from './policy/expiry.js'
 import { ScopeResolver } from './policy/scopes.js'
 import { keyStatus, type KeyQuery, type KeyStatus, type KeyStore, type StoredKey } from './store.js'
-import { formatToken, KEY_ID_LENGTH, SECRET_LENGTH, tokenPatternSource, TokenParser, type TokenParts } from './token/format.js'
+import { formatToken, KEY_ID_LENGTH, SECRET_LENGTH, secretScanningPatternSource, tokenPatternSource, TokenParser, type TokenParts } from './token/format.js'
 import type {
   ApiKey,
   CreateKeyInput,
@@ -27,6 +27,7 @@ import type {
   VerifyOptions,
   VerifyResult,
 } from './types.js'
+import { asStoreError, callStore } from './store-failure.js'
 import { UsageBuffer } from './usage.js'
 import { parseInput, readInput, STORABLE_TEXT } from './validation.js'
 
@@ -94,6 +95,12 @@ export class KeyManager {
    * and log scrubbers: `new RegExp(keys.tokenPattern, 'g')`.
    */
   readonly tokenPattern: RegExp
+  /**
+   * This configuration's token regex for secret scanners, as a string that means the same in
+   * `grep -E`, ripgrep, PCRE, RE2, Hyperscan and Python `re` (no non-capturing groups, no `\b`):
+   * register it with your scanning provider. Confirm each match with {@link KeyManager.parseToken}.
+   */
+  readonly secretScanningPattern: string
 
   private readonly store: KeyStore
   private readonly clock: () => number
@@ -118,6 +125,7 @@ export class KeyManager {
     this.events = new KeyEventEmitter((error, event) => this.options.onListenerError(error, event.type))
     this.schemas = inputSchemas(this.options)
     this.tokenPattern = new RegExp(tokenPatternSource(prefix, environments))
+    this.secretScanningPattern = secretScanningPatternSource(prefix, environments)
     this.usage = new UsageBuffer(store, { ...this.options.usage, concurrency: 8 })
     const cache = this.options.cache
     this.cache = cache === null ? null : new VerifyCache(cache.maxEntries, cache.ttlMs, cache.negativeTtlMs)
@@ -590,7 +598,7 @@ export class KeyManager {
     try {
       return await this.store.get(keyId)
     } catch (error) {
-      throw new StoreError('get', { cause: error })
+      throw asStoreError('get', error)
     }
   }
 
@@ -676,7 +684,7 @@ export class KeyManager {
     if (!Number.isSafeInteger(limit) || limit < 0) {
       throw new ConfigError([{ path: ['maxKeysPerOwner'], message: 'returned something other than a non-negative integer or Infinity' }])
     }
-    return { ownerId, limit }
+    return { ownerId, tenantId, limit }
   }
 
   private async setEnabled(id: string, enabled: boolean): Promise<ApiKey> {
@@ -787,13 +795,8 @@ export class KeyManager {
     this.events.emit(event)
   }
 
-  private async callStore<T>(operation: string, call: () => Promise<T>): Promise<T> {
-    try {
-      return await call()
-    } catch (error) {
-      if (error instanceof KeywardenError) throw error
-      throw new StoreError(operation, { cause: error })
-    }
+  private callStore<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    return callStore(operation, call)
   }
 }
 

@@ -1,6 +1,6 @@
 /**
  * The storage contract. Every adapter (memory, Redis, SQL) implements {@link KeyStore}; the shared
- * conformance suite proves each one keeps the promises written here.
+ * conformance suite (`keywarden/testing`) proves each one keeps the promises written here.
  *
  * Stores keep and fetch records. They never decide policy and never read the clock: every instant they
  * need arrives as an argument, in epoch milliseconds.
@@ -76,7 +76,7 @@ export interface StoredKey {
   readonly name: string
   /** Free text; `null` when none. */
   readonly description: string | null
-  /** Immutable. Quotas count non-revoked keys per owner. */
+  /** Immutable. Quotas count non-revoked keys per owner within its tenant. */
   readonly ownerId: string | null
   /** Immutable. */
   readonly tenantId: string | null
@@ -182,21 +182,28 @@ export interface KeyQuery {
 }
 
 /**
- * A quota to enforce atomically with an insert.
+ * A quota to enforce atomically with an insert. Keys are counted per owner *within a tenant*: the same
+ * `ownerId` in two tenants is two owners (user IDs of different tenants may collide), and a `null`
+ * tenant is a tenant of its own.
  *
  * @example
  * ```ts
  * import type { QuotaCheck, StoredKey } from 'keywarden'
  *
- * declare const record: StoredKey // a new record of owner u1
- * const quota: QuotaCheck = { ownerId: 'u1', limit: 2 }
- * const outcome = await store.insert(record, quota) // 'quota_exceeded' if u1 holds 2 already
+ * declare const record: StoredKey // a new record of owner u1 in tenant t1
+ * const quota: QuotaCheck = { ownerId: 'u1', tenantId: 't1', limit: 2 }
+ * const outcome = await store.insert(record, quota) // 'quota_exceeded' if u1 holds 2 in t1 already
  * ```
  */
 export interface QuotaCheck {
   /** The owner whose non-revoked keys are counted; always the new record's `ownerId`. */
   readonly ownerId: string
-  /** The owner may hold at most this many non-revoked keys, counting the new one. */
+  /**
+   * The tenant the owner is counted in; always the new record's `tenantId`. Only keys with this exact
+   * `tenantId` count (`null` counts the owner's keys without a tenant).
+   */
+  readonly tenantId: string | null
+  /** The owner may hold at most this many non-revoked keys in the tenant, counting the new one. */
   readonly limit: number
 }
 
@@ -260,10 +267,11 @@ export type UpdateResult = 'updated' | 'not_found' | 'conflict'
  */
 export interface KeyStore {
   /**
-   * Inserts a new record. Atomic: when `quota` is given, counting the owner's non-revoked keys and
-   * inserting happen as one step, so 50 concurrent inserts against a limit of 2 insert exactly 2.
-   * `quota.ownerId` always equals `record.ownerId`. Returns `'id_taken'` (and writes nothing) when a
-   * record with this ID exists; that check comes before the quota check.
+   * Inserts a new record. Atomic: when `quota` is given, counting the owner's non-revoked keys in the
+   * tenant (`ownerId` and `tenantId` both equal) and inserting happen as one step, so 50 concurrent
+   * inserts against a limit of 2 insert exactly 2. `quota.ownerId` and `quota.tenantId` always equal
+   * the record's. Returns `'id_taken'` (and writes nothing) when a record with this ID exists; that
+   * check comes before the quota check. A failed insert writes nothing.
    */
   insert(record: StoredKey, quota: QuotaCheck | null): Promise<InsertResult>
 
@@ -310,4 +318,48 @@ export function keyStatus(record: Pick<StoredKey, 'revokedAt' | 'expiresAt' | 'e
   if (record.revokedAt !== null) return 'revoked'
   if (record.expiresAt !== null && record.expiresAt <= now) return 'expired'
   return record.enabled ? 'active' : 'disabled'
+}
+
+/**
+ * Whether `record` passes every filter of `query` (owner, tenant, environment, type, status at
+ * `query.now`, expiry window): the filtering rules of {@link KeyStore.list} in one place, for stores
+ * that filter in code. Position (`after`), order and `limit` are not checked here.
+ *
+ * @example
+ * ```ts
+ * import { matchesKeyQuery, type KeyQuery, type StoredKey } from 'keywarden'
+ *
+ * declare const records: StoredKey[] // everything a simple store holds
+ * const query: KeyQuery = { ownerId: 'u1', status: 'active', now: Date.now(), order: 'asc', limit: 50 }
+ * const matching = records.filter((record) => matchesKeyQuery(record, query))
+ * ```
+ */
+export function matchesKeyQuery(record: StoredKey, query: KeyQuery): boolean {
+  if (query.ownerId !== undefined && record.ownerId !== query.ownerId) return false
+  if (query.tenantId !== undefined && record.tenantId !== query.tenantId) return false
+  if (query.environment !== undefined && record.environment !== query.environment) return false
+  if (query.type !== undefined && record.type !== query.type) return false
+  if (query.status !== undefined && keyStatus(record, query.now) !== query.status) return false
+  if (query.expiresWithin !== undefined) {
+    const { from, to } = query.expiresWithin
+    if (record.revokedAt !== null || record.expiresAt === null || record.expiresAt <= from || record.expiresAt > to) return false
+  }
+  return true
+}
+
+/**
+ * Compares two list positions in the contract's order: `createdAt`, then `id` in binary (UTF-16 code
+ * unit) order. Negative when `a` comes first.
+ *
+ * @example
+ * ```ts
+ * import { compareListPositions, type StoredKey } from 'keywarden'
+ *
+ * declare const records: StoredKey[]
+ * records.sort(compareListPositions) // oldest first, as list({ order: 'asc' }) returns them
+ * ```
+ */
+export function compareListPositions(a: ListPosition, b: ListPosition): number {
+  if (a.createdAt !== b.createdAt) return a.createdAt - b.createdAt
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }

@@ -1,7 +1,7 @@
 import { en } from 'zod/locales'
 import * as z from 'zod/mini'
 import { ValidationError, type ValidationIssue } from './errors.js'
-import { parseDuration } from './policy/duration.js'
+import { parseDuration, parseTimerDuration, TIMER_DURATION_MESSAGE } from './policy/duration.js'
 import { ROLE_NAME_PATTERN, scopeProblem } from './policy/scopes.js'
 import type { JsonObject, JsonValue } from './store.js'
 
@@ -188,6 +188,19 @@ export const durationSchema = z.pipe(
   z.transform((value: number | string, context) => {
     const ms = parseDuration(value)
     if (ms === undefined) return fail(context, "must be a whole number of milliseconds or a string such as '90s', '15m', '24h', '30d'")
+    return ms
+  }),
+)
+
+/**
+ * A duration that backs a timer (a timeout, a flush interval), parsed to milliseconds: 1 ms up to the
+ * longest delay timers keep. The one validator of every timer-backed option.
+ */
+export const timerDurationSchema = z.pipe(
+  z.union([z.number(), z.string()]),
+  z.transform((value: number | string, context) => {
+    const ms = parseTimerDuration(value)
+    if (ms === undefined) return fail(context, TIMER_DURATION_MESSAGE)
     return ms
   }),
 )

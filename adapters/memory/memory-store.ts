@@ -1,4 +1,16 @@
-import { keyStatus, type InsertResult, type KeyQuery, type KeyStore, type QuotaCheck, type StoredKey, type UpdateResult } from '../../src/store.js'
+/**
+ * The in-memory reference store: every promise of the KeyStore contract in plain code.
+ */
+import {
+  compareListPositions,
+  matchesKeyQuery,
+  type InsertResult,
+  type KeyQuery,
+  type KeyStore,
+  type QuotaCheck,
+  type StoredKey,
+  type UpdateResult,
+} from '../../src/store.js'
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
@@ -13,26 +25,16 @@ function snapshot(record: StoredKey): StoredKey {
   return deepFreeze(structuredClone(record))
 }
 
-function comparePosition(a: Pick<StoredKey, 'createdAt' | 'id'>, b: Pick<StoredKey, 'createdAt' | 'id'>): number {
-  if (a.createdAt !== b.createdAt) return a.createdAt - b.createdAt
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+function matches(record: StoredKey, query: KeyQuery): boolean {
+  if (!matchesKeyQuery(record, query)) return false
+  if (query.after === undefined) return true
+  const order = compareListPositions(record, query.after)
+  return query.order === 'asc' ? order > 0 : order < 0
 }
 
-function matches(record: StoredKey, query: KeyQuery): boolean {
-  if (query.ownerId !== undefined && record.ownerId !== query.ownerId) return false
-  if (query.tenantId !== undefined && record.tenantId !== query.tenantId) return false
-  if (query.environment !== undefined && record.environment !== query.environment) return false
-  if (query.type !== undefined && record.type !== query.type) return false
-  if (query.status !== undefined && keyStatus(record, query.now) !== query.status) return false
-  if (query.expiresWithin !== undefined) {
-    const { from, to } = query.expiresWithin
-    if (record.revokedAt !== null || record.expiresAt === null || record.expiresAt <= from || record.expiresAt > to) return false
-  }
-  if (query.after !== undefined) {
-    const order = comparePosition(record, query.after)
-    if (query.order === 'asc' ? order <= 0 : order >= 0) return false
-  }
-  return true
+/** The quota bucket of an owner: owners are counted within their tenant. */
+function quotaBucket(ownerId: string, tenantId: string | null): string {
+  return JSON.stringify([tenantId, ownerId])
 }
 
 /**
@@ -51,6 +53,8 @@ function matches(record: StoredKey, query: KeyQuery): boolean {
 export class MemoryStore implements KeyStore {
   private readonly records = new Map<string, StoredKey>()
   private readonly idsByOwner = new Map<string, Set<string>>()
+  /** IDs per quota bucket (owner within tenant), revoked ones included. */
+  private readonly idsByBucket = new Map<string, Set<string>>()
 
   /** Number of records held, revoked ones included. */
   get size(): number {
@@ -59,12 +63,11 @@ export class MemoryStore implements KeyStore {
 
   async insert(record: StoredKey, quota: QuotaCheck | null): Promise<InsertResult> {
     if (this.records.has(record.id)) return 'id_taken'
-    if (quota !== null && this.countActiveForOwner(quota.ownerId) >= quota.limit) return 'quota_exceeded'
+    if (quota !== null && this.countActive(quotaBucket(quota.ownerId, quota.tenantId)) >= quota.limit) return 'quota_exceeded'
     this.records.set(record.id, snapshot(record))
     if (record.ownerId !== null) {
-      let ids = this.idsByOwner.get(record.ownerId)
-      if (!ids) this.idsByOwner.set(record.ownerId, (ids = new Set()))
-      ids.add(record.id)
+      addTo(this.idsByOwner, record.ownerId, record.id)
+      addTo(this.idsByBucket, quotaBucket(record.ownerId, record.tenantId), record.id)
     }
     return 'inserted'
   }
@@ -97,18 +100,17 @@ export class MemoryStore implements KeyStore {
     if (current === undefined) return false
     this.records.delete(id)
     if (current.ownerId !== null) {
-      const ids = this.idsByOwner.get(current.ownerId)
-      ids?.delete(id)
-      if (ids?.size === 0) this.idsByOwner.delete(current.ownerId)
+      removeFrom(this.idsByOwner, current.ownerId, id)
+      removeFrom(this.idsByBucket, quotaBucket(current.ownerId, current.tenantId), id)
     }
     return true
   }
 
   async list(query: KeyQuery): Promise<StoredKey[]> {
-    const source = query.ownerId === undefined ? this.records.values() : this.ownerRecords(query.ownerId)
+    const source = query.ownerId === undefined ? this.records.values() : this.recordsOf(this.idsByOwner, query.ownerId)
     const found: StoredKey[] = []
     for (const record of source) if (matches(record, query)) found.push(record)
-    found.sort(query.order === 'asc' ? comparePosition : (a, b) => comparePosition(b, a))
+    found.sort(query.order === 'asc' ? compareListPositions : (a, b) => compareListPositions(b, a))
     return found.slice(0, query.limit)
   }
 
@@ -118,16 +120,28 @@ export class MemoryStore implements KeyStore {
     this.records.set(id, Object.freeze({ ...current, lastUsedAt: at }))
   }
 
-  private *ownerRecords(ownerId: string): Iterable<StoredKey> {
-    for (const id of this.idsByOwner.get(ownerId) ?? []) {
+  private *recordsOf(index: Map<string, Set<string>>, key: string): Iterable<StoredKey> {
+    for (const id of index.get(key) ?? []) {
       const record = this.records.get(id)
       if (record) yield record
     }
   }
 
-  private countActiveForOwner(ownerId: string): number {
+  private countActive(bucket: string): number {
     let count = 0
-    for (const record of this.ownerRecords(ownerId)) if (record.revokedAt === null) count++
+    for (const record of this.recordsOf(this.idsByBucket, bucket)) if (record.revokedAt === null) count++
     return count
   }
+}
+
+function addTo(index: Map<string, Set<string>>, key: string, id: string): void {
+  let ids = index.get(key)
+  if (!ids) index.set(key, (ids = new Set()))
+  ids.add(id)
+}
+
+function removeFrom(index: Map<string, Set<string>>, key: string, id: string): void {
+  const ids = index.get(key)
+  ids?.delete(id)
+  if (ids?.size === 0) index.delete(key)
 }

@@ -1,4 +1,5 @@
-import { ConfigError, StoreError } from '../../src/errors.js'
+import { ConfigError } from '../../src/errors.js'
+import { callStore } from '../../src/store-failure.js'
 import type { InsertResult, KeyQuery, KeyStore, QuotaCheck, StoredKey, UpdateResult } from '../../src/store.js'
 import { importDriver } from '../driver.js'
 import { toSendCommand, type IoredisLikeClient, type RedisClientLike, type SendCommand } from './client.js'
@@ -248,11 +249,7 @@ export class RedisStore implements KeyStore {
 
   /** Runs one operation; any failure (connection, timeout, a reply of the wrong shape) becomes a {@link StoreError}. */
   private async run<T>(operation: string, body: () => Promise<T>): Promise<T> {
-    try {
-      return await body()
-    } catch (error) {
-      throw new StoreError(operation, { cause: error })
-    }
+    return callStore(operation, body)
   }
 }
 

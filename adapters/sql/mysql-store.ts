@@ -1,7 +1,8 @@
 import { importDriver } from '../driver.js'
 import { mysqlDialect } from './dialects/mysql.js'
 import type { Duration } from '../../src/policy/duration.js'
-import { timerDurationMs, withQueryTimeout } from './mysql-timeout.js'
+import { withQueryTimeout } from './mysql-timeout.js'
+import { timerDurationOption } from '../../src/policy/duration.js'
 import { SqlStore, invalidClient, resolveTable, serialized, transact, type SqlDriver, type SqlResult, type SqlRow, type SqlStatement } from './sql-store.js'
 
 /**
@@ -130,7 +131,7 @@ export class MySqlStore extends SqlStore {
    */
   static async connect(connection: string | Record<string, unknown>, options: { table?: string; queryTimeout?: Duration | false } = {}): Promise<MySqlStore> {
     const { queryTimeout = MYSQL_TIMEOUTS.queryTimeout, ...storeOptions } = options ?? {}
-    if (queryTimeout !== false) timerDurationMs(queryTimeout, 'queryTimeout', ', or false for no limit')
+    if (queryTimeout !== false) timerDurationOption(queryTimeout, 'queryTimeout', ', or false for no limit')
     const table = resolveTable(storeOptions.table)
     const mysql = (await importDriver('mysql2/promise', 'mysql2', 'MySqlStore.connect')) as {
       createPool(config: object): MySqlPool & { end(): Promise<void> }

@@ -1,27 +1,9 @@
-import { ConfigError } from '../../src/errors.js'
-import { parseDuration, type Duration } from '../../src/policy/duration.js'
+import { timerDurationOption, type Duration } from '../../src/policy/duration.js'
 import type { MySqlConnection, MySqlPool } from './mysql-store.js'
 import { invalidClient } from './sql-store.js'
 
-/** The longest delay a Node.js timer keeps (about 24.8 days): a longer one fires at once. */
-const MAX_TIMER_MS = 2_147_483_647
-
 /** A connection checked out of a `mysql2/promise` pool, as far as the wrapper uses it. */
 type PooledConnection = MySqlConnection & { release(): void; destroy(): void }
-
-/**
- * `value` as milliseconds if it is a {@link Duration} a timer can wait (1 ms to 2147483647 ms); throws a
- * `ConfigError` naming `option` otherwise. `alternative` is appended to the message (`', or false ...'`).
- */
-export function timerDurationMs(value: unknown, option: string, alternative = ''): number {
-  const ms = parseDuration(value)
-  if (ms === undefined || ms < 1 || ms > MAX_TIMER_MS) {
-    throw new ConfigError([
-      { path: [option], message: `must be a duration from 1 ms to ${MAX_TIMER_MS} ms (milliseconds, or a string such as '5s')${alternative}` },
-    ])
-  }
-  return ms
-}
 
 /**
  * Wraps a `mysql2/promise` pool so that every statement has a client-side time limit, for a
@@ -61,7 +43,7 @@ export function withQueryTimeout(pool: Pick<MySqlPool, 'getConnection'>, timeout
   if (typeof candidate?.getConnection !== 'function') {
     invalidClient('pool', 'must be a mysql2/promise pool (mysql.createPool(...)); a single connection has no getConnection()')
   }
-  const ms = timerDurationMs(timeout, 'timeout')
+  const ms = timerDurationOption(timeout, 'timeout')
   const source = pool as Pick<MySqlPool, 'getConnection'>
 
   const guard = (connection: PooledConnection) => {

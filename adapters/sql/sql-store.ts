@@ -3,7 +3,8 @@
  * query, the insert-under-quota flow, compare-and-set updates and error wrapping. Each dialect file
  * (`dialects/*.ts`) holds that database's SQL; each driver wrapper (`*-store.ts`) adapts one client.
  */
-import { ConfigError, StoreError } from '../../src/errors.js'
+import { ConfigError } from '../../src/errors.js'
+import { callStore } from '../../src/store-failure.js'
 import type { InsertResult, KeyQuery, KeyStatus, KeyStore, QuotaCheck, StoredKey, UpdateResult } from '../../src/store.js'
 
 /** A value bound to a statement parameter. */
@@ -541,12 +542,8 @@ export abstract class SqlStore implements KeyStore {
     }
   }
 
-  async #wrap<T>(operation: string, run: () => Promise<T>): Promise<T> {
-    try {
-      return await run()
-    } catch (error) {
-      throw new StoreError(operation, { cause: error })
-    }
+  #wrap<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    return callStore(operation, run)
   }
 }
 

@@ -1,4 +1,10 @@
 /**
+ * Durations: the `'30d'`-style type every time option takes, its parser, and the bounds of durations
+ * that back timers.
+ */
+import { ConfigError } from '../errors.js'
+
+/**
  * A span of time: milliseconds as a number, or a string with one unit:
  * `'500ms'`, `'90s'`, `'15m'`, `'24h'`, `'30d'`, `'2w'`.
  *
@@ -62,4 +68,32 @@ export function parseDuration(value: unknown): number | undefined {
     return undefined
   }
   return Number.isSafeInteger(ms) && ms >= 0 && ms <= MAX_DURATION_MS ? ms : undefined
+}
+
+/**
+ * The longest delay a timer keeps (2^31 − 1 ms, about 24.8 days): Node.js, browsers, Bun and Deno
+ * turn a longer one into 1 ms, which would make an interval fire continuously.
+ */
+export const MAX_TIMER_MS = 2_147_483_647
+
+/**
+ * A {@link Duration} that a timer can wait, in milliseconds (1 ms to {@link MAX_TIMER_MS}), or
+ * `undefined` when it is not one. Every timer-backed option goes through it.
+ */
+export function parseTimerDuration(value: unknown): number | undefined {
+  const ms = parseDuration(value)
+  return ms === undefined || ms < 1 || ms > MAX_TIMER_MS ? undefined : ms
+}
+
+/** What is wrong with a timer duration, for validation messages. */
+export const TIMER_DURATION_MESSAGE = `must be a duration from 1 ms to ${MAX_TIMER_MS} ms (about 24.8 days): milliseconds, or a string such as '5s'`
+
+/**
+ * `value` as milliseconds if it is a timer duration ({@link parseTimerDuration}); otherwise throws a
+ * `ConfigError` naming `option`. `alternative` is appended to the message (`', or false for no limit'`).
+ */
+export function timerDurationOption(value: unknown, option: string, alternative = ''): number {
+  const ms = parseTimerDuration(value)
+  if (ms === undefined) throw new ConfigError([{ path: [option], message: TIMER_DURATION_MESSAGE + alternative }])
+  return ms
 }

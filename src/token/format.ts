@@ -47,6 +47,15 @@ export function tokenPatternSource(prefix: string, environments: readonly string
   return `${escapeRegExp(prefix)}_(?:${alternatives})_[0-9A-Za-z]{${KEY_ID_LENGTH}}_[0-9A-Za-z]{${SECRET_LENGTH + CHECKSUM_LENGTH}}`
 }
 
+/**
+ * The portable scanning regex for one configuration (to be refined: see docs/security.md): works in
+ * POSIX ERE (`grep -E`), PCRE, RE2, Hyperscan, Python `re` and JavaScript alike.
+ */
+export function secretScanningPatternSource(prefix: string, environments: readonly string[]): string {
+  const alternatives = environments.map(escapeRegExp).join('|')
+  return `${escapeRegExp(prefix)}_(${alternatives})_[0-9A-Za-z]{${KEY_ID_LENGTH}}_[0-9A-Za-z]{${SECRET_LENGTH + CHECKSUM_LENGTH}}`
+}
+
 /** 0 for each base62 character code, 1 elsewhere: a table lookup instead of a regex on the hot path. */
 const BASE62_INVALID = /* @__PURE__ */ (() => {
   const table = new Uint8Array(128).fill(1)
