@@ -8,7 +8,12 @@
  * {ns}:idx:owner:<owner>      zset    the owner's records, same order
  * {ns}:idx:tenant:<tenant>    zset    the tenant's records, same order
  * {ns}:idx:expiry             zset    non-revoked records that expire, scored by expiresAt, member id
- * {ns}:live:owner:<owner>     set     IDs of the owner's non-revoked records: the quota count
+ * {ns}:live:owner:<owner>     set     IDs of the owner's non-revoked records without a tenant: their quota
+ *                                     count (0.1.0 kept every tenant's here; migrate() moves those out)
+ * {ns}:live:tenant:<tenant>:owner:<owner>
+ *                             set     IDs of the owner's non-revoked records in the tenant: their quota count
+ * {ns}:meta                   hash    `layout`: '2' once no 0.1.0 owner set holds tenant keys;
+ *                                     `migrationCursor`: where an unfinished migrate() resumes
  * ```
  */
 import { ConfigError } from '../../src/errors.js'
@@ -72,11 +77,13 @@ export class KeyLayout {
   readonly hashTag: string
   readonly allIndex: string
   readonly expiryIndex: string
+  readonly meta: string
 
   constructor(readonly namespace: string) {
     this.hashTag = `{${namespace}}`
     this.allIndex = `${this.hashTag}:idx:all`
     this.expiryIndex = `${this.hashTag}:idx:expiry`
+    this.meta = `${this.hashTag}:meta`
   }
 
   /** The record hash. IDs stay raw: `{ns}:key:` is a prefix no other key family shares. */
@@ -92,7 +99,14 @@ export class KeyLayout {
     return `${this.hashTag}:idx:tenant:${encodeSegment(tenantId)}`
   }
 
+  /** The owner's set without a tenant; in 0.1.0 data it may also hold the owner's tenant keys. */
   ownerLive(ownerId: string): string {
     return `${this.hashTag}:live:owner:${encodeSegment(ownerId)}`
+  }
+
+  /** The set a record of `ownerId` in `tenantId` is counted in: its quota bucket. */
+  liveSet(ownerId: string, tenantId: string | null): string {
+    if (tenantId === null) return this.ownerLive(ownerId)
+    return `${this.hashTag}:live:tenant:${encodeSegment(tenantId)}:owner:${encodeSegment(ownerId)}`
   }
 }

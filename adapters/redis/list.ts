@@ -6,48 +6,21 @@
  * the limit. With `expiresWithin`, when the expiry window holds fewer records than that index, the
  * window is read from the expiry index instead and sorted here.
  */
-import { keyStatus, type KeyQuery, type StoredKey } from '../../src/store.js'
+import { matchesKeyQuery, type KeyQuery, type StoredKey } from '../../src/store.js'
 import type { SendCommand } from './client.js'
 import { idOfMember, orderMember, type KeyLayout } from './keys.js'
-import { decodeRecord } from './record-codec.js'
 import { readInteger, readArray, readTexts } from './replies.js'
-import { FETCH, runScript } from './scripts.js'
+import { scoreArgument } from './scores.js'
+import { fetchRecords } from './scripts/fetch.js'
 
 const MIN_BATCH = 32
 const MAX_BATCH = 256
-
-/** A score argument: Redis spells infinities `+inf` and `-inf`. */
-export function scoreArgument(value: number): string {
-  if (value === Infinity) return '+inf'
-  if (value === -Infinity) return '-inf'
-  return String(value)
-}
-
-function matches(record: StoredKey, query: KeyQuery): boolean {
-  if (query.ownerId !== undefined && record.ownerId !== query.ownerId) return false
-  if (query.tenantId !== undefined && record.tenantId !== query.tenantId) return false
-  if (query.environment !== undefined && record.environment !== query.environment) return false
-  if (query.type !== undefined && record.type !== query.type) return false
-  if (query.status !== undefined && keyStatus(record, query.now) !== query.status) return false
-  if (query.expiresWithin !== undefined) {
-    const { from, to } = query.expiresWithin
-    if (record.revokedAt !== null || record.expiresAt === null || record.expiresAt <= from || record.expiresAt > to) return false
-  }
-  return true
-}
 
 /** Whether an index walk returns exactly the query's records, so a batch never needs to over-fetch. */
 function indexIsExact(query: KeyQuery): boolean {
   const { ownerId, tenantId, environment, type, status, expiresWithin } = query
   const codeFilters = [environment, type, status, expiresWithin]
   return (ownerId === undefined || tenantId === undefined) && codeFilters.every((filter) => filter === undefined)
-}
-
-/** The records at `recordKeys`, in the same order, `null` for those that no longer exist. */
-export async function fetchRecords(send: SendCommand, recordKeys: readonly string[]): Promise<(StoredKey | null)[]> {
-  if (recordKeys.length === 0) return []
-  const values = readTexts(await runScript(send, FETCH, recordKeys, []))
-  return recordKeys.map((_, i) => decodeRecord(values.slice(i * 4, i * 4 + 4)))
 }
 
 /** Compares order members as Redis does: by UTF-8 bytes. */
@@ -94,7 +67,7 @@ async function walkIndex(send: SendCommand, layout: KeyLayout, index: string, qu
     const records = await fetchRecords(send, members.map((member) => layout.record(idOfMember(member))))
     for (const record of records) {
       // null: deleted between the range read and the fetch.
-      if (record === null || !matches(record, query)) continue
+      if (record === null || !matchesKeyQuery(record, query)) continue
       found.push(record)
       if (found.length >= query.limit) return found
     }
@@ -116,7 +89,7 @@ async function listWindow(
   for (let start = 0; start < ids.length; start += MAX_BATCH) {
     const chunk = readTexts(ids.slice(start, start + MAX_BATCH)).filter((id) => id !== null)
     for (const record of await fetchRecords(send, chunk.map((id) => layout.record(id)))) {
-      if (record !== null && matches(record, query)) rows.push({ record, member: orderMember(record.createdAt, record.id) })
+      if (record !== null && matchesKeyQuery(record, query)) rows.push({ record, member: orderMember(record.createdAt, record.id) })
     }
   }
   const sign = query.order === 'asc' ? 1 : -1

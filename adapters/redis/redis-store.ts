@@ -1,13 +1,21 @@
+/**
+ * The Redis {@link KeyStore}: a thin class over the client seam (client.ts), the key layout (keys.ts)
+ * and one module per script (scripts/), each of which builds its own KEYS and ARGV.
+ */
 import { ConfigError } from '../../src/errors.js'
 import { callStore } from '../../src/store-failure.js'
 import type { InsertResult, KeyQuery, KeyStore, QuotaCheck, StoredKey, UpdateResult } from '../../src/store.js'
 import { importDriver } from '../driver.js'
 import { toSendCommand, type IoredisLikeClient, type RedisClientLike, type SendCommand } from './client.js'
-import { checkNamespace, DEFAULT_NAMESPACE, KeyLayout, orderMember } from './keys.js'
-import { listRecords, scoreArgument } from './list.js'
-import { decodeFixed, decodeRecord, encodeDoc, encodeFixed, encodeNumber, READ_FIELDS } from './record-codec.js'
-import { readOutcome, readText, readTexts } from './replies.js'
-import { DELETE, INSERT, runScript, TOUCH, UPDATE } from './scripts.js'
+import { checkNamespace, DEFAULT_NAMESPACE, KeyLayout } from './keys.js'
+import { listRecords } from './list.js'
+import { migrateNamespace } from './migration.js'
+import { decodeRecord, READ_FIELDS } from './record-codec.js'
+import { readTexts } from './replies.js'
+import { deleteRecord } from './scripts/delete.js'
+import { insertRecord } from './scripts/insert.js'
+import { touchRecord } from './scripts/touch.js'
+import { updateRecord } from './scripts/update.js'
 
 /**
  * Options of {@link RedisStore}.
@@ -38,14 +46,11 @@ export interface RedisStoreOptions {
 /** The time limit {@link RedisStore.connect} gives each command, in milliseconds (the middlewares' default timeout). */
 const REDIS_COMMAND_TIMEOUT_MS = 5_000
 
-// Replacing a record concurrently with one of other immutable fields between our read and our script
-// takes a delete and an insert each time; a few attempts are plenty.
-const MAX_ATTEMPTS = 5
-
 /**
  * A {@link KeyStore} on Redis (5 or later, standalone or Cluster). Each operation is one Lua script or
  * one command, so each is atomic; the record keeps a keyed hash of the secret, never the secret.
- * No migration is needed: the first insert creates the keys. The constructor does no I/O.
+ * A namespace written by 0.1.0 needs {@link RedisStore.migrate} once for quotas per tenant; a new one
+ * needs nothing (the first insert creates the keys). The constructor does no I/O.
  *
  * @example With ioredis
  * ```ts
@@ -98,37 +103,12 @@ export class RedisStore implements KeyStore {
     this.keys = new KeyLayout(this.namespace)
   }
 
-  /** One script: ID check, quota count (the owner's set of non-revoked IDs) and every write. */
+  /**
+   * One script: the ID check, the quota count (the owner's set in the record's tenant) and every write.
+   * Before any write it checks every key's type and every argument, so a failed insert writes nothing.
+   */
   async insert(record: StoredKey, quota: QuotaCheck | null): Promise<InsertResult> {
-    return this.run('insert', async () => {
-      const { keys } = this
-      const { ownerId, tenantId } = record
-      const declared = [keys.record(record.id), keys.allIndex, keys.expiryIndex]
-      const position = (key: string | null): string => (key === null ? '0' : String(declared.push(key)))
-      const ownerLive = position(ownerId === null ? null : keys.ownerLive(ownerId))
-      // The contract has quota.ownerId === record.ownerId; another owner is still counted correctly.
-      const checked = quota !== null && Number.isFinite(quota.limit)
-      const quotaLive = !checked ? '0' : quota.ownerId === ownerId ? ownerLive : position(keys.ownerLive(quota.ownerId))
-      const positions = [
-        position(ownerId === null ? null : keys.ownerIndex(ownerId)),
-        ownerLive,
-        position(tenantId === null ? null : keys.tenantIndex(tenantId)),
-        quotaLive,
-      ]
-      const args = [
-        record.id,
-        orderMember(record.createdAt, record.id),
-        encodeFixed(record),
-        encodeDoc(record),
-        encodeNumber(record.version),
-        record.lastUsedAt === null ? '' : encodeNumber(record.lastUsedAt),
-        expiryScore(record),
-        ...positions,
-        checked ? String(quota.limit) : '',
-        record.revokedAt === null ? '1' : '0',
-      ]
-      return readOutcome(await runScript(this.send, INSERT, declared, args), ['inserted', 'id_taken', 'quota_exceeded'] as const)
-    })
+    return this.run('insert', () => insertRecord(this.send, this.keys, record, quota))
   }
 
   /** One HMGET. */
@@ -137,63 +117,17 @@ export class RedisStore implements KeyStore {
   }
 
   /**
-   * One script: compare-and-set on `version`, then the new fields, the owner's quota set (revoking frees
-   * a slot) and the expiry index. Immutable fields and `lastUsedAt` stay as stored.
+   * One script: compare-and-set on `version`, then the new fields, the quota set (revoking frees a slot)
+   * and the expiry index, after checking every key's type and argument. Immutable fields and
+   * `lastUsedAt` stay as stored.
    */
   async update(record: StoredKey, expectedVersion: number): Promise<UpdateResult> {
-    return this.run('update', async () => {
-      // Encoded before the first await: later changes to `record` by the caller cannot leak in.
-      const doc = encodeDoc(record)
-      let fixed = encodeFixed(record)
-      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const { ownerId } = decodeFixed(fixed)
-        const declared = [this.keys.record(record.id), this.keys.expiryIndex]
-        const ownerLive = ownerId === null ? '0' : String(declared.push(this.keys.ownerLive(ownerId)))
-        const args = [
-          fixed,
-          encodeNumber(expectedVersion),
-          encodeNumber(record.version),
-          doc,
-          record.id,
-          expiryScore(record),
-          ownerLive,
-          record.revokedAt === null ? '1' : '0',
-        ]
-        const reply = await runScript(this.send, UPDATE, declared, args)
-        const outcome = readOutcome(reply, ['updated', 'not_found', 'conflict', 'stale_keys'] as const)
-        if (outcome !== 'stale_keys') return outcome
-        // The stored immutable fields differ from the record passed in: index by the stored ones.
-        const stored = readText(await this.send(['HGET', this.keys.record(record.id), 'fixed']))
-        if (stored === null) return 'not_found'
-        fixed = stored
-      }
-      throw new Error('The record was replaced concurrently on every attempt')
-    })
+    return this.run('update', () => updateRecord(this.send, this.keys, record, expectedVersion))
   }
 
   /** Reads the immutable fields (they name the indexes), then one script removes the record and its entries. */
   async delete(id: string): Promise<boolean> {
-    const { keys } = this
-    return this.run('delete', async () => {
-      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const fixed = readText(await this.send(['HGET', keys.record(id), 'fixed']))
-        if (fixed === null) return false
-        const { ownerId, tenantId, createdAt } = decodeFixed(fixed)
-        const declared = [keys.record(id), keys.allIndex, keys.expiryIndex]
-        const position = (key: string | null): string => (key === null ? '0' : String(declared.push(key)))
-        const args = [
-          fixed,
-          id,
-          orderMember(createdAt, id),
-          position(ownerId === null ? null : keys.ownerIndex(ownerId)),
-          position(ownerId === null ? null : keys.ownerLive(ownerId)),
-          position(tenantId === null ? null : keys.tenantIndex(tenantId)),
-        ]
-        const outcome = readOutcome(await runScript(this.send, DELETE, declared, args), ['deleted', 'not_found', 'stale_keys'] as const)
-        if (outcome !== 'stale_keys') return outcome === 'deleted'
-      }
-      throw new Error('The record was replaced concurrently on every attempt')
-    })
+    return this.run('delete', () => deleteRecord(this.send, this.keys, id))
   }
 
   /** Walks the owner, tenant or all-records index in batches (or reads the expiry window); see list.ts. */
@@ -203,7 +137,32 @@ export class RedisStore implements KeyStore {
 
   /** One script: raises `lastUsedAt`, never lowers it, never creates a record. */
   async touch(id: string, at: number): Promise<void> {
-    await this.run('touch', () => runScript(this.send, TOUCH, [this.keys.record(id)], [encodeNumber(at)]))
+    await this.run('touch', () => touchRecord(this.send, this.keys, id, at))
+  }
+
+  /**
+   * Converts a namespace written by keywarden 0.1.0, whose owner sets counted an owner's keys of every
+   * tenant together, so that quotas count per owner within each tenant. Idempotent and resumable: it
+   * walks the records in batches of 100, one short atomic script each, records where it got to, and
+   * once done marks the namespace, so later calls cost one read. Safe to run at every start and while
+   * other instances of this version serve requests; run it once no 0.1.0 instance writes to the
+   * namespace any more. Until it has run, an owner's 0.1.0 keys count in each of the owner's tenants,
+   * so a quota may refuse sooner than it should, never later. A namespace this version created needs
+   * no migration.
+   *
+   * @example
+   * ```ts
+   * import { Redis } from 'ioredis'
+   * import { KeyManager } from 'keywarden'
+   * import { RedisStore } from 'keywarden/adapters/redis'
+   *
+   * const store = new RedisStore({ client: new Redis(process.env.REDIS_URL!), namespace: 'billing-api' })
+   * await store.migrate() // at every start: returns after one read once the namespace is migrated
+   * const keys = new KeyManager({ store, maxKeysPerOwner: 5 })
+   * ```
+   */
+  async migrate(): Promise<void> {
+    await this.run('migrate', () => migrateNamespace(this.send, this.keys))
   }
 
   /**
@@ -251,9 +210,4 @@ export class RedisStore implements KeyStore {
   private async run<T>(operation: string, body: () => Promise<T>): Promise<T> {
     return callStore(operation, body)
   }
-}
-
-/** The expiry-index score, or '' when the record is not in that index (it never expires, or is revoked). */
-function expiryScore(record: StoredKey): string {
-  return record.revokedAt === null && record.expiresAt !== null ? scoreArgument(record.expiresAt) : ''
 }

@@ -79,7 +79,7 @@ describe.skipIf(!gate.available)('RedisStore', () => {
       await withStore(async (store) => {
         const ns = store.namespace
         const k1 = makeRecord({ id: 'k1', ownerId: 'alice', tenantId: 'acme', expiresAt: T0 + 1000 })
-        await store.insert(k1, { ownerId: 'alice', limit: 5 })
+        await store.insert(k1, { ownerId: 'alice', tenantId: 'acme', limit: 5 })
         await store.insert(makeRecord({ id: 'k2', ownerId: 'bob', revokedAt: T0 }), null)
         await store.touch('k1', T0 + 5)
         const k2 = (await store.get('k2'))!
@@ -95,15 +95,18 @@ describe.skipIf(!gate.available)('RedisStore', () => {
             `{${ns}}:idx:tenant:acme`,
             `{${ns}}:key:k1`,
             `{${ns}}:key:k2`,
-            `{${ns}}:live:owner:alice`,
+            `{${ns}}:live:tenant:acme:owner:alice`,
+            `{${ns}}:meta`,
           ].sort(),
         )
         for (const key of keys) expect(key.startsWith(`{${ns}}:`), key).toBe(true)
+        // The first insert into an empty namespace marks it as needing no migration.
+        expect(await ioredis.hgetall(`{${ns}}:meta`)).toEqual({ layout: '2' })
 
-        // Deleting every record leaves no key behind.
+        // Deleting every record leaves only that mark behind.
         await store.delete('k1')
         await store.delete('k2')
-        expect(await keysOf(ioredis, ns)).toEqual([])
+        expect(await keysOf(ioredis, ns)).toEqual([`{${ns}}:meta`])
       })
     })
 
@@ -114,7 +117,7 @@ describe.skipIf(!gate.available)('RedisStore', () => {
         for (const [i, id] of ids.entries()) {
           const record = makeRecord({ id: `k${String(i).padStart(2, '0')}`, ownerId: id, tenantId: id, createdAt: T0 + i })
           // A quota of 1 per owner: each owner's first key fits only if no other owner's key is counted.
-          expect(await store.insert(record, { ownerId: id, limit: 1 }), JSON.stringify(id)).toBe('inserted')
+          expect(await store.insert(record, { ownerId: id, tenantId: id, limit: 1 }), JSON.stringify(id)).toBe('inserted')
         }
         const listIds = async (filter: Partial<KeyQuery>) =>
           (await store.list({ now: T0, order: 'asc', limit: 100, ...filter })).map((record) => record.id)
@@ -124,8 +127,8 @@ describe.skipIf(!gate.available)('RedisStore', () => {
           expect(await listIds({ tenantId: id }), JSON.stringify(id)).toEqual(expected)
         }
         const keys = await keysOf(ioredis, ns)
-        // One record, owner index, tenant index and quota set per ID, plus the all-records index.
-        expect(keys).toHaveLength(ids.length * 4 + 1)
+        // One record, owner index, tenant index and quota set per ID, plus the all-records index and the meta hash.
+        expect(keys).toHaveLength(ids.length * 4 + 2)
         for (const key of keys) {
           expect(key.startsWith(`{${ns}}:`), key).toBe(true)
           expect(key.slice(ns.length + 2), key).not.toMatch(/[{} *]/)
@@ -217,7 +220,7 @@ describe.skipIf(!gate.available)('RedisStore', () => {
     it('scripts still run after the server forgot them (NOSCRIPT falls back to EVAL)', async () => {
       await withStore(async (store) => {
         await ioredis.call('SCRIPT', 'FLUSH')
-        expect(await store.insert(makeRecord({ id: 'after-flush', ownerId: 'o' }), { ownerId: 'o', limit: 1 })).toBe('inserted')
+        expect(await store.insert(makeRecord({ id: 'after-flush', ownerId: 'o' }), { ownerId: 'o', tenantId: null, limit: 1 })).toBe('inserted')
         await ioredis.call('SCRIPT', 'FLUSH')
         expect(await store.delete('after-flush')).toBe(true)
       })
@@ -230,14 +233,14 @@ describe.skipIf(!gate.available)('RedisStore', () => {
           const ns = store.namespace
           const viaPrefix = new RedisStore({ client: prefixed, namespace: ns })
           const record = makeRecord({ id: 'p1', ownerId: 'o', tenantId: 't', expiresAt: T0 + 5 })
-          expect(await viaPrefix.insert(record, { ownerId: 'o', limit: 1 })).toBe('inserted')
+          expect(await viaPrefix.insert(record, { ownerId: 'o', tenantId: 't', limit: 1 })).toBe('inserted')
           const keys = await keysOf(ioredis, ns)
-          expect(keys).toHaveLength(6)
+          expect(keys).toHaveLength(7)
           for (const key of keys) expect(key.startsWith(`app:{${ns}}:`), key).toBe(true)
           const expiresWithin = { from: T0, to: T0 + 5 }
           expect(await viaPrefix.list({ ownerId: 'o', tenantId: 't', expiresWithin, now: T0, order: 'asc', limit: 5 })).toEqual([record])
           expect(await viaPrefix.delete('p1')).toBe(true)
-          expect(await keysOf(ioredis, ns)).toEqual([])
+          expect(await keysOf(ioredis, ns)).toEqual([`app:{${ns}}:meta`])
         })
       } finally {
         prefixed.disconnect()
