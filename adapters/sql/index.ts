@@ -2,7 +2,7 @@
  * SQL key stores: `import { PostgresStore, MySqlStore, SqliteStore } from 'keywarden/adapters/sql'`.
  * Each wraps a client you create and own (`pg`, `mysql2`, `better-sqlite3`); none of these drivers is
  * imported here. Create the schema with `await store.migrate()`, or apply the shipped
- * `adapters/sql/migrations/{postgres,mysql,sqlite}.sql` with your own migration tool.
+ * `keywarden/adapters/sql/migrations/{postgres,mysql,sqlite}.sql` with your own migration tool.
  *
  * @example
  * ```ts
@@ -26,11 +26,12 @@
  *
  * @module keywarden/adapters/sql
  */
-export { PostgresStore, type PgPool, type PgQueryable, type PostgresStoreOptions } from './postgres-store.js'
-export { MySqlStore, type MySqlConnection, type MySqlPool, type MySqlStoreOptions } from './mysql-store.js'
-export { withQueryTimeout } from './mysql-timeout.js'
-export { SqliteStore, type SqliteDatabase, type SqliteStatement, type SqliteStoreOptions } from './sqlite-store.js'
-export { SqlStore, DEFAULT_TABLE } from './sql-store.js'
+export { PostgresStore, type PgPool, type PgQueryable, type PostgresStoreOptions } from './postgres/store.js'
+export { MySqlStore, type MySqlConnection, type MySqlPool, type MySqlStoreOptions } from './mysql/store.js'
+export { withQueryTimeout } from './mysql/query-timeout.js'
+export { SqliteStore, type SqliteDatabase, type SqliteStatement, type SqliteStoreOptions } from './sqlite/store.js'
+export { SqlStore } from './shared/sql-store.js'
+export { DEFAULT_TABLE } from './shared/options.js'
 export {
   PostgresInvalidationChannel,
   DEFAULT_POSTGRES_INVALIDATION_CHANNEL,
@@ -38,4 +39,4 @@ export {
   type PgListenPool,
   type PgListenClient,
   type PgNotification,
-} from './invalidation-channel.js'
+} from './postgres/invalidation-channel.js'

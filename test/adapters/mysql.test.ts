@@ -11,6 +11,8 @@ import {
   expectConfigError,
   expectEndToEnd,
   expectIdTakenBeforeQuota,
+  expectParallelQuotaPerTenant,
+  expectQuotaPerTenant,
   expectStoreError,
   INVALID_TABLE_NAMES,
   migrationFileStatements,
@@ -66,7 +68,7 @@ describe.skipIf(!gate.available)('MySqlStore', () => {
     }
   })
 
-  it('ships migrations/mysql.sql with exactly the statements migrate() runs for the default table', async () => {
+  it('ships adapters/sql/mysql/migration.sql (published as migrations/mysql.sql) with exactly the statements migrate() runs for the default table', async () => {
     const sent: string[] = []
     const recorder = {
       execute: async (sql: string) => (sent.push(sql), [{ affectedRows: 0 }, undefined] as [unknown, unknown]),
@@ -81,7 +83,7 @@ describe.skipIf(!gate.available)('MySqlStore', () => {
     try {
       for (const statement of migrationFileStatements('mysql')) await db().query(statement.replaceAll('keywarden_keys', store.table))
       await store.migrate()
-      expect(await store.insert(makeRichRecord(), { ownerId: 'owner-ü', limit: 1 })).toBe('inserted')
+      expect(await store.insert(makeRichRecord(), { ownerId: 'owner-ü', tenantId: 'tenant-1', limit: 1 })).toBe('inserted')
       expect(await store.get(makeRichRecord().id)).toEqual(makeRichRecord())
     } finally {
       await drop(store)
@@ -135,13 +137,13 @@ describe.skipIf(!gate.available)('MySqlStore', () => {
     const missing = await expectStoreError(store.insert(makeRichRecord(), null), 'insert', [store.table, ...richSecrets()])
     expect((missing.cause as { errno?: number }).errno).toBe(1146)
     await expectStoreError(store.list({ now: 0, order: 'asc', limit: 10, ownerId: 'owner-secret' }), 'list', ['owner-secret'])
-    await expectStoreError(store.insert(makeRichRecord(), { ownerId: 'owner-ü', limit: 5 }), 'insert', richSecrets())
+    await expectStoreError(store.insert(makeRichRecord(), { ownerId: 'owner-ü', tenantId: 'tenant-1', limit: 5 }), 'insert', richSecrets())
     // A pool that has been ended.
     const ended = mysql.createPool(SERVICES.mariadb)
     await ended.end()
     const closed = new MySqlStore({ pool: ended })
     await expectStoreError(closed.get('some-id'), 'get', ['some-id'])
-    await expectStoreError(closed.insert(makeRecord(), { ownerId: 'o', limit: 1 }), 'insert')
+    await expectStoreError(closed.insert(makeRecord(), { ownerId: 'o', tenantId: null, limit: 1 }), 'insert')
   })
 
   it(`keeps instants and JSON exact with the session time_zone at ${TIME_ZONE}`, async () => {
@@ -176,7 +178,7 @@ describe.skipIf(!gate.available)('MySqlStore', () => {
     try {
       await store.migrate()
       const results = await Promise.all(
-        Array.from({ length: 30 }, (_, i) => store.insert(makeRecord({ id: `c${i}`, ownerId: 'solo' }), { ownerId: 'solo', limit: 2 })),
+        Array.from({ length: 30 }, (_, i) => store.insert(makeRecord({ id: `c${i}`, ownerId: 'solo' }), { ownerId: 'solo', tenantId: null, limit: 2 })),
       )
       expect(results.filter((result) => result === 'inserted')).toHaveLength(2)
     } finally {
@@ -191,7 +193,7 @@ describe.skipIf(!gate.available)('MySqlStore', () => {
       await store.migrate()
       const owners = Array.from({ length: 10 }, (_, i) => `owner${i}`)
       const attempts = owners.flatMap((ownerId) => Array.from({ length: 6 }, (_, i) => ({ ownerId, id: `${ownerId}-${i}` })))
-      const results = await Promise.all(attempts.map(({ ownerId, id }) => store.insert(makeRecord({ id, ownerId }), { ownerId, limit: 2 })))
+      const results = await Promise.all(attempts.map(({ ownerId, id }) => store.insert(makeRecord({ id, ownerId }), { ownerId, tenantId: null, limit: 2 })))
       for (const ownerId of owners) {
         const won = attempts.filter((attempt, i) => attempt.ownerId === ownerId && results[i] === 'inserted')
         expect(won, ownerId).toHaveLength(2)
@@ -206,6 +208,26 @@ describe.skipIf(!gate.available)('MySqlStore', () => {
     try {
       await store.migrate()
       await expectIdTakenBeforeQuota(store)
+    } finally {
+      await drop(store)
+    }
+  })
+
+  it('counts maxKeysPerOwner per owner within its tenant; keys without a tenant are a bucket of their own', async () => {
+    const store = freshStore()
+    try {
+      await store.migrate()
+      await expectQuotaPerTenant(store)
+    } finally {
+      await drop(store)
+    }
+  })
+
+  it('keeps quotas per tenant atomic: parallel creates of one owner ID in two tenants and none, exactly 2 win in each', async () => {
+    const store = freshStore()
+    try {
+      await store.migrate()
+      await expectParallelQuotaPerTenant(store)
     } finally {
       await drop(store)
     }
@@ -250,7 +272,7 @@ describe('MySqlStore with a pool (no server needed)', () => {
 
   it('locks the owner row, runs the quota insert on a checked-out connection and releases it', async () => {
     const { store, sent, done } = fakePool(() => undefined)
-    expect(await store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', limit: 1 })).toBe('inserted')
+    expect(await store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', tenantId: null, limit: 1 })).toBe('inserted')
     expect(sent.map((sql) => sql.split(' ')[0])).toEqual(['INSERT', 'BEGIN', 'SELECT', 'SELECT', 'SELECT', 'INSERT', 'COMMIT'])
     expect(sent[0]).toMatch(/_locks` \(owner_id\) VALUES \(\?\) ON DUPLICATE KEY UPDATE/)
     expect(sent[2]).toMatch(/FOR UPDATE$/)
@@ -262,13 +284,13 @@ describe('MySqlStore with a pool (no server needed)', () => {
     const recovering = fakePool((sql) => {
       if (sql.startsWith('INSERT INTO `keywarden_keys` ') && deadlocks-- > 0) throw deadlock()
     })
-    expect(await recovering.store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', limit: 1 })).toBe('inserted')
+    expect(await recovering.store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', tenantId: null, limit: 1 })).toBe('inserted')
     expect(recovering.done).toEqual(['release', 'release', 'release'])
 
     const stuck = fakePool((sql) => {
       if (sql.startsWith('INSERT INTO `keywarden_keys` ')) throw deadlock()
     })
-    const error = await expectStoreError(stuck.store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', limit: 1 }), 'insert')
+    const error = await expectStoreError(stuck.store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', tenantId: null, limit: 1 }), 'insert')
     expect((error.cause as { errno?: number }).errno).toBe(1213)
     expect(stuck.done).toHaveLength(5)
   })
@@ -277,7 +299,7 @@ describe('MySqlStore with a pool (no server needed)', () => {
     const { store, done } = fakePool((sql) => {
       if (sql.startsWith('INSERT INTO `keywarden_keys` ') || sql === 'ROLLBACK') throw new Error('connection lost')
     })
-    await expectStoreError(store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', limit: 1 }), 'insert')
+    await expectStoreError(store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', tenantId: null, limit: 1 }), 'insert')
     expect(done).toEqual(['destroy'])
   })
 })
@@ -339,7 +361,7 @@ describe('withQueryTimeout (no server needed)', () => {
   it('destroys a connection whose COMMIT times out once, never releasing it', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     const { store, done } = fakePool((sql) => (sql === 'COMMIT' ? never() : undefined))
-    const insert = expectStoreError(store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', limit: 1 }), 'insert')
+    const insert = expectStoreError(store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', tenantId: null, limit: 1 }), 'insert')
     await vi.advanceTimersByTimeAsync(100)
     await insert
     // The autocommit lock-row insert released its connection; the transaction's was destroyed.

@@ -10,6 +10,8 @@ import {
   expectConfigError,
   expectEndToEnd,
   expectIdTakenBeforeQuota,
+  expectParallelQuotaPerTenant,
+  expectQuotaPerTenant,
   expectStoreError,
   INVALID_TABLE_NAMES,
   migrationFileStatements,
@@ -65,7 +67,7 @@ describe.skipIf(!gate.available)('PostgresStore', () => {
     }
   })
 
-  it('ships migrations/postgres.sql with exactly the statements migrate() runs for the default table', async () => {
+  it('ships adapters/sql/postgres/migration.sql (published as migrations/postgres.sql) with exactly the statements migrate() runs for the default table', async () => {
     const sent: string[] = []
     const recorder = { query: async (text: string) => (sent.push(text), { rows: [], rowCount: 0 }) }
     await new PostgresStore({ pool: recorder }).migrate()
@@ -121,7 +123,7 @@ describe.skipIf(!gate.available)('PostgresStore', () => {
     const missing = await expectStoreError(store.insert(makeRichRecord(), null), 'insert', [store.table, ...richSecrets()])
     expect((missing.cause as { code?: string }).code).toBe('42P01')
     await expectStoreError(store.list({ now: 0, order: 'asc', limit: 10, ownerId: 'owner-secret' }), 'list', ['owner-secret'])
-    await expectStoreError(store.insert(makeRichRecord(), { ownerId: 'owner-ü', limit: 5 }), 'insert', richSecrets())
+    await expectStoreError(store.insert(makeRichRecord(), { ownerId: 'owner-ü', tenantId: 'tenant-1', limit: 5 }), 'insert', richSecrets())
     // A pool that has been ended.
     const ended = new pg.Pool(config)
     await ended.end()
@@ -163,7 +165,7 @@ describe.skipIf(!gate.available)('PostgresStore', () => {
     try {
       await store.migrate()
       const results = await Promise.all(
-        Array.from({ length: 30 }, (_, i) => store.insert(makeRecord({ id: `c${i}`, ownerId: 'solo' }), { ownerId: 'solo', limit: 2 })),
+        Array.from({ length: 30 }, (_, i) => store.insert(makeRecord({ id: `c${i}`, ownerId: 'solo' }), { ownerId: 'solo', tenantId: null, limit: 2 })),
       )
       expect(results.filter((result) => result === 'inserted')).toHaveLength(2)
     } finally {
@@ -177,6 +179,26 @@ describe.skipIf(!gate.available)('PostgresStore', () => {
     try {
       await store.migrate()
       await expectIdTakenBeforeQuota(store)
+    } finally {
+      await drop(store)
+    }
+  })
+
+  it('counts maxKeysPerOwner per owner within its tenant; keys without a tenant are a bucket of their own', async () => {
+    const store = freshStore()
+    try {
+      await store.migrate()
+      await expectQuotaPerTenant(store)
+    } finally {
+      await drop(store)
+    }
+  })
+
+  it('keeps quotas per tenant atomic: parallel creates of one owner ID in two tenants and none, exactly 2 win in each', async () => {
+    const store = freshStore()
+    try {
+      await store.migrate()
+      await expectParallelQuotaPerTenant(store)
     } finally {
       await drop(store)
     }
@@ -209,7 +231,7 @@ describe('PostgresStore with a pool (no server needed)', () => {
 
   it('runs a quota insert on a checked-out client and releases it', async () => {
     const { store, sent, released } = fakePool([])
-    expect(await store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', limit: 1 })).toBe('inserted')
+    expect(await store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', tenantId: null, limit: 1 })).toBe('inserted')
     expect(sent.map((text) => text.split(' ')[0])).toEqual(['BEGIN', 'SELECT', 'SELECT', 'SELECT', 'INSERT', 'COMMIT'])
     expect(sent[1]).toMatch(/^SELECT pg_advisory_xact_lock/)
     expect(released).toEqual([false])
@@ -217,12 +239,12 @@ describe('PostgresStore with a pool (no server needed)', () => {
 
   it('rolls back a failed transaction, and discards the client when even the rollback fails', async () => {
     const failedInsert = fakePool(['INSERT'])
-    await expectStoreError(failedInsert.store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', limit: 1 }), 'insert')
+    await expectStoreError(failedInsert.store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', tenantId: null, limit: 1 }), 'insert')
     expect(failedInsert.sent.at(-1)).toBe('ROLLBACK')
     expect(failedInsert.released).toEqual([false])
 
     const failedRollback = fakePool(['INSERT', 'ROLLBACK'])
-    await expectStoreError(failedRollback.store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', limit: 1 }), 'insert')
+    await expectStoreError(failedRollback.store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', tenantId: null, limit: 1 }), 'insert')
     expect(failedRollback.released).toEqual([true])
   })
 
@@ -233,7 +255,7 @@ describe('PostgresStore with a pool (no server needed)', () => {
       return { rows: text.startsWith('SELECT count') ? [{ n: '0' }] : [], rowCount: 1 }
     }
     const pool = { query, totalCount: 0, connect: async () => ({ query, release: () => undefined }) }
-    expect(await new PostgresStore({ pool }).insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', limit: 1 })).toBe('inserted')
+    expect(await new PostgresStore({ pool }).insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', tenantId: null, limit: 1 })).toBe('inserted')
     expect(deadlocks).toBe(-1)
   })
 })

@@ -1,16 +1,19 @@
 /**
  * Checks shared by the SQL store test files (postgres, mysql, sqlite): the shipped migration files,
- * error wrapping, binary identifiers and an end-to-end run through KeyManager.
+ * error wrapping, binary identifiers, quotas per tenant and an end-to-end run through KeyManager.
  */
 import { readFileSync } from 'node:fs'
 import { expect } from 'vitest'
-import { ConfigError, QuotaExceededError, StoreError, type KeyStore } from '../../src/index.js'
+import { ConfigError, QuotaExceededError, StoreError, type KeyManager, type KeyStore } from '../../src/index.js'
 import { makeRecord, makeRichRecord } from '../conformance/records.js'
 import { setup } from '../helpers.js'
 
-/** The statements of `adapters/sql/migrations/<name>.sql`, comments dropped. */
+/**
+ * The statements of the shipped `adapters/sql/<name>/migration.sql` (published as
+ * `keywarden/adapters/sql/migrations/<name>.sql`), comments dropped.
+ */
 export function migrationFileStatements(name: 'postgres' | 'mysql' | 'sqlite'): string[] {
-  return splitStatements(readFileSync(new URL(`../../adapters/sql/migrations/${name}.sql`, import.meta.url), 'utf8'))
+  return splitStatements(readFileSync(new URL(`../../adapters/sql/${name}/migration.sql`, import.meta.url), 'utf8'))
 }
 
 /** Splits a SQL script at the semicolons ending lines, dropping `--` comment lines. */
@@ -78,7 +81,7 @@ export async function expectBinaryIdentifiers(store: KeyStore): Promise<void> {
 
   const owners = ['alice', 'Alice', 'alice ', 'ALICE']
   for (const [index, ownerId] of owners.entries()) {
-    expect(await store.insert(makeRecord({ id: `own${index}`, ownerId }), { ownerId, limit: 1 }), ownerId).toBe('inserted')
+    expect(await store.insert(makeRecord({ id: `own${index}`, ownerId }), { ownerId, tenantId: null, limit: 1 }), ownerId).toBe('inserted')
   }
   for (const [index, ownerId] of owners.entries()) {
     expect((await store.list({ ownerId, now: 0, order: 'asc', limit: 10 })).map((record) => record.id), ownerId).toEqual([`own${index}`])
@@ -102,8 +105,8 @@ export async function expectEndToEnd(store: KeyStore): Promise<void> {
   expect(await keys.get(key.id)).toEqual({ ...key, lastUsedAt: new Date(time.now) })
 
   time.advance(1)
-  await keys.create({ name: 'second', environment: 'live', ownerId })
-  await expect(keys.create({ name: 'third', environment: 'live', ownerId })).rejects.toBeInstanceOf(QuotaExceededError)
+  await keys.create({ name: 'second', environment: 'live', ownerId, tenantId: 'acme' })
+  await expect(keys.create({ name: 'third', environment: 'live', ownerId, tenantId: 'acme' })).rejects.toBeInstanceOf(QuotaExceededError)
 
   time.advance(1_000)
   const rotated = await keys.rotate(key.id, { gracePeriod: '1h' })
@@ -117,7 +120,7 @@ export async function expectEndToEnd(store: KeyStore): Promise<void> {
   expect(revoked.revokedAt).toEqual(new Date(time.now))
   expect(await keys.verify(rotated.token)).toMatchObject({ valid: false, reason: 'revoked' })
   // The revoked key no longer counts against the quota.
-  await keys.create({ name: 'third', environment: 'live', ownerId })
+  await keys.create({ name: 'third', environment: 'live', ownerId, tenantId: 'acme' })
   const page = await keys.list({ ownerId })
   expect(page.items.map((item) => item.name)).toEqual(['CI ✓', 'second', 'third'])
   expect(page.items[0]).toMatchObject({ metadata: { plan: 'pro', big: Number.MAX_SAFE_INTEGER }, tenantId: 'acme' })
@@ -125,9 +128,58 @@ export async function expectEndToEnd(store: KeyStore): Promise<void> {
 
 /** With the owner's quota full, inserting an existing ID still answers id_taken (the ID check comes first). */
 export async function expectIdTakenBeforeQuota(store: KeyStore): Promise<void> {
-  const quota = { ownerId: 'full', limit: 1 }
+  const quota = { ownerId: 'full', tenantId: null, limit: 1 }
   expect(await store.insert(makeRecord({ id: 'taken', ownerId: 'full' }), quota)).toBe('inserted')
   expect(await store.insert(makeRecord({ id: 'taken', ownerId: 'full', name: 'again' }), quota)).toBe('id_taken')
   expect(await store.insert(makeRecord({ id: 'fresh', ownerId: 'full' }), quota)).toBe('quota_exceeded')
   expect((await store.get('taken'))?.name).toBe('test key')
+}
+
+/** The quota buckets the tenant checks use for one owner ID: two tenants, and no tenant at all. */
+const QUOTA_TENANTS = ['tenant-a', 'tenant-b', null] as const
+
+function createFor(keys: KeyManager, tenantId: string | null, name: string) {
+  return keys.create({ name, environment: 'live', ownerId: 'user-1', ...(tenantId === null ? {} : { tenantId }) })
+}
+
+/** How many of the owner's keys each tenant holds (`null`: no tenant), read back through KeyManager. */
+async function keysPerTenant(keys: KeyManager): Promise<Map<string | null, number>> {
+  const counts = new Map<string | null, number>()
+  for (const key of (await keys.list({ ownerId: 'user-1', limit: 100 })).items) counts.set(key.tenantId, (counts.get(key.tenantId) ?? 0) + 1)
+  return counts
+}
+
+/**
+ * maxKeysPerOwner counts per (tenant, owner): the same owner ID in two tenants gets two quotas, keys
+ * without a tenant are a bucket of their own, and revoking frees a slot in its own tenant only.
+ */
+export async function expectQuotaPerTenant(store: KeyStore): Promise<void> {
+  const { keys } = setup({ store, maxKeysPerOwner: 2 })
+  for (const tenantId of QUOTA_TENANTS) {
+    await createFor(keys, tenantId, 'first')
+    await createFor(keys, tenantId, 'second')
+    const error = await createFor(keys, tenantId, 'third').catch((caught: unknown) => caught)
+    expect(error, String(tenantId)).toBeInstanceOf(QuotaExceededError)
+    expect(error, String(tenantId)).toMatchObject({ ownerId: 'user-1', tenantId, limit: 2 })
+  }
+  expect(await keysPerTenant(keys)).toEqual(new Map([['tenant-a', 2], ['tenant-b', 2], [null, 2]]))
+
+  const [revoked] = (await keys.list({ ownerId: 'user-1', tenantId: 'tenant-a', limit: 1 })).items
+  await keys.revoke(revoked!.id)
+  await expect(createFor(keys, 'tenant-b', 'after revoke')).rejects.toBeInstanceOf(QuotaExceededError)
+  await expect(createFor(keys, null, 'after revoke')).rejects.toBeInstanceOf(QuotaExceededError)
+  expect((await createFor(keys, 'tenant-a', 'after revoke')).key.tenantId).toBe('tenant-a')
+}
+
+/** Parallel creates of one owner ID in two tenants and without one, a quota of 2: exactly 2 win in each. */
+export async function expectParallelQuotaPerTenant(store: KeyStore): Promise<void> {
+  const { keys } = setup({ store, maxKeysPerOwner: 2 })
+  const attempts = QUOTA_TENANTS.flatMap((tenantId) => Array.from({ length: 12 }, (_, i) => ({ tenantId, name: `${tenantId ?? 'none'} ${i}` })))
+  const outcomes = await Promise.allSettled(attempts.map(({ tenantId, name }) => createFor(keys, tenantId, name)))
+  for (const tenantId of QUOTA_TENANTS) {
+    const mine = outcomes.filter((_, i) => attempts[i]!.tenantId === tenantId)
+    expect(mine.filter((outcome) => outcome.status === 'fulfilled'), String(tenantId)).toHaveLength(2)
+    for (const outcome of mine) if (outcome.status === 'rejected') expect(outcome.reason).toBeInstanceOf(QuotaExceededError)
+  }
+  expect(await keysPerTenant(keys)).toEqual(new Map([['tenant-a', 2], ['tenant-b', 2], [null, 2]]))
 }

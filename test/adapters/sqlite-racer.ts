@@ -19,7 +19,7 @@ await once(process.stdin, 'data')
 const results: string[] = []
 for (let i = 0; i < Number(count); i++) {
   const ownerId = `owner${i}`
-  results.push(await store.insert(makeRecord({ id: `${prefix}-${i}`, ownerId }), { ownerId, limit: 1 }))
+  results.push(await store.insert(makeRecord({ id: `${prefix}-${i}`, ownerId }), { ownerId, tenantId: null, limit: 1 }))
 }
 database.close()
 process.stdout.write(`${JSON.stringify(results)}\n`)

@@ -14,6 +14,8 @@ import {
   expectConfigError,
   expectEndToEnd,
   expectIdTakenBeforeQuota,
+  expectParallelQuotaPerTenant,
+  expectQuotaPerTenant,
   expectStoreError,
   INVALID_TABLE_NAMES,
   migrationFileStatements,
@@ -61,7 +63,7 @@ describe('SqliteStore', () => {
     }
   })
 
-  it('ships migrations/sqlite.sql with exactly the statements migrate() runs for the default table', async () => {
+  it('ships adapters/sql/sqlite/migration.sql (published as migrations/sqlite.sql) with exactly the statements migrate() runs for the default table', async () => {
     const sent: string[] = []
     const recorder = {
       prepare: (sql: string) => (sent.push(sql), { reader: false, all: () => [], run: () => ({ changes: 0 }) }),
@@ -76,7 +78,7 @@ describe('SqliteStore', () => {
     try {
       for (const statement of migrationFileStatements('sqlite')) database.exec(statement.replaceAll('keywarden_keys', store.table))
       await store.migrate()
-      expect(await store.insert(makeRichRecord(), { ownerId: 'owner-ü', limit: 1 })).toBe('inserted')
+      expect(await store.insert(makeRichRecord(), { ownerId: 'owner-ü', tenantId: 'tenant-1', limit: 1 })).toBe('inserted')
       expect(await store.get(makeRichRecord().id)).toEqual(makeRichRecord())
     } finally {
       await drop(store)
@@ -122,14 +124,14 @@ describe('SqliteStore', () => {
     const missing = await expectStoreError(store.insert(makeRichRecord(), null), 'insert', [store.table, ...richSecrets()])
     expect((missing.cause as { code?: string }).code).toBe('SQLITE_ERROR')
     await expectStoreError(store.list({ now: 0, order: 'asc', limit: 10, ownerId: 'owner-secret' }), 'list', ['owner-secret'])
-    await expectStoreError(store.insert(makeRichRecord(), { ownerId: 'owner-ü', limit: 5 }), 'insert', richSecrets())
+    await expectStoreError(store.insert(makeRichRecord(), { ownerId: 'owner-ü', tenantId: 'tenant-1', limit: 5 }), 'insert', richSecrets())
     // A database that has been closed.
     const closedDatabase = new Database(':memory:')
     const closed = new SqliteStore({ database: closedDatabase })
     await closed.migrate()
     closedDatabase.close()
     await expectStoreError(closed.get('some-id'), 'get', ['some-id'])
-    await expectStoreError(closed.insert(makeRecord(), { ownerId: 'o', limit: 1 }), 'insert')
+    await expectStoreError(closed.insert(makeRecord(), { ownerId: 'o', tenantId: null, limit: 1 }), 'insert')
   })
 
   it('keeps instants and JSON exact, stored as integers and JSON text', async () => {
@@ -153,9 +155,9 @@ describe('SqliteStore', () => {
       const store = new SqliteStore({ database: own })
       await store.migrate()
       const rich = makeRichRecord({ revokedAt: null })
-      await store.insert(rich, { ownerId: 'owner-ü', limit: 1 })
+      await store.insert(rich, { ownerId: 'owner-ü', tenantId: 'tenant-1', limit: 1 })
       expect(await store.get(rich.id)).toEqual(rich)
-      expect(await store.insert(makeRecord({ id: 'other', ownerId: 'owner-ü' }), { ownerId: 'owner-ü', limit: 1 })).toBe('quota_exceeded')
+      expect(await store.insert(makeRecord({ id: 'other', ownerId: 'owner-ü', tenantId: 'tenant-1' }), { ownerId: 'owner-ü', tenantId: 'tenant-1', limit: 1 })).toBe('quota_exceeded')
     } finally {
       own.close()
     }
@@ -210,6 +212,26 @@ describe('SqliteStore', () => {
     try {
       await store.migrate()
       await expectIdTakenBeforeQuota(store)
+    } finally {
+      await drop(store)
+    }
+  })
+
+  it('counts maxKeysPerOwner per owner within its tenant; keys without a tenant are a bucket of their own', async () => {
+    const store = freshStore()
+    try {
+      await store.migrate()
+      await expectQuotaPerTenant(store)
+    } finally {
+      await drop(store)
+    }
+  })
+
+  it('keeps quotas per tenant atomic: parallel creates of one owner ID in two tenants and none, exactly 2 win in each', async () => {
+    const store = freshStore()
+    try {
+      await store.migrate()
+      await expectParallelQuotaPerTenant(store)
     } finally {
       await drop(store)
     }

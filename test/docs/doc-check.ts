@@ -301,10 +301,12 @@ export function readProjectFacts(root: string): ProjectFacts {
   }
   const binDir = join(root, 'node_modules', '.bin')
   const bins = new Set(existsSync(binDir) ? readdirSync(binDir).map((name) => name.replace(/\.(cmd|ps1)$/, '')) : [])
-  const migrationDir = join(root, 'adapters', 'sql', 'migrations')
+  // One folder per database, each with its migration.sql.
+  const sqlDir = join(root, 'adapters', 'sql')
   const migrations = new Map<string, string>()
-  for (const file of readdirSync(migrationDir).filter((name) => name.endsWith('.sql')).sort()) {
-    migrations.set(`adapters/sql/migrations/${file}`, normaliseSql(readFileSync(join(migrationDir, file), 'utf8')))
+  for (const database of readdirSync(sqlDir).sort()) {
+    const file = join(sqlDir, database, 'migration.sql')
+    if (existsSync(file)) migrations.set(`adapters/sql/${database}/migration.sql`, normaliseSql(readFileSync(file, 'utf8')))
   }
   return { scripts: new Set(Object.keys(manifest.scripts ?? {})), installable, bins, migrations }
 }

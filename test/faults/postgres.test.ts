@@ -46,7 +46,7 @@ describe.skipIf(!gate.available)('PostgresStore on a pg.Pool, connection reset i
       if (direction === 'request' && chunk.includes('COMMIT')) proxy.holdReplies()
     })
     const record = makeRecord({ ownerId: 'owner-reset' })
-    const pending = failure(() => store.insert(record, { ownerId: 'owner-reset', limit: 5 }))
+    const pending = failure(() => store.insert(record, { ownerId: 'owner-reset', tenantId: null, limit: 5 }))
     await proxy.nextHeld('reply')
     proxy.reset()
     const { error } = await pending

@@ -46,6 +46,15 @@ describe('the built package', () => {
     node([`${root}/node_modules/typescript/bin/tsc`, '-p', `${root}/test/package/consumer/tsconfig.${resolution}.json`])
   }, 60_000)
 
+  // The files moved to adapters/sql/<db>/migration.sql in 0.2.0; the published names must keep resolving.
+  it('resolves the SQL migrations under their published names, in both module systems', () => {
+    for (const database of ['postgres', 'mysql', 'sqlite']) {
+      const expected = `${root}adapters/sql/${database}/migration.sql`
+      expect(node(['-p', `require.resolve('keywarden/adapters/sql/migrations/${database}.sql')`]).trim()).toBe(expected)
+      expect(node(['--input-type=module', '-e', `console.log(import.meta.resolve('keywarden/adapters/sql/migrations/${database}.sql'))`]).trim()).toBe(`file://${expected}`)
+    }
+  })
+
   it('loads the middleware subpaths in both module systems', () => {
     const esm = node(['--input-type=module', '-e', "import * as e from 'keywarden/express'; import * as k from 'keywarden/koa'; console.log(typeof e.apiKeyAuth, typeof k.apiKeyAuth)"])
     const cjs = node(['--input-type=commonjs', '-e', "console.log(typeof require('keywarden/express').apiKeyAuth, typeof require('keywarden/koa').apiKeyAuth)"])

@@ -1,5 +1,6 @@
 -- keywarden SQL key store: MySQL / MariaDB schema for the default table keywarden_keys and keywarden_keys_locks.
 -- The same statements MySqlStore.migrate() runs (a test keeps the two identical); each is idempotent.
+-- Resolve it as keywarden/adapters/sql/migrations/mysql.sql: the name 0.1.0 published it under (in adapters/sql/migrations/).
 -- For another table name, replace keywarden_keys everywhere and pass the name as the store's `table`.
 
 CREATE TABLE IF NOT EXISTS `keywarden_keys` (

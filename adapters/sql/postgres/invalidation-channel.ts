@@ -2,11 +2,11 @@
  * Cache invalidation over PostgreSQL LISTEN/NOTIFY, through a `pg` pool recognised by its shape (no
  * driver import).
  */
-import type { InvalidationChannel } from '../../src/cache.js'
-import { ConfigError, type ValidationIssue } from '../../src/errors.js'
-import type { Duration } from '../../src/policy/duration.js'
-import { checkCommonOptions, SharedSubscription, within } from '../invalidation.js'
-import type { PgQueryable } from './postgres-store.js'
+import type { InvalidationChannel } from '../../../src/cache.js'
+import { ConfigError, type ValidationIssue } from '../../../src/errors.js'
+import type { Duration } from '../../../src/policy/duration.js'
+import { checkCommonOptions, SharedSubscription, within } from '../../invalidation.js'
+import type { PgQueryable } from './store.js'
 
 /**
  * A notification as `pg` emits it on the listening client.

@@ -1,6 +1,13 @@
-import { importDriver } from '../driver.js'
-import { sqliteDialect } from './dialects/sqlite.js'
-import { SqlStore, invalidClient, resolveTable, runStepsSync, type SqlDriver, type SqlResult, type SqlRow, type SqlStatement } from './sql-store.js'
+/**
+ * SqliteStore: the SQL store on a `better-sqlite3` database, recognised by its shape (no driver import
+ * unless `open()` is called), and the driver seam that runs every statement and transaction synchronously.
+ */
+import { importDriver } from '../../driver.js'
+import { invalidClient, resolveTable } from '../shared/options.js'
+import type { SqlDriver, SqlResult, SqlRow, SqlStatement } from '../shared/seams.js'
+import { SqlStore } from '../shared/sql-store.js'
+import { runStepsSync } from '../shared/transactions.js'
+import { sqliteDialect } from './dialect.js'
 
 /**
  * What the store uses of a `better-sqlite3` statement, as {@link SqliteDatabase.prepare} returns it.
@@ -88,7 +95,7 @@ const SQLITE_BUSY_TIMEOUT_MS = 1_000
  * const database = new Database('keys.db')
  * database.pragma('journal_mode = WAL')
  * const store = new SqliteStore({ database })
- * await store.migrate() // or apply adapters/sql/migrations/sqlite.sql with your migration tool
+ * await store.migrate() // or apply keywarden/adapters/sql/migrations/sqlite.sql with your migration tool
  * const keys = new KeyManager({ store, pepper: process.env.KEY_PEPPER })
  * ```
  */

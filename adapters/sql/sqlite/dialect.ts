@@ -1,7 +1,9 @@
 /**
  * Every statement the SQLite store runs. Parameters are `?`; identifiers are double-quoted.
  */
-import { COLUMNS, MUTABLE_COLUMNS, errorProperty, type SqlDialect } from '../sql-store.js'
+import { COLUMNS, MUTABLE_COLUMNS } from '../shared/columns.js'
+import { errorProperty } from '../shared/driver-error.js'
+import type { SqlDialect } from '../shared/seams.js'
 
 /** The SQLite statements for `table` (already validated). */
 export function sqliteDialect(table: string): SqlDialect {
@@ -48,7 +50,9 @@ export function sqliteDialect(table: string): SqlDialect {
     select: `SELECT ${columns} FROM ${quoted}`,
     selectById: `SELECT ${columns} FROM ${quoted} WHERE id = ?`,
     existsById: `SELECT 1 AS found FROM ${quoted} WHERE id = ?`,
-    countActiveByOwner: `SELECT count(*) AS n FROM ${quoted} WHERE owner_id = ? AND revoked_at IS NULL`,
+    // IS compares NULLs as equal: a NULL tenant matches the rows without one. owner_id = ? leads, so the
+    // owner index (owner_id, created_at, id) finds the rows; tenant and revocation are checked on each.
+    countActiveByOwnerInTenant: `SELECT count(*) AS n FROM ${quoted} WHERE owner_id = ? AND tenant_id IS ? AND revoked_at IS NULL`,
     update: `UPDATE ${quoted} SET ${set}, version = ? WHERE id = ? AND version = ?`,
     deleteById: `DELETE FROM ${quoted} WHERE id = ?`,
     touch: `UPDATE ${quoted} SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,

@@ -1,7 +1,9 @@
 /**
  * Every statement the MySQL / MariaDB store runs. Parameters are `?`; identifiers are backquoted.
  */
-import { COLUMNS, MUTABLE_COLUMNS, errorProperty, type SqlDialect } from '../sql-store.js'
+import { COLUMNS, MUTABLE_COLUMNS } from '../shared/columns.js'
+import { errorProperty } from '../shared/driver-error.js'
+import type { SqlDialect } from '../shared/seams.js'
 
 const ER_DUP_ENTRY = 1062
 const ER_LOCK_DEADLOCK = 1213
@@ -60,7 +62,9 @@ export function mysqlDialect(table: string): SqlDialect {
     select: `SELECT ${columns} FROM ${quoted}`,
     selectById: `SELECT ${columns} FROM ${quoted} WHERE id = ?`,
     existsById: `SELECT 1 AS found FROM ${quoted} WHERE id = ?`,
-    countActiveByOwner: `SELECT COUNT(*) AS n FROM ${quoted} WHERE owner_id = ? AND revoked_at IS NULL`,
+    // <=> is MySQL's null-safe equality: a NULL tenant matches the rows without one. owner_id = ? leads,
+    // so the owner index (owner_id, created_at, id) finds the rows; tenant and revocation are checked on each.
+    countActiveByOwnerInTenant: `SELECT COUNT(*) AS n FROM ${quoted} WHERE owner_id = ? AND tenant_id <=> ? AND revoked_at IS NULL`,
     update: `UPDATE ${quoted} SET ${set}, version = ? WHERE id = ? AND version = ?`,
     deleteById: `DELETE FROM ${quoted} WHERE id = ?`,
     touch: `UPDATE ${quoted} SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
@@ -78,6 +82,8 @@ export function mysqlDialect(table: string): SqlDialect {
     //   insert committed by earlier holders.
     // - Unlike GET_LOCK, the row lock is released by COMMIT/ROLLBACK (or a dropped connection), so it
     //   can never stay behind on a pooled connection.
+    // - One row per owner ID, across tenants: the row's key needs no tenant (a NULL cannot be part of a
+    //   primary key, and 0.1.0 tables keep their lock table); the same owner ID in two tenants only waits.
     // Deadlocks are still possible in principle (InnoDB can report one between the concurrent upserts
     // of a new owner's row); SqlStore retries the whole insert on ER_LOCK_DEADLOCK.
     lockOwner: (ownerId) => ({

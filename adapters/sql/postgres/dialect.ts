@@ -3,7 +3,9 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js'
 import { utf8ToBytes } from '@noble/hashes/utils.js'
-import { COLUMNS, MUTABLE_COLUMNS, errorProperty, type SqlDialect } from '../sql-store.js'
+import { COLUMNS, MUTABLE_COLUMNS } from '../shared/columns.js'
+import { errorProperty } from '../shared/driver-error.js'
+import type { SqlDialect } from '../shared/seams.js'
 
 /**
  * The advisory lock key of one owner: the first 64 bits of SHA-256 over table and owner. Two owners
@@ -61,7 +63,9 @@ export function postgresDialect(table: string): SqlDialect {
     select: `SELECT ${columns} FROM ${quoted}`,
     selectById: `SELECT ${columns} FROM ${quoted} WHERE id = $1`,
     existsById: `SELECT 1 AS found FROM ${quoted} WHERE id = $1`,
-    countActiveByOwner: `SELECT count(*) AS n FROM ${quoted} WHERE owner_id = $1 AND revoked_at IS NULL`,
+    // IS NOT DISTINCT FROM: a NULL tenant matches the rows without one. owner_id = $1 leads, so the
+    // owner index (owner_id, created_at, id) finds the rows; tenant and revocation are checked on each.
+    countActiveByOwnerInTenant: `SELECT count(*) AS n FROM ${quoted} WHERE owner_id = $1 AND tenant_id IS NOT DISTINCT FROM $2 AND revoked_at IS NULL`,
     update: `UPDATE ${quoted} SET ${set}, version = $${next} WHERE id = $${next + 1} AND version = $${next + 2}`,
     deleteById: `DELETE FROM ${quoted} WHERE id = $1`,
     touch: `UPDATE ${quoted} SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)`,
@@ -72,6 +76,8 @@ export function postgresDialect(table: string): SqlDialect {
     // snapshot, so once the lock is held the count sees every insert committed by earlier holders, and
     // no later one can commit before we do. Released by COMMIT/ROLLBACK, so it cannot leak into the
     // pool, and it works behind transaction-mode poolers (PgBouncer). No lock table to maintain.
+    // The key leaves the tenant out, as in 0.1.0: the same owner ID in two tenants only waits, and
+    // instances of both versions keep serialising on one key during a rolling upgrade.
     lockOwner: (ownerId) => ({
       before: [],
       inside: [{ sql: 'SELECT pg_advisory_xact_lock($1::bigint)', params: [advisoryLockKey(table, ownerId)] }],

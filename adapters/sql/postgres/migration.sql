@@ -1,15 +1,16 @@
--- keywarden SQL key store: SQLite schema for the default table keywarden_keys.
--- The same statements SqliteStore.migrate() runs (a test keeps the two identical); each is idempotent.
+-- keywarden SQL key store: PostgreSQL schema for the default table keywarden_keys.
+-- The same statements PostgresStore.migrate() runs (a test keeps the two identical); each is idempotent.
+-- Resolve it as keywarden/adapters/sql/migrations/postgres.sql: the name 0.1.0 published it under (in adapters/sql/migrations/).
 -- For another table name, replace keywarden_keys everywhere and pass the name as the store's `table`.
 
 CREATE TABLE IF NOT EXISTS "keywarden_keys" (
-  id TEXT NOT NULL PRIMARY KEY,
+  id VARCHAR(256) COLLATE "C" NOT NULL PRIMARY KEY,
   name TEXT NOT NULL,
   description TEXT,
-  owner_id TEXT,
-  tenant_id TEXT,
-  environment TEXT NOT NULL,
-  key_type TEXT,
+  owner_id VARCHAR(256) COLLATE "C",
+  tenant_id VARCHAR(256) COLLATE "C",
+  environment VARCHAR(256) COLLATE "C" NOT NULL,
+  key_type VARCHAR(256) COLLATE "C",
   scopes_json TEXT NOT NULL,
   roles_json TEXT NOT NULL,
   groups_json TEXT NOT NULL,
@@ -17,14 +18,14 @@ CREATE TABLE IF NOT EXISTS "keywarden_keys" (
   start TEXT NOT NULL,
   hash TEXT NOT NULL,
   previous_hash TEXT,
-  previous_hash_expires_at INTEGER,
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL,
-  expires_at INTEGER,
-  last_used_at INTEGER,
-  enabled INTEGER NOT NULL,
-  revoked_at INTEGER,
-  expiry_notice_for INTEGER,
+  previous_hash_expires_at BIGINT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  expires_at BIGINT,
+  last_used_at BIGINT,
+  enabled BOOLEAN NOT NULL,
+  revoked_at BIGINT,
+  expiry_notice_for BIGINT,
   version INTEGER NOT NULL
 );
 

@@ -1,6 +1,13 @@
-import { importDriver } from '../driver.js'
-import { postgresDialect } from './dialects/postgres.js'
-import { SqlStore, invalidClient, resolveTable, serialized, transact, type SqlDriver, type SqlResult, type SqlStatement } from './sql-store.js'
+/**
+ * PostgresStore: the SQL store on a `pg` pool or client, recognised by its shape (no driver import
+ * unless `connect()` is called), and the driver seam that runs statements and transactions on it.
+ */
+import { importDriver } from '../../driver.js'
+import { invalidClient, resolveTable } from '../shared/options.js'
+import type { SqlDriver, SqlResult, SqlStatement } from '../shared/seams.js'
+import { SqlStore } from '../shared/sql-store.js'
+import { serialized, transact } from '../shared/transactions.js'
+import { postgresDialect } from './dialect.js'
 
 /**
  * What the store uses of a `pg` client: `pg.Pool`, `pg.Client` and `pg.PoolClient` all fit.
@@ -98,7 +105,7 @@ const POSTGRES_TIMEOUTS = { connectionTimeoutMillis: 5_000, query_timeout: 5_000
  *
  * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL })
  * const store = new PostgresStore({ pool })
- * await store.migrate() // or apply adapters/sql/migrations/postgres.sql with your migration tool
+ * await store.migrate() // or apply keywarden/adapters/sql/migrations/postgres.sql with your migration tool
  * const keys = new KeyManager({ store, pepper: process.env.KEY_PEPPER })
  * ```
  */

@@ -1,9 +1,16 @@
-import { importDriver } from '../driver.js'
-import { mysqlDialect } from './dialects/mysql.js'
-import type { Duration } from '../../src/policy/duration.js'
-import { withQueryTimeout } from './mysql-timeout.js'
-import { timerDurationOption } from '../../src/policy/duration.js'
-import { SqlStore, invalidClient, resolveTable, serialized, transact, type SqlDriver, type SqlResult, type SqlRow, type SqlStatement } from './sql-store.js'
+/**
+ * MySqlStore: the SQL store on a `mysql2/promise` pool or connection, recognised by its shape (no
+ * driver import unless `connect()` is called), and the driver seam that runs statements and
+ * transactions on it.
+ */
+import { timerDurationOption, type Duration } from '../../../src/policy/duration.js'
+import { importDriver } from '../../driver.js'
+import { invalidClient, resolveTable } from '../shared/options.js'
+import type { SqlDriver, SqlResult, SqlRow, SqlStatement } from '../shared/seams.js'
+import { SqlStore } from '../shared/sql-store.js'
+import { serialized, transact } from '../shared/transactions.js'
+import { mysqlDialect } from './dialect.js'
+import { withQueryTimeout } from './query-timeout.js'
 
 /**
  * What the store uses of a `mysql2/promise` connection. Statements run through `execute` (server-side prepared).
@@ -96,7 +103,7 @@ const MYSQL_TIMEOUTS = { connectTimeout: 5_000, queryTimeout: 5_000 } as const
  *
  * const pool = mysql.createPool({ uri: process.env.DATABASE_URL, connectionLimit: 10 })
  * const store = new MySqlStore({ pool })
- * await store.migrate() // or apply adapters/sql/migrations/mysql.sql with your migration tool
+ * await store.migrate() // or apply keywarden/adapters/sql/migrations/mysql.sql with your migration tool
  * const keys = new KeyManager({ store, pepper: process.env.KEY_PEPPER })
  * ```
  */

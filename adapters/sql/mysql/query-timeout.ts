@@ -1,6 +1,10 @@
-import { timerDurationOption, type Duration } from '../../src/policy/duration.js'
-import type { MySqlConnection, MySqlPool } from './mysql-store.js'
-import { invalidClient } from './sql-store.js'
+/**
+ * withQueryTimeout: a client-side time limit on every statement of a `mysql2/promise` pool, which
+ * mysql2 itself lacks; a connection whose statement ran out of time is destroyed, never reused.
+ */
+import { timerDurationOption, type Duration } from '../../../src/policy/duration.js'
+import { invalidClient } from '../shared/options.js'
+import type { MySqlConnection, MySqlPool } from './store.js'
 
 /** A connection checked out of a `mysql2/promise` pool, as far as the wrapper uses it. */
 type PooledConnection = MySqlConnection & { release(): void; destroy(): void }

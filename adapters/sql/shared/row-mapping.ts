@@ -1,0 +1,125 @@
+/**
+ * Row <-> record mapping for every SQL store: a row read back as a StoredKey, and a StoredKey as the
+ * parameters of the dialects' `insert` and `update` (in the order of shared/columns.ts).
+ */
+import type { StoredKey } from '../../../src/store.js'
+import type { SqlRow, SqlValue } from './seams.js'
+
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+// Drivers return text as strings, binary columns (MySQL VARBINARY) as Buffers, integers as numbers,
+// bigints or strings (pg's BIGINT), booleans as booleans or 0/1. These read every form.
+function readText(value: unknown): string {
+  if (typeof value === 'string') return value
+  if (value instanceof Uint8Array) return decoder.decode(value)
+  throw new TypeError(`Expected a text column, got ${typeof value}`)
+}
+
+function readNullableText(value: unknown): string | null {
+  return value === null || value === undefined ? null : readText(value)
+}
+
+function readInteger(value: unknown): number {
+  const number = typeof value === 'number' ? value : typeof value === 'bigint' || typeof value === 'string' ? Number(value) : NaN
+  if (!Number.isSafeInteger(number)) throw new TypeError('Expected an integer column')
+  return number
+}
+
+function readNullableInteger(value: unknown): number | null {
+  return value === null || value === undefined ? null : readInteger(value)
+}
+
+function readBoolean(value: unknown): boolean {
+  return value === true || (value !== false && readInteger(value) === 1)
+}
+
+function readJson<T>(value: unknown): T {
+  return JSON.parse(readText(value)) as T
+}
+
+/** The `n` column of a `COUNT(*) AS n` result (0 when there is no row). */
+export function readCount(rows: readonly SqlRow[]): number {
+  return readInteger(rows[0]?.['n'] ?? 0)
+}
+
+/** The record a row holds. */
+export function rowToRecord(row: SqlRow): StoredKey {
+  return {
+    id: readText(row['id']),
+    name: readText(row['name']),
+    description: readNullableText(row['description']),
+    ownerId: readNullableText(row['owner_id']),
+    tenantId: readNullableText(row['tenant_id']),
+    environment: readText(row['environment']),
+    type: readNullableText(row['key_type']),
+    scopes: readJson(row['scopes_json']),
+    roles: readJson(row['roles_json']),
+    groups: readJson(row['groups_json']),
+    metadata: readJson(row['metadata_json']),
+    start: readText(row['start']),
+    hash: readText(row['hash']),
+    previousHash: readNullableText(row['previous_hash']),
+    previousHashExpiresAt: readNullableInteger(row['previous_hash_expires_at']),
+    createdAt: readInteger(row['created_at']),
+    updatedAt: readInteger(row['updated_at']),
+    expiresAt: readNullableInteger(row['expires_at']),
+    lastUsedAt: readNullableInteger(row['last_used_at']),
+    enabled: readBoolean(row['enabled']),
+    revokedAt: readNullableInteger(row['revoked_at']),
+    expiryNoticeFor: readNullableInteger(row['expiry_notice_for']),
+    version: readInteger(row['version']),
+  }
+}
+
+/** The JSON text columns, in table order (scopes, roles, groups, metadata), shared by insert and update. */
+function jsonColumns(record: StoredKey): [string, string, string, string] {
+  return [JSON.stringify(record.scopes), JSON.stringify(record.roles), JSON.stringify(record.groups), JSON.stringify(record.metadata)]
+}
+
+/** The parameters of the dialects' `insert`: every column, `boolean` binding `enabled`. */
+export function insertParams(record: StoredKey, boolean: (value: boolean) => SqlValue): SqlValue[] {
+  return [
+    record.id,
+    record.name,
+    record.description,
+    record.ownerId,
+    record.tenantId,
+    record.environment,
+    record.type,
+    ...jsonColumns(record),
+    record.start,
+    record.hash,
+    record.previousHash,
+    record.previousHashExpiresAt,
+    record.createdAt,
+    record.updatedAt,
+    record.expiresAt,
+    record.lastUsedAt,
+    boolean(record.enabled),
+    record.revokedAt,
+    record.expiryNoticeFor,
+    record.version,
+  ]
+}
+
+/** The parameters of the dialects' `update`: the mutable columns, the new version, then the `WHERE id, version`. */
+export function updateParams(record: StoredKey, expectedVersion: number, boolean: (value: boolean) => SqlValue): SqlValue[] {
+  return [
+    record.name,
+    record.description,
+    record.type,
+    ...jsonColumns(record),
+    record.start,
+    record.hash,
+    record.previousHash,
+    record.previousHashExpiresAt,
+    record.updatedAt,
+    record.expiresAt,
+    boolean(record.enabled),
+    record.revokedAt,
+    record.expiryNoticeFor,
+    record.version,
+    record.id,
+    expectedVersion,
+  ]
+}

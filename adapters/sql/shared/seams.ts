@@ -1,0 +1,87 @@
+/**
+ * The two seams between the shared SQL store and one database: the dialect (every statement that
+ * database needs, and how to read its errors) and the driver (how to run a statement and a transaction
+ * on one client library). Types only.
+ */
+
+/** A value bound to a statement parameter. */
+export type SqlValue = string | number | boolean | null
+
+/** One row as a driver returns it, keyed by column name. */
+export type SqlRow = Record<string, unknown>
+
+/** One parameterised statement. */
+export interface SqlStatement {
+  readonly sql: string
+  readonly params: readonly SqlValue[]
+}
+
+/** What a statement returned: its rows (for a query) and the number of rows it wrote (otherwise). */
+export interface SqlResult {
+  readonly rows: readonly SqlRow[]
+  readonly affected: number
+}
+
+/**
+ * A transaction body as a sequence of statements: each `yield` runs one statement and resumes with its
+ * result; the return value is the transaction's. A generator, rather than an async function, so one body
+ * serves both asynchronous drivers (pg, mysql2 await each step) and better-sqlite3, which must run the
+ * whole body synchronously: an `await` inside a SQLite transaction would let another operation on the
+ * same connection slip into it.
+ */
+export type TransactionSteps<T> = Generator<SqlStatement, T, SqlResult>
+
+/** What a driver wrapper provides to the shared store. */
+export interface SqlDriver {
+  /** Runs one statement on its own (autocommit). */
+  execute(statement: SqlStatement): Promise<SqlResult>
+  /** Runs `steps` in one transaction on one connection: commits when they return, rolls back when they throw. */
+  transaction<T>(steps: TransactionSteps<T>): Promise<T>
+}
+
+/** The statements one owner's quota insert runs to keep other quota inserts for this owner out. */
+export interface OwnerLock {
+  /** Run before the transaction, each in autocommit. */
+  readonly before: readonly SqlStatement[]
+  /** Run first inside the transaction. */
+  readonly inside: readonly SqlStatement[]
+}
+
+/** Every piece of SQL one database needs, built for one table. */
+export interface SqlDialect {
+  /** The statements `migrate()` runs, in order; the database's shipped `migration.sql` holds the same. */
+  readonly migration: readonly string[]
+  /** `INSERT` of all `COLUMNS` (shared/columns.ts), in that order. */
+  readonly insert: string
+  /** `SELECT` of all columns, without a `WHERE` clause; the list statement appends its own. */
+  readonly select: string
+  /** The row with `id = ?`. */
+  readonly selectById: string
+  /** Whether a row with `id = ?` exists (any column). */
+  readonly existsById: string
+  /**
+   * `n`: the number of rows with `owner_id = ?1`, `tenant_id` null-safe equal to `?2` (a `NULL`
+   * parameter counts the rows without a tenant) and `revoked_at IS NULL`; parameters (owner, tenant).
+   */
+  readonly countActiveByOwnerInTenant: string
+  /** Sets `MUTABLE_COLUMNS` in order, then `version = ?`, `WHERE id = ? AND version = ?`. */
+  readonly update: string
+  readonly deleteById: string
+  /** `SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)`, parameters (at, id, at). */
+  readonly touch: string
+  /** The placeholder of the `index`-th parameter (1-based): `$1` or `?`. */
+  placeholder(index: number): string
+  /** How a boolean is bound. */
+  boolean(value: boolean): SqlValue
+  /** How the LIMIT count is bound. */
+  limit(value: number): SqlValue
+  /**
+   * How the quota insert serialises inserts for one owner, across all of the owner's tenants. Once the
+   * statements returned, no other quota insert for this owner can be between its count and its insert.
+   */
+  lockOwner(ownerId: string): OwnerLock
+  /** The error says the primary key already exists. */
+  isUniqueViolation(error: unknown): boolean
+  /** The error is a deadlock or serialization failure: running the operation again is safe and may succeed. */
+  isRetryable(error: unknown): boolean
+}
