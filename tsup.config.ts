@@ -10,6 +10,8 @@ export default defineConfig({
     'adapters/sql/index': 'adapters/sql/index.ts',
     express: 'src/http/express.ts',
     koa: 'src/http/koa.ts',
+    // The conformance suite for store authors; nothing in the other entries imports it.
+    'testing/index': 'src/testing/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

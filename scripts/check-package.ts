@@ -7,7 +7,8 @@
  * 3. Size budget: `import { KeyManager } from 'keywarden'` bundled with its dependencies, minified, gzip.
  * 4. Throwaway consumer projects (scripts/package-consumers/*) outside the repo install the tarball from
  *    its file and run: ESM + Express and CommonJS + Koa over real HTTP, TypeScript type checks with
- *    moduleResolution node16 and bundler, and keywarden installed alone (no optional peer comes along).
+ *    moduleResolution node16 and bundler, keywarden installed alone (no optional peer comes along), and
+ *    keywarden/testing run by node:test against a store written in the consumer (and a broken one that must fail).
  * 5. docs/getting-started.md, run block by block as a newcomer would (scripts/package-consumers/getting-started.ts).
  *
  * Options: `--only a,b` runs the named checks only (pack always runs), `--page <file>` runs another
@@ -41,16 +42,19 @@ const ALLOWED_FILES = [
   /^CHANGELOG\.md$/,
   /^LICEN[CS]E(\.md|\.txt)?$/,
   /^dist\/[\w/-]+\.(js|cjs|d\.ts|d\.cts)(\.map)?$/,
-  /^adapters\/sql\/migrations\/\w+\.sql$/,
+  /^adapters\/sql\/\w+\/migration\.sql$/,
 ]
-const REQUIRED_FILES = ['package.json', 'README.md', 'CHANGELOG.md', 'LICENSE', ...['postgres', 'mysql', 'sqlite'].map((d) => `adapters/sql/migrations/${d}.sql`)]
+const REQUIRED_FILES = ['package.json', 'README.md', 'CHANGELOG.md', 'LICENSE', ...['postgres', 'mysql', 'sqlite'].map((d) => `adapters/sql/${d}/migration.sql`)]
+// keywarden/testing's build: without its tsup entry, its `exports` would point at nothing.
+const REQUIRED_ENTRY_FILES = ['dist/testing/index.js', 'dist/testing/index.cjs', 'dist/testing/index.d.ts', 'dist/testing/index.d.cts']
 
 // Why arethetypeswrong's likeliest problems happen, and the fix.
 const ATTW_HINTS: Record<string, string> = {
   'NoResolution/node10':
     'TypeScript with moduleResolution "node" (node10) ignores `exports`: add to package.json ' +
     '"typesVersions": { "*": { "adapters/memory": ["./dist/adapters/memory/index.d.cts"], "adapters/redis": ["./dist/adapters/redis/index.d.cts"], ' +
-    '"adapters/sql": ["./dist/adapters/sql/index.d.cts"], "express": ["./dist/express.d.cts"], "koa": ["./dist/koa.d.cts"] } }',
+    '"adapters/sql": ["./dist/adapters/sql/index.d.cts"], "express": ["./dist/express.d.cts"], "koa": ["./dist/koa.d.cts"], ' +
+    '"testing": ["./dist/testing/index.d.cts"] } }',
 }
 
 interface Consumer {
@@ -70,6 +74,8 @@ const CONSUMERS: Consumer[] = [
   { name: 'ts-node16', commands: [TSC], proves: 'tsc (strict, module node16, .ts and .cts): req.apiKey and ctx.state.apiKey typed, @ts-expect-error lines hold' },
   { name: 'ts-bundler', commands: [TSC], proves: 'tsc (strict, moduleResolution bundler): core, memory and SQL stores, Express; req.apiKey typed, @ts-expect-error holds' },
   { name: 'memory-only', commands: [['node', 'check.js']] },
+  // A third-party store's conformance run: node:test and jest's expect, not vitest; tsc checks the JSDoc types.
+  { name: 'testing-node-test', commands: [TSC, ['node', 'check.js']] },
 ]
 
 const CHECKS = ['files', 'publint', 'attw', 'size', ...CONSUMERS.map((c) => c.name), 'getting-started'] as const
@@ -170,7 +176,7 @@ async function checkFiles(packed: Packed): Promise<Omit<Outcome, 'name' | 'ms'>>
   heading('files')
   const paths = packed.files.map((file) => file.path)
   const extra = paths.filter((path) => !ALLOWED_FILES.some((pattern) => pattern.test(path)))
-  const missing = REQUIRED_FILES.filter((path) => !paths.includes(path))
+  const missing = [...REQUIRED_FILES, ...REQUIRED_ENTRY_FILES].filter((path) => !paths.includes(path))
   for (const path of extra) say(`  ✗ not needed by users: ${path}  (narrow "files" in package.json)`)
   for (const path of missing) say(`  ✗ missing: ${path}`)
   const maps = packed.files.filter((file) => file.path.endsWith('.map')).reduce((sum, file) => sum + file.size, 0)

@@ -15,6 +15,7 @@ const entryPoints = {
   'keywarden/adapters/sql': 'adapters/sql/index.ts',
   'keywarden/express': 'src/http/express.ts',
   'keywarden/koa': 'src/http/koa.ts',
+  'keywarden/testing': 'src/testing/index.ts',
 } as const
 
 function loadProgram(): ts.Program {
@@ -142,6 +143,7 @@ describe('TSDoc on the public API', () => {
     for (const entry of Object.keys(entryPoints)) expect(checked.get(entry)?.length, entry).toBeGreaterThan(0)
     expect(checked.get('keywarden')).toContain('KeyManager')
     expect(checked.get('keywarden/adapters/memory')).toContain('MemoryStore')
+    expect(checked.get('keywarden/testing')).toContain('describeKeyStore')
   })
 
   it('has a comment with an @example on every export, and a comment on every class and interface member', () => {

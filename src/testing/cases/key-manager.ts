@@ -1,12 +1,10 @@
 /**
- * The KeyManager's promises on a real store: the races and boundaries the issue tracker names, run
- * through the public API against every adapter (registered by describeKeyStore).
+ * The KeyManager's promises on the store under test: the races and boundaries the issue tracker names,
+ * run through the public API (registered by describeKeyStore after the store's own cases).
  */
-import { expect } from 'vitest'
-import { KeyManager, QuotaExceededError, type KeyStore } from '../../src/index.js'
-import { T0 } from './records.js'
-
-type Register = (title: string, body: (store: KeyStore) => Promise<void>) => void
+import { KeyManager, QuotaExceededError, type KeyStore } from '../../index.js'
+import { T0 } from '../records.js'
+import type { SuiteContext } from './case-helpers.js'
 
 function managerOn(store: KeyStore, overrides: Partial<ConstructorParameters<typeof KeyManager>[0]> = {}) {
   let now = T0
@@ -26,7 +24,7 @@ function managerOn(store: KeyStore, overrides: Partial<ConstructorParameters<typ
   }
 }
 
-export function keyManagerScenarios(test: Register): void {
+export function keyManagerScenarios({ test, expect }: SuiteContext): void {
   test('manager: 50 parallel creates against a quota of 2 give 2 keys and 48 QuotaExceededErrors', async (store) => {
     const { keys } = managerOn(store, { maxKeysPerOwner: 2 })
     const results = await Promise.allSettled(
@@ -88,6 +86,14 @@ export function keyManagerScenarios(test: Register): void {
     expect((await keys.verify(token, { scopes: ['data:read'] })).valid).toBe(true)
     await keys.revoke(key.id)
     expect(await keys.verify(token)).toMatchObject({ valid: false, reason: 'revoked' })
-    await expect(keys.create({ name: 'y', ownerId: 'o', environment: 'live' })).resolves.toBeDefined()
+    expect(await keys.create({ name: 'y', ownerId: 'o', environment: 'live' })).toBeDefined()
+  })
+
+  test('manager: the same owner has a quota of its own in each tenant', async (store) => {
+    const { keys } = managerOn(store, { maxKeysPerOwner: 1 })
+    for (const tenantId of ['t1', 't2']) expect(await keys.create({ name: tenantId, ownerId: 'o', tenantId, environment: 'live' })).toBeDefined()
+    expect(await keys.create({ name: 'none', ownerId: 'o', environment: 'live' })).toBeDefined()
+    const refused = await keys.create({ name: 'again', ownerId: 'o', tenantId: 't1', environment: 'live' }).catch((error: unknown) => error)
+    expect(refused).toBeInstanceOf(QuotaExceededError)
   })
 }

@@ -1,0 +1,126 @@
+/**
+ * Conformance cases for insert and get: exact round trips, unknown and taken IDs, and isolation (callers
+ * can neither change what is stored nor be changed by it).
+ */
+import type { StoredKey } from '../../store.js'
+import { makeRecord, makeRichRecord, type MutableStoredKey } from '../records.js'
+import { insertAll, listIds, nextVersion, query, type SuiteContext } from './case-helpers.js'
+
+export function insertAndGetTests({ test, expect }: SuiteContext): void {
+  test('insert/get: a round trip preserves every field', async (store) => {
+    const record = makeRichRecord()
+    expect(await store.insert(record, null)).toBe('inserted')
+    expect(await store.get(record.id)).toEqual(makeRichRecord())
+  })
+
+  test('insert/get: a round trip preserves nulls, empty lists, empty metadata and enabled true', async (store) => {
+    await insertAll(store, [makeRecord({ id: 'plain' })])
+    expect(await store.get('plain')).toEqual(makeRecord({ id: 'plain' }))
+  })
+
+  test('insert/get: metadata keeps every JSON type, unicode and large integers', async (store) => {
+    const metadata = makeRichRecord().metadata
+    await insertAll(store, [makeRecord({ id: 'meta', metadata })])
+    const got = await store.get('meta')
+    expect(got?.metadata).toEqual(metadata)
+    expect(got?.metadata['large']).toBe(Number.MAX_SAFE_INTEGER)
+    expect(got?.metadata['label']).toBe('héllo wörld 👋')
+  })
+
+  test('insert/get: instants keep millisecond precision', async (store) => {
+    const instants = {
+      createdAt: 1_700_000_000_123,
+      updatedAt: 1_700_000_000_999,
+      expiresAt: 1_700_000_000_001,
+      lastUsedAt: 1_700_000_000_500,
+      revokedAt: 1_700_000_000_777,
+      previousHashExpiresAt: 4_102_444_800_001,
+      expiryNoticeFor: 1_700_000_000_001,
+    }
+    await insertAll(store, [makeRecord({ id: 'timed', ...instants })])
+    const got = await store.get('timed')
+    expect(got).not.toBeNull()
+    // Compared as one object, so a failure names the field that drifted.
+    const kept = Object.fromEntries(Object.keys(instants).map((field) => [field, got?.[field as keyof typeof instants]]))
+    expect(kept).toEqual(instants)
+  })
+
+  test('get: an unknown id returns null', async (store) => {
+    await insertAll(store, [makeRecord({ id: 'known' })])
+    expect(await store.get('unknown')).toBeNull()
+  })
+
+  test('insert: an existing id returns id_taken and leaves the original unchanged', async (store) => {
+    await insertAll(store, [makeRecord({ id: 'dup', name: 'original' })])
+    const intruder = makeRichRecord({ id: 'dup', name: 'intruder', version: 1 })
+    expect(await store.insert(intruder, null)).toBe('id_taken')
+    expect(await store.get('dup')).toEqual(makeRecord({ id: 'dup', name: 'original' }))
+    expect(await listIds(store)).toEqual(['dup'])
+  })
+
+  test('insert/get: ids are case-sensitive', async (store) => {
+    await insertAll(store, [makeRecord({ id: 'keyAb', name: 'mixed' }), makeRecord({ id: 'keyab', name: 'lower' })])
+    expect((await store.get('keyAb'))?.name).toBe('mixed')
+    expect((await store.get('keyab'))?.name).toBe('lower')
+    expect(await store.get('KEYAB')).toBeNull()
+  })
+}
+
+function isolationRecord(): MutableStoredKey {
+  return makeRecord({ id: 'iso', name: 'original', scopes: ['a'], metadata: { label: 'original', nested: { list: [1, 2] } } })
+}
+
+type LooseRecord = { name: string; version: number; scopes: string[]; metadata: { label: unknown; nested: { list: unknown[] } } }
+
+/** Tries to change a record in place. A store may hand out frozen records, so each attempt may throw. */
+function tryToMutate(record: StoredKey): void {
+  const target = record as unknown as LooseRecord
+  const attempts = [
+    () => (target.name = 'mutated'),
+    () => (target.version = 99),
+    () => target.scopes.push('mutated'),
+    () => (target.metadata.label = 'mutated'),
+    () => target.metadata.nested.list.push('mutated'),
+  ]
+  for (const attempt of attempts) {
+    try {
+      attempt()
+    } catch {
+      // Frozen: the store protects itself this way.
+    }
+  }
+}
+
+export function isolationTests({ test, expect }: SuiteContext): void {
+  test('isolation: changing the inserted object after insert does not change the stored record', async (store) => {
+    const record = isolationRecord()
+    await insertAll(store, [record])
+    tryToMutate(record)
+    expect(await store.get('iso')).toEqual(isolationRecord())
+  })
+
+  test('isolation: changing a record returned by get does not change the stored record', async (store) => {
+    await insertAll(store, [isolationRecord()])
+    const got = await store.get('iso')
+    expect(got).not.toBeNull()
+    tryToMutate(got!)
+    expect(await store.get('iso')).toEqual(isolationRecord())
+  })
+
+  test('isolation: changing a record returned by list does not change the stored record', async (store) => {
+    await insertAll(store, [isolationRecord()])
+    const [listed] = await store.list(query())
+    expect(listed).toBeDefined()
+    tryToMutate(listed!)
+    expect(await store.get('iso')).toEqual(isolationRecord())
+  })
+
+  test('isolation: changing the object passed to update afterwards does not change the stored record', async (store) => {
+    await insertAll(store, [isolationRecord()])
+    const next = nextVersion(isolationRecord(), { name: 'second' })
+    const expected = structuredClone(next)
+    expect(await store.update(next, 1)).toBe('updated')
+    tryToMutate(next)
+    expect(await store.get('iso')).toEqual(expected)
+  })
+}
