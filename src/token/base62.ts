@@ -1,3 +1,7 @@
+/**
+ * The base62 alphabet and fixed-width encoding used in tokens.
+ */
+
 /** Digits, then upper case, then lower case: the base62 alphabet used by keys, secrets and checksums. */
 export const BASE62_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
 

@@ -1,3 +1,7 @@
+/**
+ * CRC-32 (the checksum at the end of every token).
+ */
+
 /** The byte-wise CRC-32 lookup table (reflected polynomial 0xEDB88320). */
 export const CRC32_TABLE = /* @__PURE__ */ (() => {
   const table = new Uint32Array(256)

@@ -1,3 +1,6 @@
+/**
+ * The token format: building a token from its parts, and parsing (format and checksum) offline.
+ */
 import { BASE62_ALPHABET, encodeBase62 } from './base62.js'
 import { CRC32_TABLE, crc32 } from './crc32.js'
 
@@ -32,28 +35,6 @@ export function formatToken(parts: TokenParts): string {
 export function maxTokenLength(prefix: string, environments: readonly string[]): number {
   const longestEnvironment = Math.max(...environments.map((environment) => environment.length))
   return prefix.length + 1 + longestEnvironment + 1 + KEY_ID_LENGTH + 1 + SECRET_LENGTH + CHECKSUM_LENGTH
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-}
-
-/**
- * The token pattern for one configuration, without anchors, for secret scanners and log filters.
- * Checksums are not checked by a regex; pair it with {@link TokenParser.parse} to rule out false positives.
- */
-export function tokenPatternSource(prefix: string, environments: readonly string[]): string {
-  const alternatives = environments.map(escapeRegExp).join('|')
-  return `${escapeRegExp(prefix)}_(?:${alternatives})_[0-9A-Za-z]{${KEY_ID_LENGTH}}_[0-9A-Za-z]{${SECRET_LENGTH + CHECKSUM_LENGTH}}`
-}
-
-/**
- * The portable scanning regex for one configuration (to be refined: see docs/security.md): works in
- * POSIX ERE (`grep -E`), PCRE, RE2, Hyperscan, Python `re` and JavaScript alike.
- */
-export function secretScanningPatternSource(prefix: string, environments: readonly string[]): string {
-  const alternatives = environments.map(escapeRegExp).join('|')
-  return `${escapeRegExp(prefix)}_(${alternatives})_[0-9A-Za-z]{${KEY_ID_LENGTH}}_[0-9A-Za-z]{${SECRET_LENGTH + CHECKSUM_LENGTH}}`
 }
 
 /** 0 for each base62 character code, 1 elsewhere: a table lookup instead of a regex on the hot path. */

@@ -2,8 +2,10 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { crc32 } from '../../src/token/crc32.js'
 import { encodeBase62 } from '../../src/token/base62.js'
-import { TokenParser, formatToken, tokenPatternSource } from '../../src/token/format.js'
+import { TokenParser, formatToken } from '../../src/token/format.js'
+import { secretScanningPatternSource, tokenPatternSource } from '../../src/token/scanning-pattern.js'
 import { setup } from '../helpers.js'
+import { readPublishedPattern } from '../scanning/published-pattern.js'
 
 describe('crc32', () => {
   it('matches the IEEE reference values', () => {
@@ -81,6 +83,42 @@ describe('token format', () => {
     const text = `config: API_KEY="${token}" # leaked`
     expect(text.match(new RegExp(keys.tokenPattern, 'g'))).toEqual([token])
     expect('acme_live_short'.match(keys.tokenPattern)).toBeNull()
+  })
+
+  it('keeps the checksum lead of tokenPattern to 0-4, the only first digits a CRC-32 has in base62', () => {
+    const { keys } = setup()
+    expect(encodeBase62(0xffffffff, 6)[0]).toBe('4')
+    const body = `acme_live_${'k'.repeat(16)}_${'s'.repeat(32)}`
+    expect(`${body}4zzzzz`).toMatch(keys.tokenPattern)
+    expect(`${body}000000`).toMatch(keys.tokenPattern)
+    for (const lead of '59AZaz') expect(`${body}${lead}00000`).not.toMatch(keys.tokenPattern)
+  })
+
+  it('publishes the secret-scanning regex of the example configuration in docs/security.md, word for word', () => {
+    const { keys } = setup()
+    const published = readPublishedPattern()
+    expect(published.regex).toBe(keys.secretScanningPattern)
+    // GitHub's three custom-pattern fields put back together are the same regex.
+    const { 'Before secret': before, 'Secret format': format, 'After secret': after } = published.fields
+    expect(`(${before})(${format})(${after})`).toBe(keys.secretScanningPattern)
+  })
+
+  it('gives the token, its environment and its edges as groups 2, 3 and 1/4, also for environments that prefix others', async () => {
+    const { keys } = setup({ environments: ['dev', 'develop', 'x'] })
+    const tokens = await Promise.all(['dev', 'develop', 'x'].map(async (environment) => (await keys.create({ name: 'x', environment })).token))
+    const text = `a=%3D${tokens[0]}\n{"b":"\\n${tokens[1]}"}\n_${tokens[2]}_`
+    const matches = [...text.matchAll(new RegExp(keys.secretScanningPattern, 'gm'))]
+    // Compared as "is the token" flags: a failure message must not print tokens (the leak canary reads it).
+    expect(matches.map((match, i) => [match[1], match[2] === tokens[i], match[3], match[4]])).toEqual([
+      ['%3D', true, 'dev', '\n'],
+      ['\\n', true, 'develop', '"'],
+      ['_', true, 'x', '_'],
+    ])
+  })
+
+  it('builds scanning patterns only from labels that are literal in every regex dialect', () => {
+    expect(() => secretScanningPatternSource('ac.me', ['live'])).toThrow(TypeError)
+    expect(() => tokenPatternSource('acme', ['li|ve'])).toThrow(TypeError)
   })
 
   it('parses public parts without the secret', async () => {
