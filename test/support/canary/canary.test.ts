@@ -1,7 +1,7 @@
 /**
- * Tests of the leak canary itself: the scanner finds every form of a leak and nothing else, the
- * end-of-run scan reports hits without the secret, and the hooks of setup.ts really see the library in
- * this very run (so a refactor that silently blinds the canary fails here).
+ * Tests of the leak canary itself: the scanners (secrets, stored hashes, peppers) find every form of a
+ * leak and nothing else, the end-of-run scan reports hits without the value, and the hooks of setup.ts
+ * really see the library in this very run (so a refactor that silently blinds the canary fails here).
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -12,13 +12,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { inspect } from 'node:util'
 import { afterEach, describe, expect, it } from 'vitest'
-import { StoreError, ValidationError } from '../../../src/index.js'
+import { MemoryStore } from '../../../adapters/memory/index.js'
+import { StoreError, ValidationError, type InvalidationChannel, type KeyStore } from '../../../src/index.js'
 import { encodeBase62 } from '../../../src/token/base62.js'
-import { setup } from '../../helpers.js'
+import { PEPPER, setup } from '../../helpers.js'
 import { scanRun } from './global.js'
+import { HashIndex, redactHashes, storedHashesIn, type HashNeedle } from './hash-scan.js'
 import { exposeOnPurpose, recordHttpResponse } from './index.js'
+import { PepperIndex, pepperFingerprint, weakPepper, type PepperNeedle } from './pepper-scan.js'
 import { fingerprint, LeakIndex, redact, type Needle } from './scan.js'
 import { recordedSoFar, sinkOpen, type Entry } from './sink.js'
+import { collectTestPeppers, pepperLiteralsIn } from './test-peppers.js'
 import { errorText } from './text.js'
 
 function randomSecret(): string {
@@ -30,6 +34,16 @@ function randomSecret(): string {
 /** A needle shaped like a real one; never issued, so the run-wide scan does not know it. */
 function needle(secret = randomSecret()): Needle {
   return { secret, token: `acme_live_${'K'.repeat(16)}_${secret}Zz9Zz9`, issuedAt: 'canary.test.ts' }
+}
+
+/** A stored hash shaped like a real one; never written to a hooked store, so the run-wide scan does not know it. */
+function hashNeedle(digest = randomBytes(32).toString('hex')): HashNeedle {
+  return { digest, stored: `kw1$hmac-sha256$default$${digest}`, writtenAt: 'a.test.ts > writes' }
+}
+
+/** A pepper shaped like the suite's; the canary's own files are not read for peppers, so the run-wide scan does not know it. */
+function pepperNeedle(text = `canary-self-test-${randomBytes(12).toString('base64url')}`): PepperNeedle {
+  return { bytes: Buffer.from(text, 'utf8'), source: 'test/x.test.ts:1' }
 }
 
 describe('the leak scanner', () => {
@@ -91,17 +105,124 @@ describe('the leak scanner', () => {
   })
 })
 
+describe('the hash scanner', () => {
+  const n = hashNeedle()
+  const index = new HashIndex([n, hashNeedle(), hashNeedle()])
+
+  it('collects every stored hash of a store write, previous hashes included', () => {
+    const previous = hashNeedle()
+    const write = JSON.stringify({ id: 'K', hash: n.stored, previousHash: previous.stored, metadata: { note: 'kw1$not-a-hash' } })
+    expect(storedHashesIn(write)).toEqual([
+      { stored: n.stored, digest: n.digest },
+      { stored: previous.stored, digest: previous.digest },
+    ])
+    expect(storedHashesIn(`'kw1$sha256$-$${n.digest.toUpperCase()}'`)).toEqual([{ stored: `kw1$sha256$-$${n.digest.toUpperCase()}`, digest: n.digest }])
+  })
+
+  it.each([
+    ['the stored form', () => `Failing row contains (K, CI, ${n.stored}, null).`, 'hash'],
+    ['the bare digest', () => `Key (hash)=(${n.digest}) already exists.`, 'digest'],
+    ['the digest upper-cased', () => `digest ${n.digest.toUpperCase()}`, 'digest'],
+    ['39 hex digits of the digest', () => `truncated ${n.digest.slice(1, 40)}…`, 'digest fragment'],
+    ['the stored form as node prints a Buffer', () => inspect(Buffer.from(n.stored)), 'hex-encoded'],
+    ['the digest as hex of its characters', () => Buffer.from(n.digest).toString('hex'), 'hex-encoded'],
+  ])('finds %s', (_, text, form) => {
+    expect(index.scan(text()).map((hit) => [hit.needle.digest, hit.form])).toEqual([[n.digest, form]])
+  })
+
+  it.each([
+    ['24 hex digits of the digest', () => n.digest.slice(0, 24)],
+    ['the tag of the stored form', () => n.stored.slice(0, 24)],
+    ['a digest never written', () => hashNeedle().stored],
+    ['a masked hash', () => "The key store failed during 'insert': [redacted hash]"],
+  ])('ignores %s', (_, text) => {
+    expect(index.scan(text())).toEqual([])
+  })
+
+  it('finds nothing in a megabyte of random hex, base64 and UUIDs', () => {
+    const big = new HashIndex(Array.from({ length: 2000 }, () => hashNeedle()))
+    const text = Array.from({ length: 4000 }, (_, i) => {
+      const bytes = randomBytes(96)
+      return [bytes.toString('hex'), bytes.toString('base64'), crypto.randomUUID(), inspect(bytes)][i % 4]
+    }).join(' ')
+    expect(big.scan(text)).toEqual([])
+  })
+
+  it('redacts every form, by fingerprint', () => {
+    const redacted = redactHashes(`a ${n.stored} b ${n.digest.toUpperCase()} c ${inspect(Buffer.from(n.digest))}`, index)
+    expect(index.scan(redacted)).toEqual([])
+    expect(redacted).toContain(`kw1$hmac-sha256$default$<hash ${fingerprint(n.digest)}>`)
+    expect(redacted.split(`<hash ${fingerprint(n.digest)}>`)).toHaveLength(4)
+  })
+})
+
+describe('the pepper scanner', () => {
+  const n = pepperNeedle()
+  const index = new PepperIndex([n, pepperNeedle(), pepperNeedle()])
+  const pepper = n.bytes.toString('utf8')
+
+  it.each([
+    ['the pepper', () => `options: { pepper: '${pepper}' }`, 'pepper'],
+    ['the pepper in hex', () => n.bytes.toString('hex').toUpperCase(), 'hex'],
+    ['the pepper as node prints a Buffer', () => inspect(n.bytes), 'hex'],
+    ['the pepper in base64 at offset 0', () => n.bytes.toString('base64'), 'base64'],
+    ['the pepper in base64 at offset 1', () => Buffer.concat([Buffer.from('x'), n.bytes]).toString('base64'), 'base64'],
+    ['the pepper in base64url at offset 2', () => Buffer.concat([Buffer.from('xy'), n.bytes, Buffer.from('z')]).toString('base64url'), 'base64'],
+  ])('finds %s', (_, text, form) => {
+    expect(index.scan(text()).map((hit) => [hit.needle, hit.form])).toEqual([[n, form]])
+  })
+
+  it.each([
+    ['its first half', () => pepper.slice(0, pepper.length / 2)],
+    ['another pepper', () => pepperNeedle().bytes.toString('utf8')],
+    ['its ID and fingerprint', () => `pepper default (${pepperFingerprint(n)})`],
+  ])('ignores %s', (_, text) => {
+    expect(index.scan(text())).toEqual([])
+  })
+
+  it('skips peppers too short or too regular to look for', () => {
+    expect(weakPepper(Buffer.from('x'.repeat(32)))).toBe(true)
+    expect(weakPepper(Buffer.from('short-pepper'))).toBe(true)
+    expect(weakPepper(n.bytes)).toBe(false)
+  })
+
+  it('redacts every form, by fingerprint', () => {
+    const redacted = index.redact(`a ${pepper} b ${inspect(n.bytes)} c ${n.bytes.toString('base64')}`)
+    expect(index.scan(redacted)).toEqual([])
+    expect(redacted.split(`<pepper ${pepperFingerprint(n)}>`)).toHaveLength(4)
+  })
+
+  it("reads the suite's pepper literals from source, not its environment variables or templates", () => {
+    const source = [
+      "const keys = new KeyManager({ store, pepper: 'direct-pepper-0123456789abcdef' })",
+      'export const FAULT_PEPPER = "constant-pepper-0123456789abcdef"',
+      "setup({ pepper: [{ id: 'v2', secret: 'listed-pepper-0123456789abcdef' }, { id: 'v1', secret: PEPPER }] })",
+      "new SecretHasher([{ id: 'p', secret: 'hasher-pepper-0123456789abcdef' }])",
+      'setup({ pepper: process.env.KEY_PEPPER })',
+      'setup({ pepper: `template-${suffix}` })',
+      "const other = { secret: 'not-a-pepper-0123456789abcdef' }",
+    ].join('\n')
+    expect(pepperLiteralsIn(source).map((literal) => literal.value).sort()).toEqual(
+      ['constant-pepper-0123456789abcdef', 'direct-pepper-0123456789abcdef', 'hasher-pepper-0123456789abcdef', 'listed-pepper-0123456789abcdef'],
+    )
+    const helpers = collectTestPeppers(new URL('../../../', import.meta.url).pathname).find((found) => found.bytes.toString('utf8') === PEPPER)
+    expect(helpers?.source).toMatch(/^test\/helpers\.ts:\d+$/)
+  })
+})
+
 describe('the end-of-run scan', () => {
   const directories: string[] = []
   afterEach(() => {
     for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true })
   })
 
+  const p = pepperNeedle()
+
   function run(entries: Entry[]): ReturnType<typeof scanRun> {
     const directory = mkdtempSync(join(tmpdir(), 'keywarden-canary-test-'))
     directories.push(directory)
     writeFileSync(join(directory, 'process-1-0.ndjson'), entries.map((entry) => JSON.stringify(entry)).join('\n') + '\n')
-    return scanRun(directory)
+    return scanRun(directory, { peppers: [p] })
   }
 
   const n = needle()
@@ -134,6 +255,44 @@ describe('the end-of-run scan', () => {
     expect(run([...normal, leak, { k: 'allow', w: 'b.test.ts', d: 'echo test', x: n.secret }]).problems).toEqual([])
     const stray = run([...normal, { k: 'allow', w: 'b.test.ts', d: 'typo', x: needle().secret }]).problems
     expect(stray).toEqual([expect.stringContaining('exposeOnPurpose was given something that was never issued')])
+  })
+
+  const h = hashNeedle()
+  const written: Entry = { k: 'write', w: 'a.test.ts > writes', d: 'PostgresStore.insert', x: JSON.stringify({ id: 'K', hash: h.stored, previousHash: null }) }
+
+  it('looks for stored hashes everywhere but in storage, and reports them by fingerprint', () => {
+    const dump: Entry = { k: 'dump', w: 'a.test.ts', d: 'postgres table', x: `[{"hash":"${h.stored}"}]` }
+    const clean = run([...normal, written, dump])
+    expect(clean.problems).toEqual([])
+    expect(clean.summary).toMatch(/, 1 stored hashes \(1 scanned, 0 exposed on purpose, 0 low-entropy skipped\), 1 test peppers \(1 scanned/)
+
+    const leak: Entry = { k: 'error', w: 'b.test.ts > fails', d: 'KeyManager.create threw', x: `StoreError: ...\ncause: error: new row violates check constraint\n  detail: 'Failing row contains (K, ${h.stored}).'` }
+    const report = run([...normal, written, leak])
+    expect(report.problems).toHaveLength(1)
+    const [problem] = report.problems
+    expect(problem).toContain(`hash ${fingerprint(h.digest)} (first written by a.test.ts > writes) found as hash in error "KeyManager.create threw"`)
+    expect(problem).toContain(`<hash ${fingerprint(h.digest)}>`)
+    expect(problem).not.toContain(h.digest.slice(0, 16))
+    expect(report.summary).toContain('1 LEAKS')
+  })
+
+  it('looks for peppers everywhere, storage included, and reports them by fingerprint and source line', () => {
+    const pepper = p.bytes.toString('utf8')
+    const report = run([...normal, { k: 'dump', w: 'b.test.ts', d: 'redis namespace', x: `{"config":"${pepper}"}` }, { k: 'log', w: 'c.test.ts', d: 'console.log', x: inspect(p.bytes) }])
+    expect(report.problems).toHaveLength(2)
+    expect(report.problems[0]).toContain(`pepper ${pepperFingerprint(p)} (defined at test/x.test.ts:1) found as pepper in dump "redis namespace"`)
+    expect(report.problems[1]).toContain(`found as hex in log "console.log"`)
+    for (const problem of report.problems) {
+      expect(problem).not.toContain(pepper)
+      expect(problem).not.toContain(p.bytes.toString('hex').slice(0, 32))
+    }
+  })
+
+  it('leaves out a hash exposed on purpose, but not one never written', () => {
+    const leak: Entry = { k: 'log', w: 'b.test.ts', d: 'console.log', x: `row ${h.stored}` }
+    expect(run([...normal, written, leak, { k: 'allow', w: 'b.test.ts', d: 'prints a row', x: h.digest }]).problems).toEqual([])
+    const stray = run([...normal, written, { k: 'allow', w: 'b.test.ts', d: 'typo', x: hashNeedle().digest }]).problems
+    expect(stray).toEqual([expect.stringContaining('exposeOnPurpose was given something that was never written to a store')])
   })
 
   it('fails when secrets were issued but the hooks saw no events or writes', () => {
@@ -193,6 +352,42 @@ describe.runIf(sinkOpen())('the hooks in this run', () => {
     const http = entries.find((entry) => entry.k === 'http')
     expect(http?.d).toBe('server response GET /x -> 418')
     expect(http?.x).toMatch(new RegExp(`^HTTP/1.1 418 .*x-marker: ${marker}.*body ${marker}$`, 'is'))
+  })
+
+  it('record the stored hashes of every write, for the end-of-run scan', async () => {
+    const recorded = since()
+    const { keys } = setup()
+    const { key } = await keys.create({ name: 'hashes', environment: 'live' })
+    await keys.rotate(key.id, { gracePeriod: '1h' })
+    const writes = recorded().filter((entry) => entry.k === 'write')
+    const [created, rotated] = writes.map((entry) => storedHashesIn(entry.x).map((found) => found.digest))
+    expect(created).toHaveLength(1)
+    // The rotation writes the new hash and keeps the old one as previousHash.
+    expect(rotated).toEqual([expect.not.stringMatching(created![0]!), created![0]])
+  })
+
+  it('record what the manager hands to usage.onError and, from its invalidation channel, to cache.onError', async () => {
+    const recorded = since()
+    const inner = new MemoryStore()
+    const failingTouch: KeyStore = {
+      insert: (record, quota) => inner.insert(record, quota),
+      get: (id) => inner.get(id),
+      update: (record, version) => inner.update(record, version),
+      delete: (id) => inner.delete(id),
+      list: (query) => inner.list(query),
+      touch: async () => Promise.reject(new Error('touch refused')),
+    }
+    const channel: InvalidationChannel = { publish: async () => Promise.reject(new Error('publish refused')), subscribe: async () => async () => {} }
+    const reported: unknown[] = []
+    const { keys } = setup({ store: failingTouch, usage: { onError: (error) => void reported.push(error) }, cache: { channel, onError: (error) => void reported.push(error) } })
+    const { token } = await keys.create({ name: 'reports', environment: 'live' })
+    await keys.verify(token)
+    await keys.flush()
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(reported).toHaveLength(2)
+    const errors = recorded().filter((entry) => entry.k === 'error')
+    expect(errors.find((entry) => entry.d === 'error handed to usage.onError')?.x).toContain("The key store failed during 'touch'")
+    expect(errors.find((entry) => entry.d === 'error handed to cache.onError (channel.publish rejected)')?.x).toContain('publish refused')
   })
 
   it('lets a test expose a token on purpose, explicitly', async () => {

@@ -86,9 +86,9 @@ async function dumpRedis(namespace: string): Promise<string> {
 
 /** Everything `store` holds, as raw as the backend allows; `null` for a store that cannot be read. */
 export async function rawDump(store: KeyStore): Promise<string | null> {
+  // The memory store keeps its maps in private fields: its list() returns every record, whole.
   if (store instanceof MemoryStore) {
-    const internals = store as unknown as { records: unknown; idsByOwner: unknown }
-    return inspect({ records: internals.records, idsByOwner: internals.idsByOwner }, { depth: Infinity, maxArrayLength: Infinity, maxStringLength: Infinity, breakLength: Infinity })
+    return inspect(await store.list({ now: Date.now(), order: 'asc', limit: 1_000_000 }), { depth: Infinity, maxArrayLength: Infinity, maxStringLength: Infinity, breakLength: Infinity })
   }
   if (store instanceof PostgresStore) return dumpPostgres(store.table)
   if (store instanceof MySqlStore) return dumpMySql(store.table)

@@ -120,12 +120,13 @@ function classify(text: string, needle: Needle, window: string): LeakForm {
   return 'fragment'
 }
 
-function* runs(text: string, pattern: RegExp): Generator<[number, string]> {
+/** Every match of `pattern` in `text`, with its offset. */
+export function* runs(text: string, pattern: RegExp): Generator<[number, string]> {
   for (const match of text.matchAll(pattern)) yield [match.index, match[0]]
 }
 
 /** Hex digit runs, lower-cased, with `61 62 63`-style byte lists (node's Buffer inspect) joined up. */
-function* hexRuns(text: string): Generator<[number, string]> {
+export function* hexRuns(text: string): Generator<[number, string]> {
   for (const [start, run] of runs(text, /(?:[0-9A-Fa-f]{2}[ :]?){16,}/g)) {
     const joined = run.replace(/[ :]/g, '').toLowerCase()
     if (joined.length >= HEX_WINDOW) yield [start, joined]

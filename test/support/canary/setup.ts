@@ -5,7 +5,8 @@
  * - every secret issued: `KeyManager.create` and `rotate` are wrapped, the token parsed with the
  *   manager's own TokenParser;
  * - what every KeyManager method returns (an issued key without its token) and every error it throws,
- *   with stack and `cause` chain, plus errors handed to `usage.onError` and `cache.onError`;
+ *   with stack and `cause` chain, plus errors handed to `usage.onError` and, through the manager's
+ *   invalidation channel, to `cache.onError`;
  * - every event payload (`KeyEventEmitter.emit`) and every error handed to `onListenerError`;
  * - every record handed to a store (`insert`, `update` of the memory, SQL and Redis stores) and every
  *   error a store throws;
@@ -19,9 +20,9 @@
 import http from 'node:http'
 import { relative } from 'node:path'
 import { afterAll, afterEach, beforeAll, expect, inject, vi } from 'vitest'
-import { MemoryStore } from '../../../adapters/memory/memory-store.js'
-import { RedisStore } from '../../../adapters/redis/redis-store.js'
-import { SqlStore } from '../../../adapters/sql/sql-store.js'
+import { MemoryStore } from '../../../adapters/memory/index.js'
+import { RedisStore } from '../../../adapters/redis/index.js'
+import { SqlStore } from '../../../adapters/sql/index.js'
 import { KeyEventEmitter } from '../../../src/events.js'
 import { KeyManager } from '../../../src/key-manager.js'
 import { TokenParser } from '../../../src/token/format.js'
@@ -91,10 +92,10 @@ function observe(original: Fn, self: unknown, args: unknown[], onValue: (value: 
 // ---------------------------------------------------------------------------------------------------
 // KeyManager: secrets, results, errors
 
+type ChannelLike = Record<string, Marked>
 type ManagerInternals = {
-  options: { prefix: string; environments: readonly string[] }
+  options: { prefix: string; environments: readonly string[]; cache?: { channel?: ChannelLike } | null }
   events: { has(name: string): boolean }
-  reportChannelError?: (error: unknown) => void
 }
 const parsers = new WeakMap<object, TokenParser>()
 const instrumented = new WeakSet<object>()
@@ -117,17 +118,38 @@ function recordIssued(manager: ManagerInternals, issued: unknown, operation: str
   record('secret', currentWhere(), operation, secret, token)
 }
 
-/** Errors the manager hands to `cache.onError` go through this private arrow property. */
+/** Calls `original`; a rejection it returns is recorded as an error handed to `cache.onError`. */
+function reportRejection(original: Fn, self: unknown, args: unknown[], source: string): unknown {
+  return observe(original, self, args, () => undefined, (error) => recordError(error, `error handed to cache.onError (${source} rejected)`))
+}
+
+/**
+ * What the manager hands to `cache.onError` is exactly what its invalidation channel rejects with
+ * (publish, subscribe, the unsubscribe function), and the channel is the one object of that path the
+ * hooks can reach (`options.cache.channel`): its methods are wrapped on the instance, once. The
+ * unsubscribe function the manager gets back is a wrapper that calls the channel's own.
+ */
 function instrumentManager(manager: ManagerInternals): void {
   if (instrumented.has(manager)) return
   instrumented.add(manager)
-  const report = manager.reportChannelError
-  if (typeof report === 'function') {
-    manager.reportChannelError = (error: unknown) => {
-      quietly(() => recordError(error, 'error handed to cache.onError'))
-      report(error)
-    }
-  }
+  const channel = manager.options.cache?.channel
+  if (typeof channel !== 'object' || channel === null) return
+  quietly(() => {
+    wrapMethod(channel, 'publish', (original) => function (this: unknown, ...args: unknown[]) {
+      return reportRejection(original, this, args, 'channel.publish')
+    })
+    wrapMethod(channel, 'subscribe', (original) => function (this: unknown, ...args: unknown[]) {
+      const subscribed = reportRejection(original, this, args, 'channel.subscribe')
+      if (!(subscribed instanceof Promise)) return subscribed
+      return subscribed.then((unsubscribe: unknown) =>
+        typeof unsubscribe !== 'function'
+          ? unsubscribe
+          : function (this: unknown, ...unsubscribeArgs: unknown[]) {
+              return reportRejection(unsubscribe as Fn, this, unsubscribeArgs, 'channel unsubscribe')
+            },
+      )
+    })
+  })
 }
 
 const MANAGER_METHODS = ['get', 'list', 'expiring', 'notifyExpiring', 'update', 'enable', 'disable', 'revoke', 'delete', 'flush', 'close'] as const

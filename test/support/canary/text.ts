@@ -33,3 +33,28 @@ export function errorText(error: unknown, depth = 0): string {
     return safeInspect(error)
   }
 }
+
+/**
+ * Everything an error can show, for tests that prove it shows no stored value: `util.inspect` with no
+ * depth limit and hidden fields, and JSON of the whole chain (message, stack, every own field, `cause`
+ * and `AggregateError.errors`, recursively; a cycle is cut where it closes).
+ */
+export function errorTextInFull(error: unknown): string {
+  const seen = new Set<unknown>()
+  const plain = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(plain)
+    if (!(value instanceof Error)) return value
+    if (seen.has(value)) return '[cycle]'
+    seen.add(value)
+    const out: Record<string, unknown> = { name: value.name, message: value.message, stack: value.stack }
+    for (const key of Object.getOwnPropertyNames(value)) if (!(key in out)) out[key] = plain((value as unknown as Record<string, unknown>)[key])
+    return out
+  }
+  let json: string
+  try {
+    json = JSON.stringify(plain(error), (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value)) ?? String(error)
+  } catch (failure) {
+    json = `[not serialisable: ${String(failure)}]`
+  }
+  return `${inspect(error, { depth: Infinity, showHidden: true, breakLength: Infinity, maxArrayLength: Infinity, maxStringLength: Infinity, getters: false })}\n${json}`
+}
