@@ -1,15 +1,35 @@
 /**
  * The same API on Koa and @koa/router: `npm run start:koa` (or `npx tsx examples/koa-server.ts`).
  * PORT (default 3000) and HOST (default 127.0.0.1) choose where it listens; PORT=0 picks a free port.
+ * ADMIN_TOKEN (16+ characters) sets the admin token; unset, one is made up per run; too short, no start.
  */
-import Koa from 'koa'
+import Koa, { type Context, type Middleware } from 'koa'
 import Router from '@koa/router'
 import type { AddressInfo } from 'node:net'
 import { apiKeyAuth } from 'keywarden/koa'
-import { createInput, errorResponse, isAdmin, keys, printBanner, readJson, seedDemoKeys } from './shared.js'
+import { isAdmin } from './admin-token.js'
+import { PROBLEM_HEADERS, problemFor, RequestRejection, type Problem } from './problems.js'
+import { assertWellFormedUrl, readJson } from './request-input.js'
+import { createInput, keys, printBanner, seedDemoKeys } from './shared.js'
 
 const app = new Koa()
 const router = new Router()
+
+// Outermost: whatever fails below, and a path no route matched, is answered with a problem body.
+app.use(async (ctx, next) => {
+  try {
+    await next()
+  } catch (error) {
+    sendProblem(ctx, problemFor(error))
+    return
+  }
+  if (ctx.status === 404 && ctx.body == null) sendProblem(ctx, problemFor(new RequestRejection('not_found')))
+})
+// A path or query that does not decode is the client's mistake (400), not ours.
+app.use((ctx, next) => {
+  assertWellFormedUrl(ctx.url)
+  return next()
+})
 
 router.get('/health', (ctx) => {
   ctx.body = { ok: true }
@@ -23,47 +43,49 @@ router.post('/reports', apiKeyAuth(keys, { scopes: ['data:write'], environment: 
   ctx.body = { created: true, owner: ctx.state.apiKey.ownerId }
 })
 
+// The settings page's management routes, behind the host application's own admin check. Their answers
+// carry tokens and key details, so none may be cached; bodies are read only once the caller is an admin.
+// The check is part of each route, not an `admin.use()`: @koa/router matches a use() prefix
+// case-sensitively but routes case-insensitively, so /ADMIN/keys would reach a route without it.
 const admin = new Router({ prefix: '/admin' })
-admin.use(async (ctx, next) => {
-  if (!isAdmin(ctx.req)) {
-    ctx.status = 401
-    ctx.body = { code: 'admin_required' }
-    return
-  }
-  try {
-    await next()
-  } catch (error) {
-    const { status, body } = errorResponse(error)
-    ctx.status = status
-    ctx.body = body
-  }
-})
-admin.post('/keys', async (ctx) => {
+const requireAdmin: Middleware = (ctx, next) => {
+  ctx.set('Cache-Control', 'no-store')
+  if (!isAdmin(ctx.req)) throw new RequestRejection('admin_required')
+  return next()
+}
+admin.post('/keys', requireAdmin, async (ctx) => {
   ctx.status = 201
   ctx.body = await keys.create(createInput(await readJson(ctx.req)))
 })
-admin.get('/keys', async (ctx) => {
+admin.get('/keys', requireAdmin, async (ctx) => {
   const { ownerId, status, cursor } = ctx.query as Record<string, string | undefined>
   ctx.body = await keys.list({ ownerId, status: status as never, cursor: cursor ?? null })
 })
-admin.post('/keys/:id/rotate', async (ctx) => {
+admin.post('/keys/:id/rotate', requireAdmin, async (ctx) => {
   ctx.body = await keys.rotate(ctx.params.id!, (await readJson(ctx.req)) as object)
 })
-admin.post('/keys/:id/revoke', async (ctx) => {
+admin.post('/keys/:id/revoke', requireAdmin, async (ctx) => {
   ctx.body = await keys.revoke(ctx.params.id!)
 })
-admin.post('/keys/:id/enable', async (ctx) => {
+admin.post('/keys/:id/enable', requireAdmin, async (ctx) => {
   ctx.body = await keys.enable(ctx.params.id!)
 })
-admin.post('/keys/:id/disable', async (ctx) => {
+admin.post('/keys/:id/disable', requireAdmin, async (ctx) => {
   ctx.body = await keys.disable(ctx.params.id!)
 })
-admin.delete('/keys/:id', async (ctx) => {
+admin.delete('/keys/:id', requireAdmin, async (ctx) => {
   await keys.delete(ctx.params.id!)
   ctx.status = 204
 })
 
 app.use(router.routes()).use(admin.routes())
+
+// The type first: Koa keeps it when the string body is assigned.
+function sendProblem(ctx: Context, problem: Problem): void {
+  ctx.status = problem.status
+  ctx.set(PROBLEM_HEADERS)
+  ctx.body = JSON.stringify(problem)
+}
 
 const demo = await seedDemoKeys()
 const server = app.listen(Number(process.env.PORT ?? 3000), process.env.HOST ?? '127.0.0.1', () => {

@@ -1,21 +1,11 @@
 /**
- * What both example servers share: the key configuration, the host's own admin check, mapping
- * keywarden errors to HTTP answers for the management routes, and the start-up banner.
+ * What both example servers share: the key configuration, the input of the create route, the demo
+ * keys and the start-up banner. The admin check, request reading and error answers have files of their own.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
-import {
-  KeyManager,
-  KeyNotFoundError,
-  KeyRevokedError,
-  KeywardenError,
-  QuotaExceededError,
-  StoreError,
-  ValidationError,
-  type CreateKeyInput,
-  type IssuedKey,
-} from 'keywarden'
+import { randomBytes } from 'node:crypto'
+import { KeyManager, type CreateKeyInput, type IssuedKey } from 'keywarden'
 import { MemoryStore } from 'keywarden/adapters/memory'
+import { adminToken, adminTokenSource, MIN_ADMIN_TOKEN_LENGTH } from './admin-token.js'
 
 export const keys = new KeyManager({
   store: new MemoryStore(),
@@ -30,48 +20,11 @@ export const keys = new KeyManager({
 
 keys.on('rejected', (event) => console.log(`[keywarden] rejected: ${event.reason}${event.keyId ? ` (key ${event.keyId})` : ''}`))
 
-/** The host application's own admin credential (not an API key): from ADMIN_TOKEN, or made up per run. */
-export const adminToken = process.env.ADMIN_TOKEN ?? randomBytes(18).toString('base64url')
-
-/** The host's admin check for the management routes: a constant-time comparison of X-Admin-Token. */
-export function isAdmin(req: IncomingMessage): boolean {
-  const presented = Buffer.from(String(req.headers['x-admin-token'] ?? ''))
-  const expected = Buffer.from(adminToken)
-  return presented.length === expected.length && timingSafeEqual(presented, expected)
-}
-
 /** The fields a settings page may send to create a key; the owner and its role come from the session. */
 export function createInput(body: unknown): CreateKeyInput {
   const input = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
   // keys.create validates every field; unknown or malformed ones come back as a 400 naming the field.
   return { environment: 'live', ...input, owner: { role: 'user' } } as unknown as CreateKeyInput
-}
-
-/** Maps an error from a management call to the HTTP answer a settings page expects. */
-export function errorResponse(error: unknown): { status: number; body: Record<string, unknown> } {
-  if (error instanceof ValidationError) return { status: 400, body: { code: error.code, field: error.field, message: error.message } }
-  if (error instanceof KeyNotFoundError) return { status: 404, body: { code: error.code } }
-  if (error instanceof QuotaExceededError) return { status: 409, body: { code: error.code, limit: error.limit } }
-  if (error instanceof KeyRevokedError) return { status: 409, body: { code: error.code } }
-  if (error instanceof StoreError) return { status: 503, body: { code: error.code } }
-  if (error instanceof KeywardenError) return { status: 500, body: { code: error.code } }
-  return { status: 500, body: { code: 'internal_error' } }
-}
-
-/** Reads a JSON request body (for servers without a body parser). Empty or invalid JSON gives `{}`. */
-export async function readJson(req: IncomingMessage, limitBytes = 64 * 1024): Promise<unknown> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length
-    if (size > limitBytes) return {}
-    chunks.push(chunk as Buffer)
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}')
-  } catch {
-    return {}
-  }
 }
 
 /** Creates the two demo keys the banner shows. */
@@ -83,12 +36,16 @@ export async function seedDemoKeys(): Promise<{ reader: IssuedKey; writer: Issue
 
 /** Prints where the server listens, the demo keys and `curl` lines to try. */
 export function printBanner(framework: string, baseUrl: string, demo: { reader: IssuedKey; writer: IssuedKey }): void {
+  // A token the operator set stays out of the output (and its logs): the curl lines read it from the shell.
+  const admin = adminTokenSource === 'generated' ? adminToken : '$ADMIN_TOKEN'
   const lines = [
     `keywarden ${framework} example listening on ${baseUrl}`,
     '',
     `Reader key (data:read):             ${demo.reader.token}`,
     `Writer key (data:read, data:write): ${demo.writer.token}`,
-    `Admin token (X-Admin-Token):        ${adminToken}`,
+    adminTokenSource === 'generated'
+      ? `Admin token (X-Admin-Token):        ${adminToken} (made up for this run; set ADMIN_TOKEN, ${MIN_ADMIN_TOKEN_LENGTH}+ characters, to choose one)`
+      : 'Admin token (X-Admin-Token):        from ADMIN_TOKEN, not printed (export it in the shell you run the curl lines from)',
     '',
     'Try:',
     `curl -s ${baseUrl}/health`,
@@ -96,12 +53,12 @@ export function printBanner(framework: string, baseUrl: string, demo: { reader: 
     `curl -s ${baseUrl}/reports -X POST -H "X-API-Key: ${demo.reader.token}"`,
     `curl -s ${baseUrl}/reports -X POST -H "X-API-Key: ${demo.writer.token}"`,
     `curl -s ${baseUrl}/reports`,
-    `curl -s ${baseUrl}/admin/keys -X POST -H "X-Admin-Token: ${adminToken}" -H "Content-Type: application/json" -d '{"name":"my script","ownerId":"u1","roles":["readonly"],"expiresIn":"30d"}'`,
-    `curl -s "${baseUrl}/admin/keys?ownerId=demo-user" -H "X-Admin-Token: ${adminToken}"`,
-    `curl -s ${baseUrl}/admin/keys/${demo.reader.key.id}/rotate -X POST -H "X-Admin-Token: ${adminToken}" -H "Content-Type: application/json" -d '{"gracePeriod":"1h"}'`,
-    `curl -s ${baseUrl}/admin/keys/${demo.writer.key.id}/disable -X POST -H "X-Admin-Token: ${adminToken}"`,
-    `curl -s ${baseUrl}/admin/keys/${demo.writer.key.id}/enable -X POST -H "X-Admin-Token: ${adminToken}"`,
-    `curl -s ${baseUrl}/admin/keys/${demo.reader.key.id}/revoke -X POST -H "X-Admin-Token: ${adminToken}"`,
+    `curl -s ${baseUrl}/admin/keys -X POST -H "X-Admin-Token: ${admin}" -H "Content-Type: application/json" -d '{"name":"my script","ownerId":"u1","roles":["readonly"],"expiresIn":"30d"}'`,
+    `curl -s "${baseUrl}/admin/keys?ownerId=demo-user" -H "X-Admin-Token: ${admin}"`,
+    `curl -s ${baseUrl}/admin/keys/${demo.reader.key.id}/rotate -X POST -H "X-Admin-Token: ${admin}" -H "Content-Type: application/json" -d '{"gracePeriod":"1h"}'`,
+    `curl -s ${baseUrl}/admin/keys/${demo.writer.key.id}/disable -X POST -H "X-Admin-Token: ${admin}"`,
+    `curl -s ${baseUrl}/admin/keys/${demo.writer.key.id}/enable -X POST -H "X-Admin-Token: ${admin}"`,
+    `curl -s ${baseUrl}/admin/keys/${demo.reader.key.id}/revoke -X POST -H "X-Admin-Token: ${admin}"`,
   ]
   console.log(lines.join('\n'))
 }

@@ -1,52 +1,19 @@
+// The README's quick start, line by line: start each example server and run every curl line it prints.
 import { afterEach, describe, expect, it } from 'vitest'
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { exampleServers, runCurl, startExample, type RunningExample } from './example-process.js'
 
-const root = fileURLToPath(new URL('../..', import.meta.url))
-const children: ChildProcess[] = []
-afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGTERM')
+const running: RunningExample[] = []
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((server) => server.stop()))
 })
 
-/** Starts an example server as the README does (tsx, PORT=0) and returns the curl lines it prints. */
-async function startExample(file: string): Promise<string[]> {
-  const child = spawn(process.execPath, [`${root}/node_modules/tsx/dist/cli.mjs`, file], {
-    cwd: root,
-    env: { ...process.env, PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  children.push(child)
-  let output = ''
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`example did not start:\n${output}`)), 30_000)
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString()
-      if (output.includes('/revoke')) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    child.on('exit', (code) => reject(new Error(`example exited with ${code}:\n${output}`)))
-  })
-  return output.split('\n').filter((line) => line.startsWith('curl '))
-}
-
-/** Runs a printed curl line in a shell, as a reader would, and returns status and parsed body. */
-function runCurl(line: string): { status: number; body: Record<string, unknown> } {
-  const output = execFileSync('bash', ['-c', `${line} -w '\\n%{http_code}'`], { encoding: 'utf8' })
-  const split = output.lastIndexOf('\n')
-  return { status: Number(output.slice(split + 1)), body: JSON.parse(output.slice(0, split) || '{}') }
-}
-
-describe.each([
-  ['Express', 'examples/express-server.ts'],
-  ['Koa', 'examples/koa-server.ts'],
-])('the %s example server', (_, file) => {
+describe.each(exampleServers)('the %s example server', (_, file) => {
   it('answers every curl line it prints as documented', async () => {
-    const lines = await startExample(file)
+    const server = await startExample(file)
+    running.push(server)
+    const lines = server.curlLines
     expect(lines).toHaveLength(11)
-    const results = lines.map(runCurl)
+    const results = lines.map((line) => runCurl(line))
     const [health, read, readerWrites, writerWrites, anonymous, created, listed, rotated, disabled, enabled, revoked] = results
     expect(health).toEqual({ status: 200, body: { ok: true } })
     expect(read).toMatchObject({ status: 200, body: { owner: 'demo-user', key: 'demo reader' } })
