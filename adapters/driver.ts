@@ -1,3 +1,7 @@
+/**
+ * Loading an optional database driver for a store's `connect`/`open` helper, with a ConfigError that says what to install.
+ */
+
 import { ConfigError } from '../src/errors.js'
 
 /** Loads a module by name (swappable in tests). */

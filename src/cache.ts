@@ -1,3 +1,7 @@
+/**
+ * The verification cache (an LRU of store reads with bounded staleness) and the invalidation channel
+ * contract that carries changes between instances.
+ */
 import type { StoredKey } from './store.js'
 
 /**
@@ -55,40 +59,60 @@ interface Entry {
   readonly expiresAt: number
 }
 
+/** One bounded LRU: a Map keeps insertion order, so the first entry is the least recently used. */
+class Lru {
+  readonly entries = new Map<string, Entry>()
+
+  constructor(private readonly maxEntries: number) {}
+
+  get(keyId: string, now: number): Entry | undefined {
+    const entry = this.entries.get(keyId)
+    if (entry === undefined) return undefined
+    this.entries.delete(keyId)
+    if (now >= entry.expiresAt) return undefined
+    this.entries.set(keyId, entry)
+    return entry
+  }
+
+  set(keyId: string, entry: Entry): void {
+    this.entries.delete(keyId)
+    this.entries.set(keyId, entry)
+    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!)
+  }
+}
+
 /**
  * A bounded LRU of store reads for verify, with bounded staleness: an entry lives at most `ttlMs`
  * (`negativeTtlMs` for unknown IDs) counted from the moment its read started, so a change made while
  * a slow read was under way is seen within `ttlMs` of that change. Errors are never cached. A read
  * that started before an invalidation is not cached, so a racing revoke cannot be undone by a slow read.
+ * Unknown IDs live in an LRU of their own: a flood of forged IDs can only evict other forged IDs, never
+ * the keys that are really in use.
  */
 export class VerifyCache {
-  private readonly entries = new Map<string, Entry>()
+  readonly #known: Lru
+  readonly #unknown: Lru
   /** Bumped by every invalidation; a fill is kept only if none happened since its read began. */
-  private epoch = 0
+  #epoch = 0
 
   constructor(
-    private readonly maxEntries: number,
+    maxEntries: number,
     private readonly ttlMs: number,
     private readonly negativeTtlMs: number,
-  ) {}
+    negativeMaxEntries: number = maxEntries,
+  ) {
+    this.#known = new Lru(maxEntries)
+    this.#unknown = new Lru(negativeMaxEntries)
+  }
 
   /** The cached read for `keyId` at `now`, or `undefined` on a miss. */
   lookup(keyId: string, now: number): Entry | undefined {
-    const entry = this.entries.get(keyId)
-    if (entry === undefined) return undefined
-    if (now >= entry.expiresAt) {
-      this.entries.delete(keyId)
-      return undefined
-    }
-    // Most recently used last: the first entry is the one to evict.
-    this.entries.delete(keyId)
-    this.entries.set(keyId, entry)
-    return entry
+    return this.#known.get(keyId, now) ?? this.#unknown.get(keyId, now)
   }
 
   /** Marks the start of a store read; pass the result to {@link VerifyCache.fill}. */
   begin(): number {
-    return this.epoch
+    return this.#epoch
   }
 
   /**
@@ -96,23 +120,30 @@ export class VerifyCache {
    * Its lifetime counts from the read's start: the record may show the store as it was then.
    */
   fill(keyId: string, record: StoredKey | null, readStartedAt: number, epoch: number): void {
-    if (epoch !== this.epoch) return
-    this.entries.delete(keyId)
-    this.entries.set(keyId, { record, expiresAt: readStartedAt + (record === null ? this.negativeTtlMs : this.ttlMs) })
-    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!)
+    if (epoch !== this.#epoch) return
+    if (record === null) {
+      this.#known.entries.delete(keyId)
+      this.#unknown.set(keyId, { record, expiresAt: readStartedAt + this.negativeTtlMs })
+    } else {
+      this.#unknown.entries.delete(keyId)
+      this.#known.set(keyId, { record, expiresAt: readStartedAt + this.ttlMs })
+    }
   }
 
   invalidate(keyId: string): void {
-    this.epoch++
-    this.entries.delete(keyId)
+    this.#epoch++
+    this.#known.entries.delete(keyId)
+    this.#unknown.entries.delete(keyId)
   }
 
   clear(): void {
-    this.epoch++
-    this.entries.clear()
+    this.#epoch++
+    this.#known.entries.clear()
+    this.#unknown.entries.clear()
   }
 
+  /** Entries held, known and unknown IDs together. */
   get size(): number {
-    return this.entries.size
+    return this.#known.entries.size + this.#unknown.entries.size
   }
 }

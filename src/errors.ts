@@ -1,4 +1,8 @@
 /**
+ * keywarden's errors: one base class with a stable `code`, and a few subclasses.
+ */
+
+/**
  * The stable codes carried by {@link KeywardenError.code}. `idempotency_conflict` comes with a
  * {@link ConflictError}, `key_revoked` with a {@link KeyRevokedError}.
  *
@@ -173,12 +177,15 @@ export class QuotaExceededError extends KeywardenError {
   readonly ownerId: string
   /** The limit that applied to this owner. */
   readonly limit: number
+  /** The tenant the owner was counted in (quotas count per owner within its tenant), or `null`. */
+  readonly tenantId: string | null
 
   /** Builds the error for the owner and the limit that applied (the limit goes into the message). */
-  constructor(ownerId: string, limit: number) {
+  constructor(ownerId: string, limit: number, tenantId: string | null = null) {
     super('quota_exceeded', `The owner already holds the maximum number of API keys (${limit})`)
     this.ownerId = ownerId
     this.limit = limit
+    this.tenantId = tenantId
   }
 }
 

@@ -1,3 +1,7 @@
+/**
+ * The lifecycle events a KeyManager emits, their payloads, and the emitter that never lets a
+ * listener's failure reach the operation that emitted.
+ */
 import type { ApiKey, VerifyFailureReason } from './types.js'
 
 /**
@@ -33,7 +37,10 @@ export interface KeyEventMap {
     readonly at: Date
     /** The key after the change. */
     readonly key: ApiKey
-    /** The fields the update set, e.g. `['scopes', 'expiresAt']`. */
+    /**
+     * The fields whose values really changed, e.g. `['scopes', 'expiresAt']` (a new expiry is listed as
+     * `expiresAt`, however it was given). An update that changes nothing emits no event.
+     */
     readonly changes: readonly string[]
   }
   /** A disabled key was enabled. */
@@ -82,6 +89,25 @@ export interface KeyEventMap {
     readonly key: ApiKey
     /** The end of the grace period, or `null` when the old secret stopped at once. */
     readonly previousSecretValidUntil: Date | null
+  }
+  /**
+   * A verify re-hashed a key's secret with the current pepper: it had matched a hash under an older
+   * pepper or (while `acceptUnpepperedHashes` is on) an unpeppered one. Watch it during a pepper
+   * rotation; an unexpected one means a row was written with another scheme.
+   */
+  rehashed: {
+    /** The event name. */
+    readonly type: 'rehashed'
+    /** When it happened. */
+    readonly at: Date
+    /** The key after the re-hash. */
+    readonly key: ApiKey
+    /** The pepper ID the replaced hash named, or `null` for an unpeppered hash. */
+    readonly fromPepperId: string | null
+    /** The current pepper's ID, which the new hash names. */
+    readonly toPepperId: string
+    /** `true` when the re-hashed secret was the previous one, still in its rotation grace period. */
+    readonly previousSecret: boolean
   }
   /** A token was accepted by {@link KeyManager.verify}. */
   verified: {

@@ -1,3 +1,7 @@
+/**
+ * The zod schemas of one KeyManager's method inputs (create, update, list, expiring, rotate).
+ */
+
 import * as z from 'zod/mini'
 import type { ResolvedOptions } from './options.js'
 import {

@@ -1,3 +1,7 @@
+/**
+ * The KeyManager's options: their types, the zod schema that checks them, and the frozen, resolved
+ * form. Pepper bytes are handed to the hasher once and never kept in the resolved options.
+ */
 import * as z from 'zod/mini'
 import { ConfigError } from './errors.js'
 import type { InvalidationChannel } from './cache.js'
@@ -6,7 +10,7 @@ import type { Duration } from './policy/duration.js'
 import type { KeyStore } from './store.js'
 import { LABEL_PATTERN } from './token/format.js'
 import type { OwnerContext } from './types.js'
-import { durationSchema, PARSE_CONTEXT, roleNameSchema, scopeListSchema, toIssues } from './validation.js'
+import { durationSchema, PARSE_CONTEXT, roleNameSchema, scopeListSchema, timerDurationSchema, toIssues } from './validation.js'
 
 /**
  * Facts about the key being created, passed to a function-valued `maxKeysPerOwner`.
@@ -65,10 +69,28 @@ export interface KeyManagerOptions {
   /**
    * Server-held secret keying the stored hash (HMAC-SHA-256); not empty, 32 random bytes recommended. A list rotates peppers:
    * the first hashes new secrets, the rest still verify old ones (which are re-hashed on success).
-   * A bare string or byte array has the ID `'default'`. Without a pepper, hashes are plain SHA-256:
-   * a leaked database then lets anyone test guessed secrets offline (see docs/security.md).
+   * A bare string or byte array has the ID `'default'`. `null` runs without a pepper, deliberately:
+   * hashes are then plain SHA-256, and a leaked database lets anyone confirm leaked tokens offline
+   * (see docs/security.md). A `pepper` that is present but `undefined` (an unset environment variable)
+   * is a {@link ConfigError}. Leaving the option out runs without a pepper, as in 0.1.0.
    */
-  pepper?: string | Uint8Array | readonly Pepper[] | undefined
+  pepper?: string | Uint8Array | readonly Pepper[] | null
+  /**
+   * With a pepper: whether unpeppered hashes (written while the manager ran without a pepper) still
+   * verify, and are re-hashed with the pepper on their next successful verify (a `rehashed` event says
+   * so). Off by default, because anyone who can write one row could otherwise store an unpeppered hash
+   * of a secret of their choosing. Turn it on only for the migration window after introducing a pepper
+   * (docs/operations.md). Default `false`.
+   */
+  acceptUnpepperedHashes?: boolean
+  /** The rotation policy. */
+  rotation?: {
+    /**
+     * The longest `gracePeriod` {@link KeyManager.rotate} accepts; longer is a {@link ValidationError}.
+     * The old secret never outlives the key's own expiry either. Default `'7d'`.
+     */
+    maxGracePeriod?: Duration
+  }
   /**
    * Expiry policy. `default` applies when create names no expiry; `max` bounds every expiry. `null` means
    * never / no bound. Default: both `null`. An omitted `default` with a `max` set takes the `max`.
@@ -97,7 +119,7 @@ export interface KeyManagerOptions {
    * a failed write (default `console.error`); its entries are retried at the next flush.
    */
   usage?: {
-    /** How often buffered `lastUsedAt` values are written, at least 10 ms. Default `'1m'`. */
+    /** How often buffered `lastUsedAt` values are written, 10 ms to about 24.8 days (a timer's limit). Default `'1m'`. */
     flushInterval?: Duration
     /** Most keys buffered at once; reaching it starts a flush early, and uses of further keys are dropped meanwhile. Default 10,000. */
     maxPending?: number
@@ -119,6 +141,11 @@ export interface KeyManagerOptions {
     ttl?: Duration
     /** Longest an unknown key ID is remembered as unknown. Default `'1s'`. */
     negativeTtl?: Duration
+    /**
+     * Most unknown key IDs remembered, in an LRU of their own: a flood of forged IDs evicts only other
+     * unknown IDs, never the cached keys. Default 10,000.
+     */
+    negativeMaxEntries?: number
     /** Carries invalidations between instances; see {@link InvalidationChannel}. */
     channel?: InvalidationChannel
     /** Hears of channel failures (the cache then relies on `ttl`). Default `console.error`. */
@@ -154,8 +181,15 @@ export interface ResolvedOptions {
   readonly roles: Readonly<Record<string, readonly string[]>>
   /** Group name → roles it grants. */
   readonly groups: Readonly<Record<string, readonly string[]>>
-  /** The peppers, current first; empty when none is configured. */
-  readonly peppers: readonly Pepper[]
+  /** The IDs of the configured peppers, current first; empty without a pepper. The secrets are not here. */
+  readonly pepperIds: readonly string[]
+  /** Whether unpeppered hashes still verify while a pepper is set (the migration window). */
+  readonly acceptUnpepperedHashes: boolean
+  /** The rotation policy in milliseconds. */
+  readonly rotation: {
+    /** The longest grace period `rotate` accepts, in ms. */
+    readonly maxGracePeriodMs: number
+  }
   /** The expiry policy in milliseconds. */
   readonly expiry: {
     /** Lifetime of a key created without an expiry; `null` for never. */
@@ -188,6 +222,8 @@ export interface ResolvedOptions {
     readonly ttlMs: number
     /** Longest an unknown key ID is remembered, in ms. */
     readonly negativeTtlMs: number
+    /** Most unknown key IDs remembered. */
+    readonly negativeMaxEntries: number
     /** The invalidation channel, if any. */
     readonly channel: InvalidationChannel | undefined
     /** Hears of channel failures. */
@@ -198,6 +234,9 @@ export interface ResolvedOptions {
   /** Hears of listeners that throw or reject. */
   readonly onListenerError: (error: unknown, eventType: string) => void
 }
+
+/** Default of `rotation.maxGracePeriod`: a week, enough to roll a new token out everywhere. */
+const DEFAULT_MAX_GRACE_MS = 7 * 24 * 60 * 60 * 1000
 
 const labelSchema = z.string().check(z.regex(LABEL_PATTERN, 'must be 1-16 lower-case letters or digits, starting with a letter'))
 
@@ -245,7 +284,9 @@ function optionsSchema(wildcards: boolean) {
       ),
       roles: z._default(z.record(roleNameSchema, scopeListSchema(wildcards)), {}),
       groups: z._default(z.record(roleNameSchema, z.array(roleNameSchema)), {}),
-      pepper: z.optional(z.union([pepperSecretSchema, pepperListSchema])),
+      pepper: z.optional(z.union([pepperSecretSchema, pepperListSchema, z.null()])),
+      acceptUnpepperedHashes: z._default(z.boolean(), false),
+      rotation: z._default(z.strictObject({ maxGracePeriod: z._default(durationSchema, DEFAULT_MAX_GRACE_MS) }), { maxGracePeriod: DEFAULT_MAX_GRACE_MS }),
       expiry: z._default(
         z.strictObject({
           default: z.nullish(durationSchema),
@@ -265,7 +306,7 @@ function optionsSchema(wildcards: boolean) {
       lastUsedPrecision: z._default(durationSchema, 60_000),
       usage: z._default(
         z.strictObject({
-          flushInterval: z._default(durationSchema.check(z.refine((ms: number) => ms >= 10, 'must be at least 10 ms')), 60_000),
+          flushInterval: z._default(timerDurationSchema.check(z.refine((ms: number) => ms >= 10, 'must be at least 10 ms')), 60_000),
           maxPending: z._default(z.number().check(z.int(), z.gte(1), z.lte(10_000_000)), 10_000),
           onError: z.optional(functionSchema<(error: unknown) => void>('must be a function')),
         }),
@@ -276,6 +317,7 @@ function optionsSchema(wildcards: boolean) {
           maxEntries: z._default(z.number().check(z.int(), z.gte(1), z.lte(10_000_000)), 10_000),
           ttl: z._default(durationSchema.check(z.refine((ms: number) => ms > 0, 'must be longer than 0')), 10_000),
           negativeTtl: z._default(durationSchema, 1_000),
+          negativeMaxEntries: z._default(z.number().check(z.int(), z.gte(1), z.lte(10_000_000)), 10_000),
           channel: z.optional(
             z.custom<InvalidationChannel>(
               (value) => typeof (value as InvalidationChannel)?.publish === 'function' && typeof (value as InvalidationChannel)?.subscribe === 'function',
@@ -308,8 +350,8 @@ function optionsSchema(wildcards: boolean) {
     )
 }
 
-function normalisePeppers(pepper: string | Uint8Array | readonly Pepper[] | undefined): Pepper[] {
-  if (pepper === undefined) return []
+function normalisePeppers(pepper: string | Uint8Array | readonly Pepper[] | null | undefined): Pepper[] {
+  if (pepper === undefined || pepper === null) return []
   if (typeof pepper === 'string' || pepper instanceof Uint8Array) return [{ id: DEFAULT_PEPPER_ID, secret: pepper }]
   return pepper.map((entry) => ({ id: entry.id, secret: entry.secret }))
 }
@@ -326,23 +368,37 @@ function defaultListenerErrorHandler(error: unknown, eventType: string): void {
   console.error(`keywarden: a listener for the '${eventType}' event threw`, error)
 }
 
+/** The resolved options and the pepper secrets, which go to the hasher and nowhere else. */
+export interface Configuration {
+  readonly options: ResolvedOptions
+  readonly peppers: readonly Pepper[]
+}
+
 /** Validates options and fills in defaults. Throws {@link ConfigError} naming every bad option. */
-export function resolveOptions(options: KeyManagerOptions): ResolvedOptions {
+export function resolveOptions(options: KeyManagerOptions): Configuration {
   if (typeof options !== 'object' || options === null) {
     throw new ConfigError([{ path: [], message: 'options must be an object' }])
   }
+  // Checked before zod, which reads a present `undefined` as "left out".
+  if (Object.hasOwn(options, 'pepper') && options.pepper === undefined) {
+    throw new ConfigError([{ path: ['pepper'], message: 'is undefined (an unset environment variable?): give the pepper, or null to run without one' }])
+  }
   const wildcards = options.scopeWildcards ?? true
-  const result = optionsSchema(wildcards).safeParse(options, PARSE_CONTEXT)
-  if (!result.success) throw new ConfigError(toIssues(result.error))
+  const schema = optionsSchema(wildcards)
+  const result = schema.safeParse(options, PARSE_CONTEXT)
+  if (!result.success) throw new ConfigError(toIssues(result.error, schema))
   const parsed = result.data
   const quota = parsed.maxKeysPerOwner
-  return Object.freeze({
+  const peppers = Object.freeze(normalisePeppers(parsed.pepper))
+  const resolved: ResolvedOptions = Object.freeze({
     store: parsed.store,
     prefix: parsed.prefix,
     environments: Object.freeze([...parsed.environments]),
     roles: Object.freeze(Object.fromEntries(Object.entries(parsed.roles).map(([role, scopes]) => [role, Object.freeze([...scopes])]))),
     groups: Object.freeze(Object.fromEntries(Object.entries(parsed.groups).map(([group, roles]) => [group, Object.freeze([...roles])]))),
-    peppers: Object.freeze(normalisePeppers(parsed.pepper)),
+    pepperIds: Object.freeze(peppers.map((pepper) => pepper.id)),
+    acceptUnpepperedHashes: parsed.acceptUnpepperedHashes,
+    rotation: Object.freeze({ maxGracePeriodMs: parsed.rotation.maxGracePeriod }),
     // An omitted default takes the maximum: keys live as long as the policy allows unless asked otherwise.
     expiry: Object.freeze({ defaultMs: parsed.expiry.default === undefined ? parsed.expiry.max : parsed.expiry.default, maxMs: parsed.expiry.max }),
     maxKeysPerOwner: typeof quota === 'number' ? () => quota : quota,
@@ -361,10 +417,12 @@ export function resolveOptions(options: KeyManagerOptions): ResolvedOptions {
             maxEntries: parsed.cache.maxEntries,
             ttlMs: parsed.cache.ttl,
             negativeTtlMs: parsed.cache.negativeTtl,
+            negativeMaxEntries: parsed.cache.negativeMaxEntries,
             channel: parsed.cache.channel,
             onError: parsed.cache.onError ?? defaultChannelErrorHandler,
           }),
     clock: parsed.clock,
     onListenerError: parsed.onListenerError ?? defaultListenerErrorHandler,
   })
+  return { options: resolved, peppers }
 }

@@ -1,3 +1,7 @@
+/**
+ * The public types of the KeyManager's inputs and results: keys, create/update/list inputs, pages,
+ * issued tokens, rotation and verification results.
+ */
 import type { Duration } from './policy/duration.js'
 import type { JsonObject, KeyStatus } from './store.js'
 
@@ -239,7 +243,11 @@ export interface RotatedKey extends IssuedKey {
  * ```
  */
 export interface RotateOptions {
-  /** How long the replaced secret keeps working; default 0 (stops at once). */
+  /**
+   * How long the replaced secret keeps working; default 0 (stops at once). At most
+   * `rotation.maxGracePeriod` (default 7 days; longer is a {@link ValidationError}), and never past
+   * the key's own expiry.
+   */
   gracePeriod?: Duration
   /**
    * Makes the rotation safe to retry: a retry with the same idempotency key, while no other rotation

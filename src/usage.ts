@@ -1,4 +1,8 @@
+/**
+ * Write-behind of `lastUsedAt`: verify records uses in memory; this buffer writes them in batches.
+ */
 import type { KeyStore } from './store.js'
+import { asStoreError } from './store-failure.js'
 
 /** Options of the write-behind usage buffer. */
 export interface UsageBufferOptions {
@@ -8,7 +12,7 @@ export interface UsageBufferOptions {
   readonly maxPending: number
   /** Concurrent `touch` calls during a flush. */
   readonly concurrency: number
-  /** Reports a flush that failed; its entries are kept for the next one. */
+  /** Reports a flush that failed (always a {@link StoreError}); its entries are kept for the next one. */
   readonly onError: (error: unknown) => void
 }
 
@@ -81,7 +85,8 @@ export class UsageBuffer {
         await this.store.touch(entry[0], entry[1])
       } catch (error) {
         failed.push(entry)
-        lastError = error
+        // A StoreError like every other store failure, so no driver detail (or stored value) reaches onError.
+        lastError = asStoreError('touch', error)
         stopped = true
       }
     }

@@ -1,3 +1,7 @@
+/**
+ * Input validation shared by every boundary: reading caller objects safely, turning zod issues into
+ * keywarden's (never echoing input), and the schemas of the common field types.
+ */
 import { en } from 'zod/locales'
 import * as z from 'zod/mini'
 import { ValidationError, type ValidationIssue } from './errors.js'
@@ -5,26 +9,67 @@ import { parseDuration, parseTimerDuration, TIMER_DURATION_MESSAGE } from './pol
 import { ROLE_NAME_PATTERN, scopeProblem } from './policy/scopes.js'
 import type { JsonObject, JsonValue } from './store.js'
 
-const SAFE_FIELD_NAME = /^[A-Za-z0-9_$-]{1,64}$/
-
 /**
  * zod's English messages, passed to every parse: `zod/mini` loads no locale, and configuring zod
  * globally would change the host application's zod too.
  */
 export const PARSE_CONTEXT: z.core.ParseContext<z.core.$ZodIssue> = { error: /* @__PURE__ */ en().localeError }
 
+/** What stands in the path for a field name that is not ours: the name itself is never repeated. */
+export const UNKNOWN_FIELD = '(unknown field)'
+
 /**
- * Converts zod issues into keywarden's, without copying input values into messages: an unknown
- * field is named only when its name is short and plain.
+ * Field names of keywarden's own records and inputs. Given where a call does not take them (say
+ * `ownerId` to `update`), they are named in the error: they are our words, not the caller's data.
  */
-export function toIssues(error: z.core.$ZodError): ValidationIssue[] {
+const OWN_FIELD_NAMES: ReadonlySet<string> = new Set([
+  'id', 'name', 'description', 'ownerId', 'tenantId', 'environment', 'type', 'scopes', 'roles', 'groups', 'metadata', 'start',
+  'createdAt', 'updatedAt', 'expiresAt', 'expiresIn', 'lastUsedAt', 'enabled', 'revokedAt', 'version', 'hash', 'previousHash',
+  'owner', 'idempotencyKey', 'gracePeriod', 'status', 'limit', 'cursor', 'order', 'within', 'notify', 'pepper', 'store',
+])
+
+/** The name to put in an issue's path for `key`: itself when it is one of ours, else {@link UNKNOWN_FIELD}. */
+function fieldName(key: string, known: readonly string[]): string {
+  return known.includes(key) || OWN_FIELD_NAMES.has(key) ? key : UNKNOWN_FIELD
+}
+
+interface SchemaDef {
+  readonly type?: string
+  readonly shape?: Record<string, { _zod: { def: SchemaDef } }>
+  readonly innerType?: { _zod: { def: SchemaDef } }
+  readonly in?: { _zod: { def: SchemaDef } }
+}
+
+/** The field names the object schema at `path` accepts, or `undefined` when that cannot be told. */
+function knownFields(schema: z.core.$ZodType | undefined, path: readonly PropertyKey[]): string[] | undefined {
+  let def = (schema as { _zod?: { def: SchemaDef } } | undefined)?._zod?.def
+  const unwrap = () => {
+    while (def !== undefined && def.shape === undefined) {
+      const next = def.innerType ?? def.in
+      if (next === undefined) return
+      def = next._zod.def
+    }
+  }
+  unwrap()
+  for (const part of path) {
+    def = typeof part === 'string' ? def?.shape?.[part]?._zod.def : undefined
+    unwrap()
+  }
+  return def?.shape === undefined ? undefined : Object.keys(def.shape)
+}
+
+/**
+ * Converts zod issues into keywarden's, without copying input into messages. An unknown field is
+ * named only when it is one of keywarden's own field names (a caller's field name can be anything, a
+ * token included); the message lists the known fields when `schema` tells them.
+ */
+export function toIssues(error: z.core.$ZodError, schema?: z.core.$ZodType): ValidationIssue[] {
   return error.issues.flatMap((issue): ValidationIssue[] => {
     const path = issue.path.map((part) => (typeof part === 'symbol' ? String(part.description) : part))
     if (issue.code === 'unrecognized_keys') {
-      return issue.keys.map((key) => ({
-        path: [...path, SAFE_FIELD_NAME.test(key) ? key : '(unknown field)'],
-        message: 'is not a known field',
-      }))
+      const known = knownFields(schema, issue.path)
+      const message = known === undefined ? 'is not a known field' : `is not a known field (known: ${known.join(', ')})`
+      return issue.keys.map((key) => ({ path: [...path, fieldName(key, known ?? [])], message }))
     }
     return [{ path, message: issue.message }]
   })
@@ -37,9 +82,10 @@ const UNREADABLE = 'could not be read (a getter or proxy trap threw)'
  * properties are not input (a polluted `Object.prototype` must not grant scopes), and a getter read
  * once cannot show the validator one value and the store another. Anything else is returned as is.
  *
- * @throws {@link ValidationError} naming the field whose getter threw (or the input, for a proxy).
+ * @throws {@link ValidationError} naming the field whose getter threw when it is one of `known` (the
+ *   input, for a proxy; `(unknown field)` otherwise: a name that is not ours is never repeated).
  */
-export function readInput(value: unknown): unknown {
+export function readInput(value: unknown, known: readonly string[] = []): unknown {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return value
   let keys: (string | symbol)[]
   try {
@@ -59,7 +105,7 @@ export function readInput(value: unknown): unknown {
       // Defined, not assigned: a field named __proto__ stays a field (and is refused as unknown).
       Object.defineProperty(copy, key, { value: field, enumerable: true, writable: true, configurable: true })
     } catch {
-      issues.push({ path: [SAFE_FIELD_NAME.test(key) ? key : '(unknown field)'], message: UNREADABLE })
+      issues.push({ path: [fieldName(key, known)], message: UNREADABLE })
     }
   }
   if (issues.length > 0) throw new ValidationError(issues)
@@ -68,7 +114,7 @@ export function readInput(value: unknown): unknown {
 
 /** Parses `value` with `schema`, or throws a {@link ValidationError} naming the offending fields. */
 export function parseInput<T>(schema: z.ZodMiniType<T>, value: unknown): T {
-  const fields = readInput(value)
+  const fields = readInput(value, knownFields(schema, []))
   let result: ReturnType<typeof schema.safeParse>
   try {
     result = schema.safeParse(fields, PARSE_CONTEXT)
@@ -77,7 +123,7 @@ export function parseInput<T>(schema: z.ZodMiniType<T>, value: unknown): T {
     // repeat the input, so it is not kept as the cause.
     throw new ValidationError([{ path: [], message: UNREADABLE }])
   }
-  if (!result.success) throw new ValidationError(toIssues(result.error))
+  if (!result.success) throw new ValidationError(toIssues(result.error, schema))
   // Without a prototype, an omitted field reads as undefined even when Object.prototype is polluted.
   const data: unknown = result.data
   return typeof data === 'object' && data !== null && !Array.isArray(data) ? (Object.assign(Object.create(null), data) as T) : result.data

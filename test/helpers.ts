@@ -75,6 +75,7 @@ export const ALL_EVENTS: KeyEventName[] = [
   'verified',
   'rejected',
   'expiring',
+  'rehashed',
 ]
 
 /** Awaits a promise expected to reject and returns the rejection. */

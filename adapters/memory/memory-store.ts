@@ -61,6 +61,20 @@ export class MemoryStore implements KeyStore {
     return this.records.size
   }
 
+  /**
+   * What `console.log` and `util.inspect` show: the size, never the records (they hold the stored
+   * hashes), so printing a KeyManager's options prints no hash. Plain fields rather than `#private`
+   * ones, so the store still works through `Object.create` and proxies.
+   */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `MemoryStore { size: ${this.records.size} }`
+  }
+
+  /** What `JSON.stringify` shows: the size, never the records. */
+  toJSON(): { size: number } {
+    return { size: this.records.size }
+  }
+
   async insert(record: StoredKey, quota: QuotaCheck | null): Promise<InsertResult> {
     if (this.records.has(record.id)) return 'id_taken'
     if (quota !== null && this.countActive(quotaBucket(quota.ownerId, quota.tenantId)) >= quota.limit) return 'quota_exceeded'

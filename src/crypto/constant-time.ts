@@ -1,4 +1,8 @@
 /**
+ * Constant-time string comparison for stored digests.
+ */
+
+/**
  * Compares two strings in time that depends only on their length, not on where they differ.
  * Lengths are not secret here: every digest of one scheme has the same length.
  */

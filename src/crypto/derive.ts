@@ -1,3 +1,7 @@
+/**
+ * Deterministic, unbiased base62 strings from the pepper (HMAC-SHA-256 as a PRF), for idempotent retries and cursor MACs.
+ */
+
 import { hmac } from '@noble/hashes/hmac.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { utf8ToBytes } from '@noble/hashes/utils.js'

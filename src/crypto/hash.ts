@@ -1,3 +1,7 @@
+/**
+ * The stored hash of a secret: HMAC-SHA-256 keyed by the pepper (plain SHA-256 without one), tagged
+ * with scheme and pepper ID, and compared in constant time.
+ */
 import { hmac } from '@noble/hashes/hmac.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
@@ -71,9 +75,8 @@ function nativeCrypto(): NativeCrypto | undefined {
   return process?.getBuiltinModule?.('node:crypto') as NativeCrypto | undefined
 }
 
-function keyedDigest(secret: string | Uint8Array, native: NativeCrypto | undefined): Digest {
-  // Encoded once: handing node a string key costs a conversion (about 1 µs) on every call.
-  const key = typeof secret === 'string' ? utf8ToBytes(secret) : secret
+function keyedDigest(key: Uint8Array, native: NativeCrypto | undefined): Digest {
+  // Bytes, encoded once by the caller: handing node a string key costs a conversion (about 1 µs) on every call.
   if (native) return oneShotHmac(key, native) ?? ((message) => native.createHmac('sha256', key).update(message).digest('hex'))
   // @noble/hashes elsewhere: the keyed inner and outer states are computed once; each call clones them.
   const prepared = hmac.create(sha256, key)
@@ -119,37 +122,56 @@ function plainDigest(native: NativeCrypto | undefined): Digest {
   return (message) => bytesToHex(sha256(utf8ToBytes(message)))
 }
 
-/** Options of {@link SecretHasher}, for tests. */
+/** Options of {@link SecretHasher}. */
 export interface SecretHasherOptions {
   /** Use node's `crypto` when the platform has it (default), or always `@noble/hashes`. Same digests. */
   readonly native?: boolean
+  /**
+   * With a pepper: whether an unpeppered `kw1$sha256$-$` hash still verifies (as stale, to be
+   * re-hashed). Default `false`: anyone who can write one row could otherwise plant a hash of a secret
+   * of their choosing. Without a pepper, unpeppered hashes are the current scheme and always verify.
+   */
+  readonly acceptUnpeppered?: boolean
 }
+
+/** Where a stored hash came from: its pepper ID, or `null` for an unpeppered hash. */
+export type HashOrigin = string | null
+
+const PLAIN_TAG = `${SCHEME_VERSION}$sha256$-$`
+const HMAC_TAG = `${SCHEME_VERSION}$hmac-sha256$`
 
 /**
  * Hashes secrets for storage and compares them in constant time.
  *
  * Stored form: `kw1$hmac-sha256$<pepperId>$<hex>` with a pepper, `kw1$sha256$-$<hex>` without.
  * The hashed message binds the secret to its environment and key ID (domain separation), so a
- * stored hash cannot be replayed for another key.
+ * stored hash cannot be replayed for another key. Pepper bytes live in private fields only, so no
+ * `util.inspect`, `console.log` or `JSON.stringify` of an object holding the hasher shows them.
  */
 export class SecretHasher {
-  private readonly digests = new Map<string, Digest>()
-  private readonly plain: Digest
-  private readonly currentTag: string
-  private readonly currentDigest: Digest
-  private readonly dummyHash: string
+  readonly #digests = new Map<string, Digest>()
+  readonly #plain: Digest
+  readonly #acceptPlain: boolean
+  readonly #currentTag: string
+  readonly #currentDigest: Digest
+  readonly #currentId: HashOrigin
+  readonly #dummyHash: string
   /** The current pepper's bytes, for {@link SecretHasher.derive}; `null` without a pepper. */
-  private readonly currentKey: Uint8Array | null
+  readonly #currentKey: Uint8Array | null
 
   constructor(peppers: readonly Pepper[], options: SecretHasherOptions = {}) {
     const native = options.native === false ? undefined : nativeCrypto()
-    for (const pepper of peppers) this.digests.set(pepper.id, keyedDigest(pepper.secret, native))
-    this.plain = plainDigest(native)
-    const current = peppers[0]
-    this.currentTag = current ? `${SCHEME_VERSION}$hmac-sha256$${current.id}$` : `${SCHEME_VERSION}$sha256$-$`
-    this.currentDigest = current ? this.digests.get(current.id)! : this.plain
-    this.dummyHash = this.currentTag + '0'.repeat(64)
-    this.currentKey = current ? (typeof current.secret === 'string' ? utf8ToBytes(current.secret) : current.secret) : null
+    // Copied: a caller that later reuses or zeroes its buffer must not change the hashes.
+    const keys = peppers.map((pepper) => ({ id: pepper.id, key: typeof pepper.secret === 'string' ? utf8ToBytes(pepper.secret) : Uint8Array.from(pepper.secret) }))
+    for (const { id, key } of keys) this.#digests.set(id, keyedDigest(key, native))
+    this.#plain = plainDigest(native)
+    const current = keys[0]
+    this.#acceptPlain = current === undefined || options.acceptUnpeppered === true
+    this.#currentTag = current ? `${HMAC_TAG}${current.id}$` : PLAIN_TAG
+    this.#currentDigest = current ? this.#digests.get(current.id)! : this.#plain
+    this.#currentId = current ? current.id : null
+    this.#dummyHash = this.#currentTag + '0'.repeat(64)
+    this.#currentKey = current ? current.key : null
   }
 
   /**
@@ -157,30 +179,39 @@ export class SecretHasher {
    * without a pepper. The pepper is the only secret input, so only the server can reproduce it.
    */
   derive(label: string, length: number): string | null {
-    return this.currentKey === null ? null : deriveBase62(this.currentKey, label, length)
+    return this.#currentKey === null ? null : deriveBase62(this.#currentKey, label, length)
   }
 
   /** Whether a pepper is configured (plain SHA-256 otherwise). */
   get peppered(): boolean {
-    return this.digests.size > 0
+    return this.#digests.size > 0
+  }
+
+  /** The pepper ID new hashes are made with, or `null` without a pepper. */
+  get currentOrigin(): HashOrigin {
+    return this.#currentId
   }
 
   /** The stored form of `secret` for the key `keyId` in `environment`, with the current pepper. */
   hash(environment: string, keyId: string, secret: string): string {
-    return this.currentTag + this.currentDigest(message(environment, keyId, secret))
+    return this.#currentTag + this.#currentDigest(message(environment, keyId, secret))
   }
 
-  /** Compares `secret` with a stored hash in constant time. */
+  /**
+   * Compares `secret` with a stored hash in constant time. A hash under an older configured pepper
+   * matches as {@link HashMatch.Stale}; so does an unpeppered one, but only while a pepper is set and
+   * `acceptUnpeppered` allows it. An unknown scheme or a retired pepper never matches.
+   */
   compare(stored: string, environment: string, keyId: string, secret: string): HashMatch {
-    if (stored.startsWith(this.currentTag)) {
+    if (stored.startsWith(this.#currentTag)) {
       // The digest alone is compared (the tags are equal): no concatenated string to build and flatten.
-      const digest = this.currentDigest(message(environment, keyId, secret))
-      return constantTimeEqualAt(stored, this.currentTag.length, digest) ? HashMatch.Current : HashMatch.None
+      const digest = this.#currentDigest(message(environment, keyId, secret))
+      return constantTimeEqualAt(stored, this.#currentTag.length, digest) ? HashMatch.Current : HashMatch.None
     }
     const tag = stored.slice(0, stored.lastIndexOf('$') + 1)
-    const digest = this.digestFor(tag)
+    const digest = this.#digestFor(tag)
     if (digest === undefined) {
-      // Unknown scheme or retired pepper: spend the same work, then fail.
+      // Unknown scheme, retired pepper or a refused downgrade: spend the same work, then fail.
       this.compareWithDummy(environment, keyId, secret)
       return HashMatch.None
     }
@@ -190,15 +221,20 @@ export class SecretHasher {
 
   /** Does the work of one comparison against a hash that never matches (for unknown key IDs). */
   compareWithDummy(environment: string, keyId: string, secret: string): false {
-    constantTimeEqual(this.dummyHash, this.hash(environment, keyId, secret))
+    constantTimeEqual(this.#dummyHash, this.hash(environment, keyId, secret))
     return false
   }
 
-  private digestFor(tag: string): Digest | undefined {
-    if (tag === `${SCHEME_VERSION}$sha256$-$`) return this.plain
-    const prefix = `${SCHEME_VERSION}$hmac-sha256$`
-    if (!tag.startsWith(prefix)) return undefined
-    return this.digests.get(tag.slice(prefix.length, -1))
+  /** The pepper ID a stored hash names, `null` for an unpeppered one (read from its tag; no secret involved). */
+  originOf(stored: string): HashOrigin {
+    if (stored.startsWith(HMAC_TAG)) return stored.slice(HMAC_TAG.length, stored.lastIndexOf('$'))
+    return null
+  }
+
+  #digestFor(tag: string): Digest | undefined {
+    if (tag === PLAIN_TAG) return this.#acceptPlain ? this.#plain : undefined
+    if (!tag.startsWith(HMAC_TAG)) return undefined
+    return this.#digests.get(tag.slice(HMAC_TAG.length, -1))
   }
 }
 

@@ -1,3 +1,7 @@
+/**
+ * Fresh key IDs and secrets from the platform CSPRNG.
+ */
+
 import { customAlphabet } from 'nanoid'
 import { BASE62_ALPHABET } from '../token/base62.js'
 import { KEY_ID_LENGTH, SECRET_LENGTH } from '../token/format.js'

@@ -1,10 +1,14 @@
+/**
+ * The framework-agnostic request check behind every middleware: find the one credential in the
+ * headers, verify it within a deadline, and build the response for each kind of failure.
+ */
 import * as z from 'zod/mini'
 import { ConfigError, StoreError } from '../errors.js'
 import type { KeyManager } from '../key-manager.js'
-import { parseDuration, type Duration } from '../policy/duration.js'
+import type { Duration } from '../policy/duration.js'
 import { SCOPE_PATTERN } from '../policy/scopes.js'
 import type { ApiKey, VerifyFailureReason, VerifyOptions } from '../types.js'
-import { fail, PARSE_CONTEXT, toIssues } from '../validation.js'
+import { PARSE_CONTEXT, timerDurationSchema, toIssues } from '../validation.js'
 import { DeadlineExceeded, DeadlineQueue } from './deadline-queue.js'
 import { findCredential, type CredentialSources, type RequestHeaders } from './credentials.js'
 import { buildResponses, DEFAULT_MESSAGES, type ProblemCode, type RejectionResponse } from './responses.js'
@@ -90,7 +94,7 @@ export interface ApiKeyAuthOptions {
   messages?: Partial<Record<ProblemCode, string>>
   /** `Retry-After` of 503 responses, in seconds. Default 5. */
   retryAfterSeconds?: number
-  /** How long verification may take before the request is answered 503. Default `'5s'`. */
+  /** How long verification may take before the request is answered 503: 1 ms to about 24.8 days (a timer's limit). Default `'5s'`. */
   timeout?: Duration
   /** Called for every rejected request with the exact reason. Its errors are ignored. */
   onReject?: (rejection: Rejection) => void | Promise<void>
@@ -224,17 +228,7 @@ function optionsSchema(keys: KeyManager) {
         {},
       ),
       retryAfterSeconds: z._default(z.number().check(z.int(), z.gte(0), z.lte(86_400)), 5),
-      timeout: z._default(
-        z.pipe(
-          z.union([z.number(), z.string()]),
-          z.transform((value: number | string, context) => {
-            const ms = parseDuration(value)
-            if (ms === undefined || ms === 0) return fail(context, "must be a positive duration such as '5s' or milliseconds")
-            return ms
-          }),
-        ),
-        5_000,
-      ),
+      timeout: z._default(timerDurationSchema, 5_000),
       onReject: z.optional(z.custom<ApiKeyAuthOptions['onReject']>((value) => typeof value === 'function', 'must be a function')),
     })
     .check(
@@ -283,8 +277,9 @@ function callQuietly(hook: ApiKeyAuthOptions['onReject'], rejection: Rejection):
  * ```
  */
 export function createRequestVerifier(keys: KeyManager, options: ApiKeyAuthOptions = {}): RequestVerifier {
-  const parsed = optionsSchema(keys).safeParse(options ?? {}, PARSE_CONTEXT)
-  if (!parsed.success) throw new ConfigError(toIssues(parsed.error))
+  const schema = optionsSchema(keys)
+  const parsed = schema.safeParse(options ?? {}, PARSE_CONTEXT)
+  if (!parsed.success) throw new ConfigError(toIssues(parsed.error, schema))
   const { scopes, environment, schemes, header, realm, messages, retryAfterSeconds, timeout, onReject } = parsed.data
   const deadlines = new DeadlineQueue(timeout)
 

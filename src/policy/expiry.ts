@@ -1,3 +1,7 @@
+/**
+ * The expiry policy: turns `expiresIn` / `expiresAt` into an instant within the policy maximum.
+ */
+
 import { ValidationError } from '../errors.js'
 
 /** The expiry policy in milliseconds; `null` means never / unbounded. */

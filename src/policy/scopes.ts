@@ -1,4 +1,8 @@
 /**
+ * Scopes, roles and groups: their syntax, and the effective scopes of a key resolved at verify time.
+ */
+
+/**
  * Scope strings: printable ASCII without space, `"` or `\` (the RFC 6750 `scope-token` alphabet), so a
  * scope can be named in a `WWW-Authenticate` header as it is.
  */

@@ -1,7 +1,7 @@
 /**
  * Races inside one process, on every backend: many calls at once through four KeyManagers (four app
  * instances; on Redis, PostgreSQL and MariaDB two of them on a second client of their own), then the
- * invariants. test/conformance/key-manager-scenarios.ts already covers one manager's 50-creates quota
+ * invariants. the conformance suite's KeyManager cases (src/testing/cases/key-manager.ts) already cover one manager's 50-creates quota
  * race, disable vs rotate, a few rotations and the expiry boundary; this suite adds several owners and
  * managers, creates racing revokes and deletes, idempotent creates racing each other, plain creates and
  * deletes, rotations (plain and idempotent) racing each other and revokes, disable vs update, delete vs

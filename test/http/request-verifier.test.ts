@@ -20,6 +20,21 @@ describe('createRequestVerifier', () => {
     }
   })
 
+  // A choice against djangorestframework-api-key, which refuses it: RFC 9110 separates the scheme from
+  // the credentials with 1*SP, so several spaces are still one well-formed header. Tabs and trailing
+  // spaces stay malformed (the credential itself is never trimmed).
+  it('accepts several spaces between the scheme and the token, as RFC 9110 allows, and nothing else around it', async () => {
+    const { keys } = setup()
+    const { key, token } = await keys.create({ name: 'x', environment: 'live' })
+    const verify = createRequestVerifier(keys)
+    for (const line of [`Api-Key  ${token}`, `Bearer   ${token}`]) {
+      expect(await verify({ authorization: line })).toMatchObject({ ok: true, key: { id: key.id } })
+    }
+    for (const line of [`Api-Key\t${token}`, `Api-Key ${token} `, ` Api-Key ${token}`, `Api-Key  ${token}  `]) {
+      expect(await verify({ authorization: line })).toMatchObject({ ok: false, status: 400, reason: 'malformed_header' })
+    }
+  })
+
   it('sees repeated lines in every shape', async () => {
     const { keys } = setup()
     const { token } = await keys.create({ name: 'x', environment: 'live' })
@@ -63,11 +78,11 @@ describe('createRequestVerifier', () => {
     ['Authorization as the header', { header: 'Authorization' }, 'header'],
     ['no source at all', { schemes: [], header: false }, 'schemes'],
     ['a realm with a quote', { realm: 'a"b' }, 'realm'],
-    ['an unknown message code', { messages: { nope: 'x' } as never }, 'messages.nope'],
+    ['an unknown message code', { messages: { nope: 'x' } as never }, 'messages.(unknown field)'],
     ['a zero timeout', { timeout: 0 }, 'timeout'],
     ['a negative Retry-After', { retryAfterSeconds: -1 }, 'retryAfterSeconds'],
     ['an onReject that is not a function', { onReject: 'log' as never }, 'onReject'],
-    ['an unknown option', { scope: ['x'] } as never, 'scope'],
+    ['an unknown option', { scope: ['x'] } as never, '(unknown field)'],
   ])('throws a ConfigError when built with %s, in every form', (_, options, path) => {
     const { keys } = setup()
     for (const build of [() => createRequestVerifier(keys, options), () => expressAuth(keys, options), () => koaAuth(keys, options)]) {

@@ -173,3 +173,36 @@ describe('cache invalidation across instances', () => {
     expect(() => setup({ cache: { channel: {} as never } })).toThrow(/cache\.channel/)
   })
 })
+
+describe('verification cache under a flood of forged key IDs (security review, finding 9)', () => {
+  it('keeps the hot keys cached: unknown IDs never evict known ones', async () => {
+    const { store, calls } = countingStore()
+    const { keys } = setup({ store, cache: { maxEntries: 10, ttl: '1h', negativeTtl: '1h' } })
+    const hot = await Promise.all(Array.from({ length: 10 }, (_, i) => keys.create({ name: `hot ${i}`, environment: 'live' })))
+    for (const { token } of hot) expect((await keys.verify(token)).valid).toBe(true)
+    const readsBefore = calls.get ?? 0
+    for (let i = 0; i < 1000; i++) {
+      const forged = forgeToken(`F${String(i).padStart(15, '0')}`)
+      expect(await keys.verify(forged)).toMatchObject({ reason: 'unknown_key' })
+    }
+    const readsByFlood = (calls.get ?? 0) - readsBefore
+    for (const { token } of hot) expect((await keys.verify(token)).valid).toBe(true)
+    expect((calls.get ?? 0) - readsBefore - readsByFlood).toBe(0)
+  })
+
+  it('bounds unknown IDs by negativeMaxEntries, least recently seen dropped first', async () => {
+    const { store, calls } = countingStore()
+    const { keys } = setup({ store, cache: { negativeMaxEntries: 2, negativeTtl: '1h' } })
+    const [a, b, c] = ['A', 'B', 'C'].map((letter) => forgeToken(letter.repeat(16)))
+    await keys.verify(a!)
+    await keys.verify(b!)
+    await keys.verify(a!) // a is the most recent now
+    await keys.verify(c!) // evicts b
+    const reads = calls.get
+    await keys.verify(a!)
+    await keys.verify(c!)
+    expect(calls.get).toBe(reads)
+    await keys.verify(b!)
+    expect(calls.get).toBe(reads! + 1)
+  })
+})

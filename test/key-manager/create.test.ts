@@ -242,7 +242,7 @@ describe('create', () => {
       ['metadata with NaN', { name: 'x', environment: 'live', metadata: { n: Number.NaN } }, 'metadata'],
       ['huge metadata', { name: 'x', environment: 'live', metadata: { big: 'x'.repeat(9000) } }, 'metadata'],
       ['deep metadata', { name: 'x', environment: 'live', metadata: JSON.parse('{"a":'.repeat(12) + '1' + '}'.repeat(12)) }, 'metadata'],
-      ['an unknown field', { name: 'x', environment: 'live', colour: 'red' }, 'colour'],
+      ['an unknown field', { name: 'x', environment: 'live', colour: 'red' }, '(unknown field)'],
     ])('rejects %s, names the field and writes nothing', async (_, input, field) => {
       const { keys, store } = setup()
       const error = await rejectionOf(keys.create(input as never))

@@ -38,7 +38,7 @@ describe('events', () => {
     const { key } = await keys.create({ name: 'x', environment: 'live' })
     const events = recordEvents(keys, ALL_EVENTS)
     await keys.enable(key.id)
-    await keys.update(key.id, {})
+    await keys.update(key.id, { name: 'x' }) // the same name: nothing changes
     await keys.revoke(key.id)
     await keys.revoke(key.id)
     expect(events.map((event) => event.type)).toEqual(['revoked'])

@@ -130,7 +130,7 @@ describe('idempotent create', () => {
   })
 
   it('needs a pepper, and says so', async () => {
-    const { keys } = setup({ pepper: undefined })
+    const { keys } = setup({ pepper: null })
     const error = await rejectionOf(keys.create({ name: 'CI', environment: 'live', idempotencyKey: IDEMPOTENCY_KEY }))
     expect(error).toBeInstanceOf(ValidationError)
     expect(error).toMatchObject({ field: 'idempotencyKey' })

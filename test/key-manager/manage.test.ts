@@ -97,7 +97,7 @@ describe('list', () => {
     [{ cursor: 'garbage' }, 'cursor'],
     [{ environment: 'prod' }, 'environment'],
     [{ order: 'sideways' }, 'order'],
-    [{ sort: 'name' }, 'sort'],
+    [{ sort: 'name' }, '(unknown field)'],
   ])('rejects %j', async (input, field) => {
     const { keys } = setup()
     const error = await rejectionOf(keys.list(input as never))
@@ -137,8 +137,9 @@ describe('update', () => {
   it('treats fields given as undefined as omitted', async () => {
     const { keys } = setup()
     const { key } = await keys.create({ name: 'x', environment: 'live', description: 'd', scopes: ['a'] })
-    const updated = await keys.update(key.id, { name: undefined, description: undefined, scopes: undefined, expiresIn: undefined })
-    expect(updated).toEqual(key)
+    const updated = await keys.update(key.id, { name: 'y', description: undefined, scopes: undefined, expiresIn: undefined })
+    expect(updated).toEqual({ ...key, name: 'y', updatedAt: updated.updatedAt })
+    expect(updated).toMatchObject({ description: 'd', scopes: ['a'], expiresAt: key.expiresAt })
   })
 
   it('clears nullable fields with null', async () => {
@@ -187,11 +188,21 @@ describe('update', () => {
     expect(await keys.get(key.id)).toEqual(key)
   })
 
-  it('does nothing for an empty patch', async () => {
+  // better-auth refuses an empty update too: a patch that changes nothing is a caller's bug (a form
+  // that lost its fields), and answering it with the unchanged key would hide it.
+  it.each([
+    ['an empty patch', {}],
+    ['a patch of undefined fields only', { name: undefined, scopes: undefined }],
+  ])('refuses %s with a ValidationError and changes nothing', async (_, patch) => {
     const { keys, time } = setup()
     const { key } = await keys.create({ name: 'x', environment: 'live' })
+    const events = recordEvents(keys, ALL_EVENTS)
     time.advance(1000)
-    expect(await keys.update(key.id, {})).toEqual(key)
+    const error = await rejectionOf(keys.update(key.id, patch))
+    expect(error).toBeInstanceOf(ValidationError)
+    expect((error as ValidationError).message).toContain('names no field to change')
+    expect(await keys.get(key.id)).toEqual(key)
+    expect(events).toEqual([])
   })
 
   it('fails for unknown and revoked keys', async () => {

@@ -99,3 +99,41 @@ describe('rotate', () => {
     expect(await keys.verify(token)).toMatchObject({ reason: 'expired' })
   })
 })
+
+describe('rotate: bounded grace period (security review, finding 6)', () => {
+  it('refuses a grace period beyond rotation.maxGracePeriod (default 7 days) and changes nothing', async () => {
+    const { keys, store } = setup()
+    const { key, token } = await keys.create({ name: 'x', environment: 'live' })
+    const before = await store.get(key.id)
+    for (const gracePeriod of ['36500d', '8d', 7 * DAY + 1] as const) {
+      const error = await rejectionOf(keys.rotate(key.id, { gracePeriod }))
+      expect(error).toBeInstanceOf(ValidationError)
+      expect((error as ValidationError).field).toBe('gracePeriod')
+    }
+    expect(await store.get(key.id)).toEqual(before)
+    expect((await keys.verify(token)).valid).toBe(true)
+    expect((await keys.rotate(key.id, { gracePeriod: '7d' })).previousSecretValidUntil).not.toBeNull()
+  })
+
+  it('takes the maximum from the rotation option', async () => {
+    const { keys, time } = setup({ rotation: { maxGracePeriod: '30d' } })
+    const { key } = await keys.create({ name: 'x', environment: 'live' })
+    expect((await keys.rotate(key.id, { gracePeriod: '30d' })).previousSecretValidUntil).toEqual(new Date(time.now + 30 * DAY))
+    await expect(keys.rotate(key.id, { gracePeriod: '31d' })).rejects.toBeInstanceOf(ValidationError)
+  })
+
+  it('never keeps the old secret past the key\'s own expiry', async () => {
+    const { keys, store, time } = setup()
+    const { key, token } = await keys.create({ name: 'x', environment: 'live', expiresIn: '2d' })
+    const rotated = await keys.rotate(key.id, { gracePeriod: '7d' })
+    expect(rotated.previousSecretValidUntil).toEqual(key.expiresAt)
+    expect((await store.get(key.id))!.previousHashExpiresAt).toBe(key.expiresAt!.getTime())
+    time.set(key.expiresAt!.getTime() - 1)
+    expect((await keys.verify(token)).valid).toBe(true)
+    // Extending the key afterwards does not bring the old secret's grace back.
+    await keys.update(key.id, { expiresIn: '90d' })
+    time.set(key.expiresAt!.getTime())
+    expect(await keys.verify(token)).toMatchObject({ valid: false, reason: 'wrong_secret' })
+    expect((await keys.verify(rotated.token)).valid).toBe(true)
+  })
+})

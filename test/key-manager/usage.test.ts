@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { MemoryStore } from '../../adapters/memory/index.js'
+import { StoreError } from '../../src/index.js'
 import { countingStore, setup } from '../helpers.js'
 
 afterEach(() => {
@@ -85,5 +86,24 @@ describe('write-behind lastUsedAt', () => {
   it('rejects bad usage options at construction', () => {
     expect(() => setup({ usage: { maxPending: 0 } })).toThrow(/usage\.maxPending/)
     expect(() => setup({ usage: { flushInterval: 'soon' as never } })).toThrow(/usage\.flushInterval/)
+  })
+})
+
+describe('usage.onError', () => {
+  it('hears a StoreError for the failed touch, never the store\'s raw error', async () => {
+    const inner = new MemoryStore()
+    const raw = new Error('driver said: row kw1$hmac-sha256$default$' + 'ab'.repeat(32) + ' failed')
+    const store = Object.assign(Object.create(inner) as MemoryStore, { touch: async () => { throw raw } })
+    const heard: unknown[] = []
+    const { keys } = setup({ store, usage: { onError: (error) => void heard.push(error) } })
+    const { token } = await keys.create({ name: 'x', environment: 'live' })
+    await keys.verify(token)
+    await keys.flush()
+    expect(heard).toHaveLength(1)
+    expect(heard[0]).toBeInstanceOf(StoreError)
+    expect(heard[0]).toMatchObject({ code: 'store_failed', operation: 'touch' })
+    expect(heard[0]).not.toBe(raw)
+    expect(JSON.stringify(heard[0])).not.toContain('kw1$')
+    expect(String((heard[0] as Error).cause)).not.toContain('ab'.repeat(16))
   })
 })

@@ -238,13 +238,16 @@ export class KeyModel {
   }
 
   /**
-   * Records a fresh rotation. The replaced secret stays valid while `now < now + grace`; an idempotent
-   * rotation without grace keeps it too (for its replay detection), expired at once.
+   * Records a fresh rotation. The replaced secret stays valid while `now < now + grace`, and never past
+   * the key's expiry; an idempotent rotation without grace keeps it too (for its replay detection),
+   * expired at once.
    */
   rotated(keyId: string, token: string, graceMs: number, idempotencyKey: string | undefined): void {
     const key = this.live(keyId)
     if (idempotencyKey !== undefined) this.derivations.set(JSON.stringify([keyId, idempotencyKey, key.currentToken]), token)
-    key.previous = graceMs > 0 || idempotencyKey !== undefined ? { token: key.currentToken, until: this.now + graceMs } : null
+    // The old secret never outlives the key: its grace ends at the key's expiry at the latest.
+    const until = Math.min(this.now + graceMs, key.expiresAt ?? Infinity)
+    key.previous = graceMs > 0 || idempotencyKey !== undefined ? { token: key.currentToken, until } : null
     key.currentToken = token
     key.origin = { kind: 'rotate', idempotencyKey: idempotencyKey ?? null, token }
     key.tokens.add(token)

@@ -124,12 +124,12 @@ describe('pepper rotation through the KeyManager', () => {
     expect((await after.verify(token)).valid).toBe(true)
   })
 
-  it('upgrades unpeppered hashes once a pepper is configured', async () => {
+  it('upgrades unpeppered hashes once a pepper is configured, in the opted-in migration window', async () => {
     const store = new MemoryStore()
-    const plain = setup({ store, pepper: undefined }).keys
+    const plain = setup({ store, pepper: null }).keys
     const { key, token } = await plain.create({ name: 'x', environment: 'live' })
     expect((await store.get(key.id))!.hash.startsWith('kw1$sha256$-$')).toBe(true)
-    const peppered = setup({ store }).keys
+    const peppered = setup({ store, acceptUnpepperedHashes: true }).keys
     expect((await peppered.verify(token)).valid).toBe(true)
     expect((await store.get(key.id))!.hash.startsWith('kw1$hmac-sha256$default$')).toBe(true)
   })

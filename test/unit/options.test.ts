@@ -32,7 +32,7 @@ describe('options', () => {
     ['a fractional quota', { maxKeysPerOwner: 1.5 }, 'maxKeysPerOwner'],
     ['a start length above 8', { startLength: 9 }, 'startLength'],
     ['a clock that is not a function', { clock: 5 }, 'clock'],
-    ['an unknown option', { prefx: 'acme' }, 'prefx'],
+    ['an unknown option', { prefx: 'acme' }, '(unknown field)'],
     ['a store without the contract', { store: {} }, 'store'],
   ])('rejects %s naming %s', (_, options, path) => {
     const error = configError(options as Partial<KeyManagerOptions>)

@@ -1,0 +1,74 @@
+/**
+ * Read-modify-write of one key with the store's compare-and-set, retried on conflict after a short
+ * random pause, so writers racing on one key spread out instead of colliding again.
+ */
+import { ConflictError, KeyNotFoundError } from '../errors.js'
+import type { KeyStore, StoredKey } from '../store.js'
+import { callStore } from '../store-failure.js'
+
+/** Compare-and-set attempts before a concurrent-update conflict is reported. */
+export const MAX_UPDATE_ATTEMPTS = 10
+/**
+ * A revoke is the one change that must not lose to a busy key: once it lands every later write is
+ * refused, so retrying it (with backoff) until it wins always ends.
+ */
+export const MAX_REVOKE_ATTEMPTS = 100
+/** Upper bound of the random pause between compare-and-set attempts, in ms. */
+const MAX_BACKOFF_MS = 20
+
+/** Options of one {@link CompareAndSet.apply}. */
+export interface ChangeOptions {
+  /** `false` keeps `updatedAt` (bookkeeping that is not a management change, e.g. expiry notices). */
+  readonly touchUpdatedAt?: boolean
+  /** Attempts before {@link ConflictError}; default {@link MAX_UPDATE_ATTEMPTS}. */
+  readonly attempts?: number
+}
+
+/** The record after a change, and whether anything was written. */
+export interface ChangeOutcome {
+  readonly after: StoredKey
+  readonly changed: boolean
+}
+
+/**
+ * `change` returns the current record unchanged for a no-op, or a new record (version and updatedAt
+ * are set here). It may throw to refuse the change; nothing is written then.
+ */
+export type Change = (current: StoredKey, now: number) => StoredKey
+
+export class CompareAndSet {
+  constructor(
+    private readonly store: KeyStore,
+    private readonly clock: () => number,
+    /** Called after every write that landed, e.g. to drop cached copies. */
+    private readonly onWritten: (keyId: string) => void,
+  ) {}
+
+  async apply(id: string, change: Change, options: ChangeOptions = {}): Promise<ChangeOutcome> {
+    const attempts = options.attempts ?? MAX_UPDATE_ATTEMPTS
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (attempt > 0) await pause(Math.random() * Math.min(MAX_BACKOFF_MS, 2 ** attempt))
+      const current = await callStore('get', () => this.store.get(id))
+      if (current === null) throw new KeyNotFoundError(id)
+      const now = this.clock()
+      const next = change(current, now)
+      if (next === current) return { after: current, changed: false }
+      const after: StoredKey = {
+        ...next,
+        version: current.version + 1,
+        updatedAt: options.touchUpdatedAt === false ? current.updatedAt : now,
+      }
+      const outcome = await callStore('update', () => this.store.update(after, current.version))
+      if (outcome === 'updated') {
+        this.onWritten(id)
+        return { after, changed: true }
+      }
+      if (outcome === 'not_found') throw new KeyNotFoundError(id)
+    }
+    throw new ConflictError(id)
+  }
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}

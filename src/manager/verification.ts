@@ -1,0 +1,102 @@
+/**
+ * The decision behind `verify`: one read by key ID, a constant-time comparison with the current (or,
+ * during a grace period, the previous) hash, then revoked, disabled, expired, environment and scopes,
+ * in that order. A secret that matched under an older pepper is re-hashed with the current one.
+ */
+import { HashMatch, type SecretHasher } from '../crypto/hash.js'
+import type { KeyEventEmitter } from '../events.js'
+import type { ScopeResolver } from '../policy/scopes.js'
+import type { KeyStore, StoredKey } from '../store.js'
+import type { TokenParts } from '../token/format.js'
+import type { VerifyFailureReason, VerifyOptions, VerifyResult } from '../types.js'
+import type { UsageBuffer } from '../usage.js'
+import { knownLastUse, toApiKey } from './projection.js'
+import type { VerifyReads } from './verify-reads.js'
+
+/** What the verifier needs from its KeyManager. */
+export interface VerifierParts {
+  readonly store: KeyStore
+  readonly reads: VerifyReads
+  readonly hasher: SecretHasher
+  readonly scopes: ScopeResolver
+  readonly events: KeyEventEmitter
+  readonly usage: UsageBuffer
+  readonly clock: () => number
+  readonly lastUsedPrecisionMs: number
+}
+
+export class Verifier {
+  constructor(private readonly parts: VerifierParts) {}
+
+  /** Verifies a parsed token. Rejects only for store failures. */
+  async verify({ environment, keyId, secret }: TokenParts, options: VerifyOptions | undefined): Promise<VerifyResult> {
+    const { reads, hasher, scopes: resolver, usage, events, clock } = this.parts
+    const record = await reads.read(keyId)
+    if (record === null) {
+      hasher.compareWithDummy(environment, keyId, secret)
+      return this.reject('unknown_key', keyId)
+    }
+
+    const now = clock()
+    let match = hasher.compare(record.hash, environment, keyId, secret)
+    let matchedPrevious = false
+    if (match === HashMatch.None && record.previousHash !== null && record.previousHashExpiresAt !== null && now < record.previousHashExpiresAt) {
+      match = hasher.compare(record.previousHash, environment, keyId, secret)
+      matchedPrevious = match !== HashMatch.None
+    }
+    if (match === HashMatch.None) return this.reject('wrong_secret', keyId)
+    if (record.revokedAt !== null) return this.reject('revoked', keyId)
+    if (!record.enabled) return this.reject('disabled', keyId)
+    if (record.expiresAt !== null && now >= record.expiresAt) return this.reject('expired', keyId)
+    if (options?.environment !== undefined && options.environment !== record.environment) return this.reject('wrong_environment', keyId)
+    const scopes = resolver.effectiveScopes(record)
+    if (options?.scopes !== undefined && options.scopes.length > 0 && !resolver.satisfies(scopes, options.scopes)) {
+      return this.reject('insufficient_scope', keyId)
+    }
+
+    if (match === HashMatch.Stale) await this.#rehash(record, matchedPrevious, environment, secret)
+    // No write here: the use goes to the write-behind buffer, at most once per precision interval.
+    let lastUsedAt = knownLastUse(record, usage)
+    if (lastUsedAt === null || now - lastUsedAt >= this.parts.lastUsedPrecisionMs) {
+      usage.record(keyId, now)
+      lastUsedAt = now
+    }
+    const key = toApiKey(record, lastUsedAt)
+    if (events.has('verified')) events.emit({ type: 'verified', at: new Date(now), key })
+    return { valid: true, key, scopes }
+  }
+
+  /** The failure result, announced as a `rejected` event when someone listens. */
+  reject(reason: VerifyFailureReason, keyId: string | null): VerifyResult {
+    const { events, clock } = this.parts
+    if (events.has('rejected')) events.emit({ type: 'rejected', at: new Date(clock()), reason, keyId })
+    return { valid: false, reason, keyId }
+  }
+
+  /**
+   * Re-hashes a secret that matched under an older pepper (or, in the migration window, none). Best
+   * effort: a lost race is harmless, the next verify tries again. A re-hash that lands is announced.
+   */
+  async #rehash(record: StoredKey, matchedPrevious: boolean, environment: string, secret: string): Promise<void> {
+    const { store, reads, hasher, events, clock, usage } = this.parts
+    const fresh = hasher.hash(environment, record.id, secret)
+    const replaced = matchedPrevious ? record.previousHash! : record.hash
+    const next: StoredKey = matchedPrevious
+      ? { ...record, previousHash: fresh, version: record.version + 1 }
+      : { ...record, hash: fresh, version: record.version + 1 }
+    const outcome = await store.update(next, record.version).catch(() => undefined)
+    if (outcome !== 'updated') return
+    reads.invalidate(record.id)
+    if (events.has('rehashed')) {
+      events.emit({
+        type: 'rehashed',
+        at: new Date(clock()),
+        key: toApiKey(next, knownLastUse(record, usage)),
+        fromPepperId: hasher.originOf(replaced),
+        // Stale matches happen only with a pepper configured, so there is a current pepper ID.
+        toPepperId: hasher.currentOrigin!,
+        previousSecret: matchedPrevious,
+      })
+    }
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * How verify reads a key: straight from the store, or through the verification cache, which other
+ * instances keep fresh over an invalidation channel when one is configured.
+ */
+import { VerifyCache } from '../cache.js'
+import type { ResolvedOptions } from '../options.js'
+import type { KeyStore, StoredKey } from '../store.js'
+import { asStoreError } from '../store-failure.js'
+
+/** How long a failed channel subscription waits before the next verify may try again, at most. */
+const MAX_RESUBSCRIBE_DELAY_MS = 5_000
+
+export class VerifyReads {
+  readonly #store: KeyStore
+  readonly #clock: () => number
+  readonly #settings: ResolvedOptions['cache']
+  readonly #cache: VerifyCache | null
+  #subscription: Promise<(() => Promise<void>) | undefined> | undefined
+
+  constructor(store: KeyStore, clock: () => number, settings: ResolvedOptions['cache']) {
+    this.#store = store
+    this.#clock = clock
+    this.#settings = settings
+    this.#cache = settings === null ? null : new VerifyCache(settings.maxEntries, settings.ttlMs, settings.negativeTtlMs, settings.negativeMaxEntries)
+  }
+
+  /** The record for `keyId`, or `null`. Store failures reject with a {@link StoreError}. */
+  read(keyId: string): Promise<StoredKey | null> {
+    return this.#cache === null ? this.#readStore(keyId) : this.#readThroughCache(this.#cache, keyId)
+  }
+
+  /** Drops the cached copy here and tells other instances. A failed publish never fails the change. */
+  invalidate(keyId: string): void {
+    if (this.#cache === null) return
+    this.#cache.invalidate(keyId)
+    this.#settings?.channel?.publish(keyId).catch(this.#reportChannelError)
+  }
+
+  /** Stops listening to the channel. */
+  async close(): Promise<void> {
+    const unsubscribe = await this.#subscription?.catch(() => undefined)
+    this.#subscription = undefined
+    await unsubscribe?.().catch(this.#reportChannelError)
+  }
+
+  async #readStore(keyId: string): Promise<StoredKey | null> {
+    try {
+      return await this.#store.get(keyId)
+    } catch (error) {
+      throw asStoreError('get', error)
+    }
+  }
+
+  async #readThroughCache(cache: VerifyCache, keyId: string): Promise<StoredKey | null> {
+    this.#subscribeToChannel()
+    const now = this.#clock()
+    const cached = cache.lookup(keyId, now)
+    if (cached !== undefined) return cached.record
+    const epoch = cache.begin()
+    const record = await this.#readStore(keyId)
+    // The entry's ttl counts from before the read, not from its answer: a slow read must not stretch the bound.
+    cache.fill(keyId, record, now, epoch)
+    return record
+  }
+
+  /** Listens for other instances' changes, once, in the background; until then the ttl bounds staleness. */
+  #subscribeToChannel(): void {
+    const channel = this.#settings?.channel
+    if (channel === undefined || this.#subscription !== undefined) return
+    this.#subscription = channel.subscribe((keyId) => this.#cache?.invalidate(keyId)).catch((error: unknown) => {
+      this.#reportChannelError(error)
+      // Try again after a while, not on every verify; meanwhile the ttl bounds staleness.
+      setTimeout(() => (this.#subscription = undefined), Math.min(this.#settings?.ttlMs ?? 1000, MAX_RESUBSCRIBE_DELAY_MS)).unref?.()
+      return undefined
+    })
+  }
+
+  readonly #reportChannelError = (error: unknown): void => {
+    this.#settings?.onError(error)
+  }
+}
