@@ -71,7 +71,10 @@ export class MemoryStore implements KeyStore {
   }
 
   /** What `JSON.stringify` shows: the size, never the records. */
-  toJSON(): { size: number } {
+  toJSON(): {
+    /** Number of records held. */
+    size: number
+  } {
     return { size: this.records.size }
   }
 
