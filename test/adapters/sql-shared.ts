@@ -1,10 +1,10 @@
 /**
  * Checks shared by the SQL store test files (postgres, mysql, sqlite): the shipped migration files,
- * error wrapping, binary identifiers, quotas per tenant and an end-to-end run through KeyManager.
+ * error wrapping, binary identifiers and an end-to-end run through KeyManager.
  */
 import { readFileSync } from 'node:fs'
 import { expect } from 'vitest'
-import { ConfigError, QuotaExceededError, StoreError, type KeyManager, type KeyStore } from '../../src/index.js'
+import { ConfigError, QuotaExceededError, StoreError, type KeyStore } from '../../src/index.js'
 import { makeRecord, makeRichRecord } from '../conformance/records.js'
 import { setup } from '../helpers.js'
 
@@ -133,53 +133,4 @@ export async function expectIdTakenBeforeQuota(store: KeyStore): Promise<void> {
   expect(await store.insert(makeRecord({ id: 'taken', ownerId: 'full', name: 'again' }), quota)).toBe('id_taken')
   expect(await store.insert(makeRecord({ id: 'fresh', ownerId: 'full' }), quota)).toBe('quota_exceeded')
   expect((await store.get('taken'))?.name).toBe('test key')
-}
-
-/** The quota buckets the tenant checks use for one owner ID: two tenants, and no tenant at all. */
-const QUOTA_TENANTS = ['tenant-a', 'tenant-b', null] as const
-
-function createFor(keys: KeyManager, tenantId: string | null, name: string) {
-  return keys.create({ name, environment: 'live', ownerId: 'user-1', ...(tenantId === null ? {} : { tenantId }) })
-}
-
-/** How many of the owner's keys each tenant holds (`null`: no tenant), read back through KeyManager. */
-async function keysPerTenant(keys: KeyManager): Promise<Map<string | null, number>> {
-  const counts = new Map<string | null, number>()
-  for (const key of (await keys.list({ ownerId: 'user-1', limit: 100 })).items) counts.set(key.tenantId, (counts.get(key.tenantId) ?? 0) + 1)
-  return counts
-}
-
-/**
- * maxKeysPerOwner counts per (tenant, owner): the same owner ID in two tenants gets two quotas, keys
- * without a tenant are a bucket of their own, and revoking frees a slot in its own tenant only.
- */
-export async function expectQuotaPerTenant(store: KeyStore): Promise<void> {
-  const { keys } = setup({ store, maxKeysPerOwner: 2 })
-  for (const tenantId of QUOTA_TENANTS) {
-    await createFor(keys, tenantId, 'first')
-    await createFor(keys, tenantId, 'second')
-    const error = await createFor(keys, tenantId, 'third').catch((caught: unknown) => caught)
-    expect(error, String(tenantId)).toBeInstanceOf(QuotaExceededError)
-    expect(error, String(tenantId)).toMatchObject({ ownerId: 'user-1', tenantId, limit: 2 })
-  }
-  expect(await keysPerTenant(keys)).toEqual(new Map([['tenant-a', 2], ['tenant-b', 2], [null, 2]]))
-
-  const [revoked] = (await keys.list({ ownerId: 'user-1', tenantId: 'tenant-a', limit: 1 })).items
-  await keys.revoke(revoked!.id)
-  await expect(createFor(keys, 'tenant-b', 'after revoke')).rejects.toBeInstanceOf(QuotaExceededError)
-  await expect(createFor(keys, null, 'after revoke')).rejects.toBeInstanceOf(QuotaExceededError)
-  expect((await createFor(keys, 'tenant-a', 'after revoke')).key.tenantId).toBe('tenant-a')
-}
-
-/** Parallel creates of one owner ID in two tenants and without one, a quota of 2: exactly 2 win in each. */
-export async function expectParallelQuotaPerTenant(store: KeyStore): Promise<void> {
-  const { keys } = setup({ store, maxKeysPerOwner: 2 })
-  const attempts = QUOTA_TENANTS.flatMap((tenantId) => Array.from({ length: 12 }, (_, i) => ({ tenantId, name: `${tenantId ?? 'none'} ${i}` })))
-  const outcomes = await Promise.allSettled(attempts.map(({ tenantId, name }) => createFor(keys, tenantId, name)))
-  for (const tenantId of QUOTA_TENANTS) {
-    const mine = outcomes.filter((_, i) => attempts[i]!.tenantId === tenantId)
-    expect(mine.filter((outcome) => outcome.status === 'fulfilled'), String(tenantId)).toHaveLength(2)
-    for (const outcome of mine) if (outcome.status === 'rejected') expect(outcome.reason).toBeInstanceOf(QuotaExceededError)
-  }
-  expect(await keysPerTenant(keys)).toEqual(new Map([['tenant-a', 2], ['tenant-b', 2], [null, 2]]))
 }

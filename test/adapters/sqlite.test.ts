@@ -14,8 +14,6 @@ import {
   expectConfigError,
   expectEndToEnd,
   expectIdTakenBeforeQuota,
-  expectParallelQuotaPerTenant,
-  expectQuotaPerTenant,
   expectStoreError,
   INVALID_TABLE_NAMES,
   migrationFileStatements,
@@ -217,25 +215,7 @@ describe('SqliteStore', () => {
     }
   })
 
-  it('counts maxKeysPerOwner per owner within its tenant; keys without a tenant are a bucket of their own', async () => {
-    const store = freshStore()
-    try {
-      await store.migrate()
-      await expectQuotaPerTenant(store)
-    } finally {
-      await drop(store)
-    }
-  })
 
-  it('keeps quotas per tenant atomic: parallel creates of one owner ID in two tenants and none, exactly 2 win in each', async () => {
-    const store = freshStore()
-    try {
-      await store.migrate()
-      await expectParallelQuotaPerTenant(store)
-    } finally {
-      await drop(store)
-    }
-  })
 
   it('works end to end through KeyManager: create, verify, quota, rotate, revoke', async () => {
     const store = freshStore()

@@ -91,9 +91,17 @@ export function keyManagerScenarios({ test, expect }: SuiteContext): void {
 
   test('manager: the same owner has a quota of its own in each tenant', async (store) => {
     const { keys } = managerOn(store, { maxKeysPerOwner: 1 })
-    for (const tenantId of ['t1', 't2']) expect(await keys.create({ name: tenantId, ownerId: 'o', tenantId, environment: 'live' })).toBeDefined()
-    expect(await keys.create({ name: 'none', ownerId: 'o', environment: 'live' })).toBeDefined()
-    const refused = await keys.create({ name: 'again', ownerId: 'o', tenantId: 't1', environment: 'live' }).catch((error: unknown) => error)
-    expect(refused).toBeInstanceOf(QuotaExceededError)
+    const create = (tenantId: string | null, name: string) => keys.create({ name, ownerId: 'o', environment: 'live', ...(tenantId === null ? {} : { tenantId }) })
+    const tenants = ['t1', 't2', null] as const
+    const first = new Map<string | null, string>()
+    for (const tenantId of tenants) first.set(tenantId, (await create(tenantId, 'first')).key.id)
+    const refusals = await Promise.all(tenants.map((tenantId) => create(tenantId, 'again').catch((error: unknown) => error)))
+    for (const refused of refusals) expect(refused).toBeInstanceOf(QuotaExceededError)
+    expect(refusals.map((refused) => (refused as QuotaExceededError).tenantId)).toEqual([...tenants])
+    // Revoking frees a slot in its own tenant only.
+    await keys.revoke(first.get('t1')!)
+    expect(await create('t2', 'after revoke').catch((error: unknown) => error)).toBeInstanceOf(QuotaExceededError)
+    expect(await create(null, 'after revoke').catch((error: unknown) => error)).toBeInstanceOf(QuotaExceededError)
+    expect((await create('t1', 'after revoke')).key.tenantId).toBe('t1')
   })
 }
