@@ -4,24 +4,25 @@
  * paging, verification, projection) and announces what changed.
  */
 import { SecretHasher } from './crypto/hash.js'
-import { generateKeyId, generateSecret } from './crypto/random.js'
-import { ConflictError, KeyNotFoundError, KeyRevokedError, QuotaExceededError, StoreError, ValidationError } from './errors.js'
+import { KeyNotFoundError, KeyRevokedError, ValidationError } from './errors.js'
 import { KeyEventEmitter, type KeyEventListener, type KeyEventMap, type KeyEventName } from './events.js'
 import { inputSchemas, type InputSchemas } from './inputs.js'
-import { CompareAndSet, MAX_REVOKE_ATTEMPTS, MAX_UPDATE_ATTEMPTS } from './manager/compare-and-set.js'
+import { CompareAndSet, MAX_REVOKE_ATTEMPTS } from './manager/compare-and-set.js'
+import { Creation } from './manager/creation.js'
 import { ExpiryNotices } from './manager/expiry-notices.js'
 import { Idempotency } from './manager/idempotency.js'
 import { checkKeyId } from './manager/key-ids.js'
-import { Paging, type CursorBinding } from './manager/paging.js'
+import { expiringBinding, listBinding, Paging } from './manager/paging.js'
 import { publicKey } from './manager/projection.js'
 import { quotaFor } from './manager/quota.js'
 import { Rotation } from './manager/rotation.js'
+import { planUpdate, type Patch } from './manager/updates.js'
 import { Verifier } from './manager/verification.js'
 import { VerifyReads } from './manager/verify-reads.js'
 import { resolveOptions, type KeyManagerOptions, type ResolvedOptions } from './options.js'
 import { resolveExpiry } from './policy/expiry.js'
 import { ScopeResolver } from './policy/scopes.js'
-import { keyStatus, type KeyQuery, type KeyStatus, type KeyStore, type StoredKey } from './store.js'
+import { keyStatus, type KeyStatus, type KeyStore, type StoredKey } from './store.js'
 import { callStore } from './store-failure.js'
 import { formatToken, TokenParser } from './token/format.js'
 import { secretScanningPatternSource, tokenPatternSource } from './token/scanning-pattern.js'
@@ -43,9 +44,6 @@ import type {
 } from './types.js'
 import { UsageBuffer } from './usage.js'
 import { parseInput, readInput } from './validation.js'
-
-/** New key IDs drawn before giving up on an (astronomically unlikely) ID collision. */
-const MAX_ID_ATTEMPTS = 3
 
 /**
  * The public parts of a token: everything but the secret. Returned by {@link KeyManager.parseToken}.
@@ -120,6 +118,7 @@ export class KeyManager {
   readonly #reads: VerifyReads
   readonly #records: CompareAndSet
   readonly #idempotency: Idempotency
+  readonly #creation: Creation
   readonly #rotation: Rotation
   readonly #notices: ExpiryNotices
   readonly #paging: Paging
@@ -142,10 +141,12 @@ export class KeyManager {
     this.#reads = new VerifyReads(store, clock, resolved.cache)
     this.#records = new CompareAndSet(store, clock, (keyId) => this.#reads.invalidate(keyId))
     this.#idempotency = new Idempotency(this.#hasher)
+    this.#creation = new Creation(store, this.#hasher, this.#idempotency, resolved.startLength, (keyId) => this.#reads.invalidate(keyId))
     this.#rotation = new Rotation(this.#hasher, this.#idempotency, resolved.startLength, resolved.rotation.maxGracePeriodMs)
     this.#notices = new ExpiryNotices(store, this.#records, (record) => this.#publicKey(record))
     this.#paging = new Paging(store, this.#hasher)
     this.#verifier = new Verifier({
+      parser: this.#parser,
       store,
       reads: this.#reads,
       hasher: this.#hasher,
@@ -193,66 +194,24 @@ export class KeyManager {
     const parsed = parseInput(this.#schemas.create, input)
     const environment = parsed.environment ?? this.#soleEnvironment()
     const now = this.#clock()
-    const expiresAt = resolveExpiry(parsed, this.options.expiry, now, true) ?? null
-    const ownerId = parsed.ownerId ?? null
-    const tenantId = parsed.tenantId ?? null
-    const quota = quotaFor(this.options.maxKeysPerOwner, { ownerId, tenantId, environment }, parsed.owner)
-    if (quota !== null && quota.limit === 0) throw new QuotaExceededError(quota.ownerId, 0, quota.tenantId)
-    // With an idempotency key, ID and secret are derived from it, so a retry rebuilds the same key.
-    const derived = parsed.idempotencyKey === undefined ? null : this.#idempotency.createIdentity(ownerId, tenantId, environment, parsed.idempotencyKey)
-
-    // A derived ID that is taken and then gone when read was deleted concurrently (and may be re-created
-    // by another retry): that is retried like a compare-and-set, not bounded like random-ID collisions.
-    const attempts = derived === null ? MAX_ID_ATTEMPTS : MAX_UPDATE_ATTEMPTS
-    for (let attempt = 0; attempt < attempts; attempt++) {
-      const keyId = derived?.keyId ?? generateKeyId()
-      const secret = derived?.secret ?? generateSecret()
-      const record: StoredKey = {
-        id: keyId,
-        name: parsed.name,
-        description: parsed.description ?? null,
-        ownerId,
-        tenantId,
-        environment,
-        type: parsed.type ?? null,
-        scopes: parsed.scopes ?? [],
-        roles: parsed.roles ?? [],
-        groups: parsed.groups ?? [],
-        metadata: parsed.metadata ?? {},
-        start: secret.slice(0, this.options.startLength),
-        hash: this.#hasher.hash(environment, keyId, secret),
-        previousHash: null,
-        previousHashExpiresAt: null,
-        createdAt: now,
-        updatedAt: now,
-        expiresAt,
-        lastUsedAt: null,
-        enabled: true,
-        revokedAt: null,
-        expiryNoticeFor: null,
-        version: 1,
-      }
-      const outcome = await callStore('insert', () => this.#store.insert(record, quota))
-      if (outcome === 'quota_exceeded') throw new QuotaExceededError(quota!.ownerId, quota!.limit, quota!.tenantId)
-      if (outcome === 'inserted') {
-        this.#reads.invalidate(keyId)
-        const key = this.#publicKey(record)
-        this.#emit({ type: 'created', at: new Date(now), key })
-        return { key, token: this.#token(record, secret) }
-      }
-      if (derived !== null) {
-        // The derived ID is taken: by this very request's earlier try (replay it), or it was deleted
-        // in between (try the insert again).
-        const existing = await callStore('get', () => this.#store.get(keyId))
-        if (existing !== null) {
-          this.#idempotency.checkReplay(existing, record, secret, now)
-          return { key: this.#publicKey(existing), token: this.#token(existing, secret) }
-        }
-      }
+    const fields = {
+      name: parsed.name,
+      description: parsed.description ?? null,
+      ownerId: parsed.ownerId ?? null,
+      tenantId: parsed.tenantId ?? null,
+      environment,
+      type: parsed.type ?? null,
+      scopes: parsed.scopes ?? [],
+      roles: parsed.roles ?? [],
+      groups: parsed.groups ?? [],
+      metadata: parsed.metadata ?? {},
+      expiresAt: resolveExpiry(parsed, this.options.expiry, now, true) ?? null,
     }
-    // The store worked throughout; concurrent deletes kept taking the key away between insert and read.
-    if (derived !== null) throw new ConflictError(derived.keyId)
-    throw new StoreError('insert', { cause: new Error(`The store reported ${MAX_ID_ATTEMPTS} fresh random key IDs as taken`) })
+    const quota = quotaFor(this.options.maxKeysPerOwner, fields, parsed.owner)
+    const { record, secret, created } = await this.#creation.insert(fields, quota, parsed.idempotencyKey, now)
+    const key = this.#publicKey(record)
+    if (created) this.#emit({ type: 'created', at: new Date(now), key })
+    return { key, token: this.#token(record, secret) }
   }
 
   /**
@@ -269,20 +228,7 @@ export class KeyManager {
    * ```
    */
   verify(token: string, options?: VerifyOptions): Promise<VerifyResult> {
-    // Not `async`: garbage is the commonest attack traffic, so its answer is one shared, settled promise.
-    if (options !== undefined) {
-      let problem: ValidationError | null
-      try {
-        problem = verifyOptionsProblem(options)
-      } catch {
-        // A getter or proxy trap in the options threw: still a rejection, never a synchronous throw.
-        problem = new ValidationError([{ path: [], message: 'verify options could not be read' }])
-      }
-      if (problem !== null) return Promise.reject(problem)
-    }
-    const parts = this.#parser.parse(token)
-    if (parts === null) return this.#events.has('rejected') ? Promise.resolve(this.#verifier.reject('malformed', null)) : MALFORMED
-    return this.#verifier.verify(parts, options)
+    return this.#verifier.verifyToken(token, options)
   }
 
   /**
@@ -313,8 +259,7 @@ export class KeyManager {
    */
   async list(input: ListKeysInput = {}): Promise<KeyPage> {
     const { cursor, limit, ...filters } = parseInput(this.#schemas.list, input)
-    const binding: CursorBinding = ['list', ...filterBinding(filters), filters.status ?? null, filters.order]
-    const page = await this.#paging.page({ ...filters, now: this.#clock() }, limit, cursor, binding)
+    const page = await this.#paging.page({ ...filters, now: this.#clock() }, limit, cursor, listBinding(filters))
     return { items: page.records.map((record) => this.#publicKey(record)), nextCursor: page.nextCursor }
   }
 
@@ -331,8 +276,8 @@ export class KeyManager {
   async expiring(input: ExpiringInput): Promise<ExpiringKeys> {
     const { within, cursor, limit, ...filters } = parseInput(this.#schemas.expiring, input)
     const now = this.#clock()
-    const binding: CursorBinding = ['expiring', ...filterBinding(filters), within]
-    const page = await this.#paging.page({ ...filters, expiresWithin: { from: now, to: now + within }, now, order: 'asc' }, limit, cursor, binding)
+    const window = { from: now, to: now + within }
+    const page = await this.#paging.page({ ...filters, expiresWithin: window, now, order: 'asc' }, limit, cursor, expiringBinding(filters, within))
     const items = page.records.map((record) => this.#publicKey(record))
     return Object.assign([...items], { items, nextCursor: page.nextCursor })
   }
@@ -377,18 +322,10 @@ export class KeyManager {
     // A field given as `undefined` is treated as omitted, not as a request to erase it.
     const parsed = Object.fromEntries(Object.entries(parseInput(this.#schemas.update, patch)).filter(([, value]) => value !== undefined))
     if (Object.keys(parsed).length === 0) throw new ValidationError([{ path: [], message: 'names no field to change' }])
-    const { expiresIn, expiresAt, ...fields } = parsed as ReturnType<InputSchemas['update']['parse']>
-    let changes: string[] = []
-    const { after, changed } = await this.#records.apply(id, (current, now) => {
-      if (current.revokedAt !== null) throw new KeyRevokedError(id)
-      const expiry = resolveExpiry({ expiresIn, expiresAt }, this.options.expiry, now, false)
-      const next: StoredKey = { ...current, ...fields, ...(expiry === undefined ? {} : { expiresAt: expiry }) }
-      changes = changedFields(current, next)
-      // Setting what is already there is no change: no write, no new version, no event.
-      return changes.length === 0 ? current : next
-    })
+    const plan = planUpdate(id, parsed as Patch, this.options.expiry)
+    const { after, changed } = await this.#records.apply(id, plan.change)
     const key = this.#publicKey(after)
-    if (changed) this.#emit({ type: 'updated', at: key.updatedAt, key, changes })
+    if (changed) this.#emit({ type: 'updated', at: key.updatedAt, key, changes: plan.changes() })
     return key
   }
 
@@ -570,34 +507,3 @@ export class KeyManager {
     this.#events.emit(event)
   }
 }
-
-/** The fields an update may change, in the order the `updated` event lists them. */
-const UPDATABLE_FIELDS = ['name', 'description', 'type', 'scopes', 'roles', 'groups', 'metadata', 'expiresAt'] as const
-
-/** The updatable fields whose values differ between `before` and `after` (compared as JSON values). */
-function changedFields(before: StoredKey, after: StoredKey): string[] {
-  return UPDATABLE_FIELDS.filter((field) => JSON.stringify(before[field]) !== JSON.stringify(after[field]))
-}
-
-/** The filters of a list query that decide which keys it returns, in a fixed order, for cursor binding. */
-function filterBinding(filters: Pick<KeyQuery, 'ownerId' | 'tenantId' | 'environment' | 'type'>): CursorBinding {
-  return [filters.ownerId ?? null, filters.tenantId ?? null, filters.environment ?? null, filters.type ?? null]
-}
-
-/** Cheap shape checks instead of zod: verify is the hot path. Bad options are a caller bug, so they reject. */
-function verifyOptionsProblem(options: VerifyOptions): ValidationError | null {
-  if (typeof options !== 'object' || options === null) {
-    return new ValidationError([{ path: [], message: 'verify options must be an object' }])
-  }
-  const { scopes, environment } = options
-  if (scopes !== undefined && (!Array.isArray(scopes) || !scopes.every((scope) => typeof scope === 'string'))) {
-    return new ValidationError([{ path: ['scopes'], message: 'must be an array of strings' }])
-  }
-  if (environment !== undefined && typeof environment !== 'string') {
-    return new ValidationError([{ path: ['environment'], message: 'must be a string' }])
-  }
-  return null
-}
-
-/** The answer to every token that does not parse, shared: results are immutable. */
-const MALFORMED: Promise<VerifyResult> = Promise.resolve(Object.freeze({ valid: false, reason: 'malformed', keyId: null }))

@@ -19,6 +19,23 @@ const UNKEYED = /* @__PURE__ */ sha256(utf8ToBytes('keywarden/cursor/unkeyed/v1'
 /** What a cursor is bound to: the query's kind and every filter that decides which keys it returns. */
 export type CursorBinding = readonly (string | number | null)[]
 
+/** The filters that decide which keys a list query returns. */
+type Filters = Pick<KeyQuery, 'ownerId' | 'tenantId' | 'environment' | 'type'>
+
+function filterBinding(filters: Filters): (string | null)[] {
+  return [filters.ownerId ?? null, filters.tenantId ?? null, filters.environment ?? null, filters.type ?? null]
+}
+
+/** The binding of a `list` query: its filters, status and order. */
+export function listBinding(filters: Filters & Pick<KeyQuery, 'status' | 'order'>): CursorBinding {
+  return ['list', ...filterBinding(filters), filters.status ?? null, filters.order]
+}
+
+/** The binding of an `expiring` query: its filters and window. */
+export function expiringBinding(filters: Filters, withinMs: number): CursorBinding {
+  return ['expiring', ...filterBinding(filters), withinMs]
+}
+
 const FOREIGN = 'is not a cursor returned by this query (it was changed, or it belongs to other filters)'
 
 /** Signs and checks cursors, and reads pages from the store. */

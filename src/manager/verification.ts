@@ -7,7 +7,8 @@ import { HashMatch, type SecretHasher } from '../crypto/hash.js'
 import type { KeyEventEmitter } from '../events.js'
 import type { ScopeResolver } from '../policy/scopes.js'
 import type { KeyStore, StoredKey } from '../store.js'
-import type { TokenParts } from '../token/format.js'
+import { ValidationError } from '../errors.js'
+import type { TokenParser, TokenParts } from '../token/format.js'
 import type { VerifyFailureReason, VerifyOptions, VerifyResult } from '../types.js'
 import type { UsageBuffer } from '../usage.js'
 import { knownLastUse, toApiKey } from './projection.js'
@@ -15,6 +16,7 @@ import type { VerifyReads } from './verify-reads.js'
 
 /** What the verifier needs from its KeyManager. */
 export interface VerifierParts {
+  readonly parser: TokenParser
   readonly store: KeyStore
   readonly reads: VerifyReads
   readonly hasher: SecretHasher
@@ -27,6 +29,26 @@ export interface VerifierParts {
 
 export class Verifier {
   constructor(private readonly parts: VerifierParts) {}
+
+  /**
+   * Verifies a token. Not `async`: garbage is the commonest attack traffic, so its answer is one
+   * shared, settled promise. Options of the wrong shape reject with a {@link ValidationError}.
+   */
+  verifyToken(token: string, options: VerifyOptions | undefined): Promise<VerifyResult> {
+    if (options !== undefined) {
+      let problem: ValidationError | null
+      try {
+        problem = verifyOptionsProblem(options)
+      } catch {
+        // A getter or proxy trap in the options threw: still a rejection, never a synchronous throw.
+        problem = new ValidationError([{ path: [], message: 'verify options could not be read' }])
+      }
+      if (problem !== null) return Promise.reject(problem)
+    }
+    const parts = this.parts.parser.parse(token)
+    if (parts === null) return this.parts.events.has('rejected') ? Promise.resolve(this.reject('malformed', null)) : MALFORMED
+    return this.verify(parts, options)
+  }
 
   /** Verifies a parsed token. Rejects only for store failures. */
   async verify({ environment, keyId, secret }: TokenParts, options: VerifyOptions | undefined): Promise<VerifyResult> {
@@ -100,3 +122,21 @@ export class Verifier {
     }
   }
 }
+
+/** Cheap shape checks instead of zod: verify is the hot path. Bad options are a caller bug, so they reject. */
+function verifyOptionsProblem(options: VerifyOptions): ValidationError | null {
+  if (typeof options !== 'object' || options === null) {
+    return new ValidationError([{ path: [], message: 'verify options must be an object' }])
+  }
+  const { scopes, environment } = options
+  if (scopes !== undefined && (!Array.isArray(scopes) || !scopes.every((scope) => typeof scope === 'string'))) {
+    return new ValidationError([{ path: ['scopes'], message: 'must be an array of strings' }])
+  }
+  if (environment !== undefined && typeof environment !== 'string') {
+    return new ValidationError([{ path: ['environment'], message: 'must be a string' }])
+  }
+  return null
+}
+
+/** The answer to every token that does not parse, shared: results are immutable. */
+const MALFORMED: Promise<VerifyResult> = Promise.resolve(Object.freeze({ valid: false, reason: 'malformed', keyId: null }))
