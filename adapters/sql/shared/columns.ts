@@ -29,6 +29,9 @@ export const COLUMNS = [
   'version',
 ] as const
 
+/** A column of the keys table. */
+export type Column = (typeof COLUMNS)[number]
+
 /**
  * The columns an update writes, in the order of the dialects' `update`. Left out on purpose: the
  * immutable `owner_id`, `tenant_id`, `environment` and `created_at`, and `last_used_at`, which only
@@ -51,4 +54,4 @@ export const MUTABLE_COLUMNS = [
   'enabled',
   'revoked_at',
   'expiry_notice_for',
-] as const
+] as const satisfies readonly Column[]

@@ -3,6 +3,7 @@
  * parameters of the dialects' `insert` and `update` (in the order of shared/columns.ts).
  */
 import type { StoredKey } from '../../../src/store.js'
+import { COLUMNS, MUTABLE_COLUMNS, type Column } from './columns.js'
 import type { SqlRow, SqlValue } from './seams.js'
 
 const decoder = new TextDecoder('utf-8', { fatal: true })
@@ -71,55 +72,43 @@ export function rowToRecord(row: SqlRow): StoredKey {
   }
 }
 
-/** The JSON text columns, in table order (scopes, roles, groups, metadata), shared by insert and update. */
-function jsonColumns(record: StoredKey): [string, string, string, string] {
-  return [JSON.stringify(record.scopes), JSON.stringify(record.roles), JSON.stringify(record.groups), JSON.stringify(record.metadata)]
+/** Every column's value for `record`, keyed by column name; `boolean` binds `enabled` as the dialect wants. */
+function columnValues(record: StoredKey, boolean: (value: boolean) => SqlValue): Record<Column, SqlValue> {
+  return {
+    id: record.id,
+    name: record.name,
+    description: record.description,
+    owner_id: record.ownerId,
+    tenant_id: record.tenantId,
+    environment: record.environment,
+    key_type: record.type,
+    scopes_json: JSON.stringify(record.scopes),
+    roles_json: JSON.stringify(record.roles),
+    groups_json: JSON.stringify(record.groups),
+    metadata_json: JSON.stringify(record.metadata),
+    start: record.start,
+    hash: record.hash,
+    previous_hash: record.previousHash,
+    previous_hash_expires_at: record.previousHashExpiresAt,
+    created_at: record.createdAt,
+    updated_at: record.updatedAt,
+    expires_at: record.expiresAt,
+    last_used_at: record.lastUsedAt,
+    enabled: boolean(record.enabled),
+    revoked_at: record.revokedAt,
+    expiry_notice_for: record.expiryNoticeFor,
+    version: record.version,
+  }
 }
 
-/** The parameters of the dialects' `insert`: every column, `boolean` binding `enabled`. */
+/** The parameters of the dialects' `insert`: every column, in {@link COLUMNS} order. */
 export function insertParams(record: StoredKey, boolean: (value: boolean) => SqlValue): SqlValue[] {
-  return [
-    record.id,
-    record.name,
-    record.description,
-    record.ownerId,
-    record.tenantId,
-    record.environment,
-    record.type,
-    ...jsonColumns(record),
-    record.start,
-    record.hash,
-    record.previousHash,
-    record.previousHashExpiresAt,
-    record.createdAt,
-    record.updatedAt,
-    record.expiresAt,
-    record.lastUsedAt,
-    boolean(record.enabled),
-    record.revokedAt,
-    record.expiryNoticeFor,
-    record.version,
-  ]
+  const values = columnValues(record, boolean)
+  return COLUMNS.map((column) => values[column])
 }
 
 /** The parameters of the dialects' `update`: the mutable columns, the new version, then the `WHERE id, version`. */
 export function updateParams(record: StoredKey, expectedVersion: number, boolean: (value: boolean) => SqlValue): SqlValue[] {
-  return [
-    record.name,
-    record.description,
-    record.type,
-    ...jsonColumns(record),
-    record.start,
-    record.hash,
-    record.previousHash,
-    record.previousHashExpiresAt,
-    record.updatedAt,
-    record.expiresAt,
-    boolean(record.enabled),
-    record.revokedAt,
-    record.expiryNoticeFor,
-    record.version,
-    record.id,
-    expectedVersion,
-  ]
+  const values = columnValues(record, boolean)
+  return [...MUTABLE_COLUMNS.map((column) => values[column]), record.version, record.id, expectedVersion]
 }
