@@ -61,7 +61,7 @@ interface Entry {
 
 /** One bounded LRU: a Map keeps insertion order, so the first entry is the least recently used. */
 class Lru {
-  readonly entries = new Map<string, Entry>()
+  private readonly entries = new Map<string, Entry>()
 
   constructor(private readonly maxEntries: number) {}
 
@@ -78,6 +78,18 @@ class Lru {
     this.entries.delete(keyId)
     this.entries.set(keyId, entry)
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!)
+  }
+
+  delete(keyId: string): void {
+    this.entries.delete(keyId)
+  }
+
+  clear(): void {
+    this.entries.clear()
+  }
+
+  get size(): number {
+    return this.entries.size
   }
 }
 
@@ -122,28 +134,28 @@ export class VerifyCache {
   fill(keyId: string, record: StoredKey | null, readStartedAt: number, epoch: number): void {
     if (epoch !== this.#epoch) return
     if (record === null) {
-      this.#known.entries.delete(keyId)
+      this.#known.delete(keyId)
       this.#unknown.set(keyId, { record, expiresAt: readStartedAt + this.negativeTtlMs })
     } else {
-      this.#unknown.entries.delete(keyId)
+      this.#unknown.delete(keyId)
       this.#known.set(keyId, { record, expiresAt: readStartedAt + this.ttlMs })
     }
   }
 
   invalidate(keyId: string): void {
     this.#epoch++
-    this.#known.entries.delete(keyId)
-    this.#unknown.entries.delete(keyId)
+    this.#known.delete(keyId)
+    this.#unknown.delete(keyId)
   }
 
   clear(): void {
     this.#epoch++
-    this.#known.entries.clear()
-    this.#unknown.entries.clear()
+    this.#known.clear()
+    this.#unknown.clear()
   }
 
   /** Entries held, known and unknown IDs together. */
   get size(): number {
-    return this.#known.entries.size + this.#unknown.entries.size
+    return this.#known.size + this.#unknown.size
   }
 }
