@@ -116,6 +116,18 @@ export interface StoredKey {
   readonly expiryNoticeFor: number | null
   /** Incremented by every update; the compare-and-set token of {@link KeyStore.update}. Starts at 1. */
   readonly version: number
+  /**
+   * Name of the usage policy (rate limits, credits) the key follows, resolved from the configuration
+   * at every verify; `null` (or absent, in records written by 0.1.0) for the configured default.
+   * Up to 64 characters. Mutable.
+   */
+  readonly policy?: string | null
+  /**
+   * Whether the key holds a credit balance of its own (given at creation, or set by `setCredits` /
+   * `addCredits`), charged at verify even when its policy grants no credits. Absent means `false`.
+   * Mutable.
+   */
+  readonly hasCredits?: boolean
 }
 
 /**

@@ -11,6 +11,8 @@ import {
   type StoredKey,
   type UpdateResult,
 } from '../../src/store.js'
+import { applyCreditAdjustment, applyUsage } from '../../src/limits/usage-arithmetic.js'
+import type { CounterState, CreditAdjustment, CreditsAdjusted, CreditState, UsageOutcome, UsageRequest, UsageStore } from '../../src/limits/usage-store.js'
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
@@ -50,8 +52,12 @@ function quotaBucket(ownerId: string, tenantId: string | null): string {
  * const keys = new KeyManager({ store: new MemoryStore() })
  * ```
  */
-export class MemoryStore implements KeyStore {
+export class MemoryStore implements KeyStore, UsageStore {
   private readonly records = new Map<string, StoredKey>()
+  /** Rate counter states with the instant they stop mattering; dropped by purgeUsage and by the sweep. */
+  private readonly counters = new Map<string, { state: CounterState; expiresAt: number }>()
+  private readonly balances = new Map<string, CreditState>()
+  private writesSinceSweep = 0
   private readonly idsByOwner = new Map<string, Set<string>>()
   /** IDs per quota bucket (owner within tenant), revoked ones included. */
   private readonly idsByBucket = new Map<string, Set<string>>()
@@ -135,6 +141,41 @@ export class MemoryStore implements KeyStore {
     const current = this.records.get(id)
     if (current === undefined || (current.lastUsedAt !== null && current.lastUsedAt >= at)) return
     this.records.set(id, Object.freeze({ ...current, lastUsedAt: at }))
+  }
+
+  async consumeUsage(request: UsageRequest): Promise<UsageOutcome> {
+    const stored = request.rate.map((counter) => this.counters.get(counter.id)?.state ?? null)
+    const balance = request.credits === null ? null : (this.balances.get(request.credits.id) ?? null)
+    const { outcome, writes } = applyUsage(request, stored, balance)
+    for (const write of writes.counters) this.counters.set(write.id, { state: write.state, expiresAt: write.expiresAt })
+    if (writes.credits !== null) this.balances.set(request.credits!.id, writes.credits)
+    this.sweepNow(writes.counters.length, request.now)
+    return outcome
+  }
+
+  async adjustCredits(change: CreditAdjustment): Promise<CreditsAdjusted> {
+    const { state, previous } = applyCreditAdjustment(change, this.balances.get(change.pool.id) ?? null)
+    this.balances.set(change.pool.id, state)
+    return { previous, remaining: state.remaining }
+  }
+
+  async purgeUsage(now: number): Promise<number> {
+    let purged = 0
+    for (const [id, entry] of this.counters) {
+      if (entry.expiresAt <= now) {
+        this.counters.delete(id)
+        purged++
+      }
+    }
+    return purged
+  }
+
+  /** Keeps memory bounded without a timer: every 10,000 counter writes, spent states go. */
+  private sweepNow(writes: number, now: number): void {
+    this.writesSinceSweep += writes
+    if (this.writesSinceSweep < 10_000) return
+    this.writesSinceSweep = 0
+    void this.purgeUsage(now)
   }
 
   private *recordsOf(index: Map<string, Set<string>>, key: string): Iterable<StoredKey> {

@@ -13,6 +13,7 @@ import { listOrderTests, listPagingTests } from './cases/list-order.js'
 import { quotaTests, tenantQuotaTests } from './cases/quota.js'
 import { touchTests } from './cases/touch.js'
 import { updateTests } from './cases/update.js'
+import { usageTests } from './cases/usage.js'
 import { resolveTestRunner, type RunnerDescribe, type RunnerExpect, type RunnerIt } from './runner.js'
 
 /**
@@ -50,6 +51,11 @@ export interface DescribeKeyStoreOptions<S extends KeyStore> {
    * suite, so a typo cannot hide a gap.
    */
   readonly skip?: readonly string[]
+  /**
+   * Whether to run the usage cases (rate counters and credit balances, see `UsageStore`); default
+   * `true`. A store that keeps no counters (because `limits.counters` points elsewhere) passes `false`.
+   */
+  readonly usage?: boolean
   /** Runs after every test with that test's store; without it, the store's own `close()` runs. */
   readonly teardown?: (store: S) => Promise<void> | void
   /**
@@ -122,6 +128,7 @@ export function describeKeyStore<S extends KeyStore>(
     }
 
     for (const cases of CASE_GROUPS) cases({ test, expect })
+    if (options.usage !== false) usageTests({ test, expect })
 
     // A misspelt name would silently skip nothing: fail instead.
     const unknown = (options.skip ?? []).flatMap((title, index): ValidationIssue[] =>
@@ -150,6 +157,7 @@ function checkArguments(name: unknown, createStore: unknown, options: unknown): 
     if (given['skip'] !== undefined && (!Array.isArray(given['skip']) || given['skip'].some((title) => typeof title !== 'string'))) {
       issues.push({ path: ['skip'], message: 'must be an array of test names' })
     }
+    if (given['usage'] !== undefined && typeof given['usage'] !== 'boolean') issues.push({ path: ['usage'], message: 'must be a boolean' })
     for (const hook of ['teardown', 'beforeTeardown']) {
       if (given[hook] !== undefined && typeof given[hook] !== 'function') issues.push({ path: [hook], message: 'must be a function' })
     }

@@ -39,6 +39,8 @@ export function makeRecord(overrides: Partial<StoredKey> = {}): MutableStoredKey
     revokedAt: null,
     expiryNoticeFor: null,
     version: 1,
+    policy: null,
+    hasCredits: false,
     ...structuredClone(overrides),
   }
 }
@@ -82,6 +84,8 @@ const RICH_FIELDS: Partial<StoredKey> = {
   revokedAt: 1_700_000_001_999,
   expiryNoticeFor: 1_731_536_000_001,
   version: 7,
+  policy: 'pro-2026.v2',
+  hasCredits: true,
 }
 
 /** A record with every field set to a non-default value; `overrides` replaces any field. */
