@@ -2,6 +2,7 @@
  * The lifecycle events a KeyManager emits, their payloads, and the emitter that never lets a
  * listener's failure reach the operation that emitted.
  */
+import type { CreditTarget } from './limits/credit-targets.js'
 import type { ApiKey, VerifyFailureReason } from './types.js'
 
 /**
@@ -129,6 +130,26 @@ export interface KeyEventMap {
     /** Set when the token could be parsed (it names a key, which may not exist); else `null`. */
     readonly keyId: string | null
   }
+  /**
+   * A credit balance changed: spent by a verify, or set or topped up by a management call. Carries
+   * numbers only.
+   */
+  credits_changed: {
+    /** The event name. */
+    readonly type: 'credits_changed'
+    /** When it happened. */
+    readonly at: Date
+    /** The balance that changed: a key's, or an owner's or tenant's shared pool. */
+    readonly target: CreditTarget
+    /** The key whose verify spent the credits, or whose balance a management call changed; `null` for pool calls. */
+    readonly keyId: string | null
+    /** The balance before the change (before any refill it triggered). */
+    readonly previous: number
+    /** The balance after the change. */
+    readonly remaining: number
+    /** `verify` (spent), `add` (addCredits) or `set` (setCredits). */
+    readonly cause: 'verify' | 'add' | 'set'
+  }
   /** Emitted by {@link KeyManager.notifyExpiring}, once per key and expiry date. */
   expiring: {
     /** The event name. */
@@ -164,7 +185,9 @@ export type KeyEventName = keyof KeyEventMap
  * import type { KeyEvent } from 'keywarden'
  *
  * function describe(event: KeyEvent): string {
- *   return event.type === 'rejected' ? `rejected: ${event.reason}` : `${event.type}: ${event.key.id}`
+ *   if (event.type === 'rejected') return `rejected: ${event.reason}`
+ *   if (event.type === 'credits_changed') return `credits: ${event.previous} -> ${event.remaining}`
+ *   return `${event.type}: ${event.key.id}`
  * }
  * ```
  */

@@ -62,6 +62,23 @@ export {
   type StoredKey,
   type UpdateResult,
 } from './store.js'
+export type { CreditRefill, CreditsRule, LimitPolicy, LimitScope, LimitsOptions, RateLimitRule } from './limits/config.js'
+export type { CreditBalance, LimitState } from './limits/limit-state.js'
+export type { CreditTarget } from './limits/credit-targets.js'
+export {
+  isUsageStore,
+  type CounterState,
+  type CreditAdjustment,
+  type CreditPool,
+  type CreditsAdjusted,
+  type CreditState,
+  type RateAlgorithm,
+  type RateCounter,
+  type UsageOutcome,
+  type UsageRequest,
+  type UsageStore,
+} from './limits/usage-store.js'
+export { applyCreditAdjustment, applyUsage, type CounterWrite, type UsageWrites } from './limits/usage-arithmetic.js'
 export { parseDuration, type Duration, type DurationUnit } from './policy/duration.js'
 export { scopeGrants } from './policy/scopes.js'
 export type { Pepper } from './crypto/hash.js'

@@ -51,6 +51,7 @@ export function inputSchemas(options: ResolvedOptions) {
   const roles = uniqueList(roleNameSchema.check(z.refine((role: string) => Object.hasOwn(options.roles, role), 'names a role that is not configured')), 'role')
   const groups = uniqueList(roleNameSchema.check(z.refine((group: string) => Object.hasOwn(options.groups, group), 'names a group that is not configured')), 'group')
   const environment = z.enum(options.environments as [string, ...string[]])
+  const policy = z.nullish(z.string().check(z.refine((name: string) => options.limits.policies.has(name), 'names a policy that is not configured')))
   const filters = {
     ownerId: z.optional(identifierSchema),
     tenantId: z.optional(identifierSchema),
@@ -78,6 +79,8 @@ export function inputSchemas(options: ResolvedOptions) {
       metadata: z.optional(metadataSchema),
       owner: z.optional(z.record(z.string(), z.unknown())),
       idempotencyKey: z.optional(idempotencyKeySchema),
+      policy,
+      credits: z.optional(z.number().check(z.int(), z.gte(0), z.lte(Number.MAX_SAFE_INTEGER))),
     }),
     update: z.strictObject({
       name: z.optional(nameSchema),
@@ -89,6 +92,7 @@ export function inputSchemas(options: ResolvedOptions) {
       metadata: z.optional(metadataSchema),
       expiresIn: z.nullish(durationSchema),
       expiresAt: z.nullish(dateSchema),
+      policy,
     }),
     list: z.strictObject({
       ...filters,

@@ -9,6 +9,10 @@ import { KeyEventEmitter, type KeyEventListener, type KeyEventMap, type KeyEvent
 import { inputSchemas, type InputSchemas } from './inputs.js'
 import { CompareAndSet, MAX_REVOKE_ATTEMPTS } from './manager/compare-and-set.js'
 import { Creation } from './manager/creation.js'
+import { Credits } from './manager/credits.js'
+import { Limiter } from './limits/limiter.js'
+import type { CreditTarget } from './limits/credit-targets.js'
+import type { CreditBalance } from './limits/limit-state.js'
 import { ExpiryNotices } from './manager/expiry-notices.js'
 import { Idempotency } from './manager/idempotency.js'
 import { checkKeyId } from './manager/key-ids.js'
@@ -123,6 +127,7 @@ export class KeyManager {
   readonly #notices: ExpiryNotices
   readonly #paging: Paging
   readonly #verifier: Verifier
+  readonly #credits: Credits
 
   /** @throws {@link ConfigError} naming every invalid option. */
   constructor(options: KeyManagerOptions) {
@@ -145,7 +150,18 @@ export class KeyManager {
     this.#rotation = new Rotation(this.#hasher, this.#idempotency, resolved.startLength, resolved.rotation.maxGracePeriodMs)
     this.#notices = new ExpiryNotices(store, this.#records, (record) => this.#publicKey(record))
     this.#paging = new Paging(store, this.#hasher)
+    const limiter = new Limiter(resolved.limits)
+    this.#credits = new Credits({
+      store,
+      records: this.#records,
+      limiter,
+      limits: resolved.limits,
+      events: this.#events,
+      clock,
+      project: (record) => this.#publicKey(record),
+    })
     this.#verifier = new Verifier({
+      limiter,
       parser: this.#parser,
       store,
       reads: this.#reads,
@@ -206,9 +222,12 @@ export class KeyManager {
       groups: parsed.groups ?? [],
       metadata: parsed.metadata ?? {},
       expiresAt: resolveExpiry(parsed, this.options.expiry, now, true) ?? null,
+      policy: parsed.policy ?? null,
+      hasCredits: parsed.credits !== undefined,
     }
     const quota = quotaFor(this.options.maxKeysPerOwner, fields, parsed.owner)
     const { record, secret, created } = await this.#creation.insert(fields, quota, parsed.idempotencyKey, now)
+    if (created && parsed.credits !== undefined) await this.#startingBalance(record, parsed.credits)
     const key = this.#publicKey(record)
     if (created) this.#emit({ type: 'created', at: new Date(now), key })
     return { key, token: this.#token(record, secret) }
@@ -474,6 +493,63 @@ export class KeyManager {
    */
   async close(): Promise<void> {
     await Promise.all([this.#usage.close(), this.#reads.close()])
+  }
+
+  /**
+   * The balance a key is charged to (its own, or the owner or tenant pool its policy names), or a pool
+   * by owner or tenant, with its next refill. `null` when the key is charged no credits.
+   *
+   * @throws {@link KeyNotFoundError}, {@link ValidationError}, {@link StoreError}.
+   *
+   * @example
+   * ```ts
+   * const balance = await keys.getCredits({ keyId })
+   * const teamPool = await keys.getCredits({ tenantId: 't1' })
+   * ```
+   */
+  getCredits(target: CreditTarget): Promise<CreditBalance | null> {
+    return this.#credits.get(target)
+  }
+
+  /**
+   * Adds `amount` credits to the balance `target` names, atomically; a negative amount debits, never
+   * below zero. A key charged no credits yet gets a balance of its own. Emits `credits_changed`.
+   *
+   * @throws {@link KeyNotFoundError}, {@link ValidationError}, {@link StoreError}.
+   *
+   * @example
+   * ```ts
+   * await keys.addCredits({ keyId }, 1000)                      // top-up
+   * await keys.addCredits({ ownerId: 'u1', tenantId: 't1' }, -50) // a manual charge
+   * ```
+   */
+  addCredits(target: CreditTarget, amount: number): Promise<CreditBalance> {
+    return this.#credits.adjust(target, 'add', amount)
+  }
+
+  /**
+   * Sets the balance `target` names to `amount` (an integer >= 0). Emits `credits_changed`.
+   *
+   * @throws {@link KeyNotFoundError}, {@link ValidationError}, {@link StoreError}.
+   *
+   * @example
+   * ```ts
+   * await keys.setCredits({ keyId }, 0) // stop a key's paid usage at once
+   * ```
+   */
+  setCredits(target: CreditTarget, amount: number): Promise<CreditBalance> {
+    return this.#credits.adjust(target, 'set', amount)
+  }
+
+  /** A new key's own balance; if it cannot be written, the key is taken back so no half-made key stays. */
+  async #startingBalance(record: StoredKey, amount: number): Promise<void> {
+    try {
+      await this.#credits.initialise(record, amount)
+    } catch (error) {
+      await this.#store.delete(record.id).catch(() => undefined)
+      this.#reads.invalidate(record.id)
+      throw error
+    }
   }
 
   #publicKey(record: StoredKey): ApiKey {

@@ -6,6 +6,8 @@ import * as z from 'zod/mini'
 import { ConfigError } from './errors.js'
 import type { InvalidationChannel } from './cache.js'
 import { DEFAULT_PEPPER_ID, type Pepper } from './crypto/hash.js'
+import { isUsageStore } from './limits/usage-store.js'
+import { limitsSchema, resolveLimits, type LimitsOptions, type ResolvedLimits } from './limits/config.js'
 import type { Duration } from './policy/duration.js'
 import type { KeyStore } from './store.js'
 import { LABEL_PATTERN } from './token/format.js'
@@ -155,6 +157,11 @@ export interface KeyManagerOptions {
   clock?: () => number
   /** Called when an event listener throws or rejects. Default: `console.error`. */
   onListenerError?: (error: unknown, eventType: string) => void
+  /**
+   * Per-key rate limits and usage credits: named policies, the default one, and where counters live.
+   * See {@link LimitsOptions} and the "Rate limits and credits" guide.
+   */
+  limits?: LimitsOptions
 }
 
 /**
@@ -233,6 +240,8 @@ export interface ResolvedOptions {
   readonly clock: () => number
   /** Hears of listeners that throw or reject. */
   readonly onListenerError: (error: unknown, eventType: string) => void
+  /** Usage policies, compiled, and the counter store (`null` when none is available). */
+  readonly limits: ResolvedLimits
 }
 
 /** Default of `rotation.maxGracePeriod`: a week, enough to roll a new token out everywhere. */
@@ -329,6 +338,7 @@ function optionsSchema(wildcards: boolean) {
       ),
       clock: z._default(functionSchema<() => number>('must be a function returning epoch milliseconds'), () => () => Date.now()),
       onListenerError: z.optional(functionSchema<(error: unknown, eventType: string) => void>('must be a function')),
+      limits: limitsSchema,
     })
     .check(
       z.superRefine((options, context) => {
@@ -340,6 +350,13 @@ function optionsSchema(wildcards: boolean) {
         }
         if (maxMs !== null && defaultMs !== null && defaultMs > maxMs) {
           context.addIssue({ code: 'custom', path: ['expiry', 'default'], message: 'must not exceed expiry.max' })
+        }
+        const limits = options.limits
+        if (typeof limits?.defaultPolicy === 'string' && !Object.hasOwn(limits.policies, limits.defaultPolicy)) {
+          context.addIssue({ code: 'custom', path: ['limits', 'defaultPolicy'], message: 'names a policy that is not configured' })
+        }
+        if (limits !== undefined && limits.counters === undefined && !isUsageStore(options.store) && (Object.keys(limits.policies).length > 0 || limits.defaultPolicy != null)) {
+          context.addIssue({ code: 'custom', path: ['limits', 'counters'], message: 'is required: the store does not implement UsageStore (consumeUsage, adjustCredits)' })
         }
         for (const [group, roles] of Object.entries(options.groups)) {
           roles.forEach((role, index) => {
@@ -423,6 +440,7 @@ export function resolveOptions(options: KeyManagerOptions): Configuration {
           }),
     clock: parsed.clock,
     onListenerError: parsed.onListenerError ?? defaultListenerErrorHandler,
+    limits: resolveLimits(parsed.limits, parsed.store),
   })
   return { options: resolved, peppers }
 }

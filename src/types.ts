@@ -3,6 +3,7 @@
  * issued tokens, rotation and verification results.
  */
 import type { Duration } from './policy/duration.js'
+import type { CreditBalance, LimitState } from './limits/limit-state.js'
 import type { JsonObject, KeyStatus } from './store.js'
 
 /**
@@ -52,6 +53,8 @@ export interface ApiKey {
   readonly enabled: boolean
   /** When the key was revoked; `null` if it is not. */
   readonly revokedAt: Date | null
+  /** The usage policy the key names (see the `limits` option); `null` when it follows the default. */
+  readonly policy: string | null
 }
 
 /**
@@ -113,6 +116,13 @@ export interface CreateKeyInput {
    * like a password (with the pepper it reproduces the token). Requires a `pepper`.
    */
   idempotencyKey?: string
+  /** A configured usage policy (rate limits, credits); omitted or `null` follows `limits.defaultPolicy`. */
+  policy?: string | null
+  /**
+   * A credit balance of the key's own, an integer >= 0: each verify takes its `cost` from it, and at
+   * zero verify answers `usage_exceeded`. Charged instead of the policy's shared pool.
+   */
+  credits?: number
 }
 
 /**
@@ -143,6 +153,8 @@ export interface UpdateKeyInput {
   expiresIn?: Duration | null
   /** New exact expiry instant, in the future; `null` for never (only when the policy has no maximum). */
   expiresAt?: Date | null
+  /** A configured usage policy; `null` returns the key to the default. Takes effect on the next verify. */
+  policy?: string | null
 }
 
 /**
@@ -356,6 +368,13 @@ export interface VerifyOptions {
   scopes?: readonly string[]
   /** The key must belong to this environment. */
   environment?: string
+  /**
+   * What this request weighs against the key's rate limits and credits: an integer >= 0, default 1;
+   * 0 checks without spending.
+   */
+  cost?: number
+  /** `false`: check only; no counter, credit or `lastUsedAt` moves. Default `true`. */
+  consume?: boolean
 }
 
 /**
@@ -381,6 +400,8 @@ export type VerifyFailureReason =
   | 'expired'
   | 'wrong_environment'
   | 'insufficient_scope'
+  | 'rate_limited'
+  | 'usage_exceeded'
 
 /**
  * The outcome of {@link KeyManager.verify}.
@@ -407,12 +428,40 @@ export type VerifyResult =
       readonly key: ApiKey
       /** Every scope the key holds right now: its own plus those of its roles and groups. */
       readonly scopes: readonly string[]
+      /** The key's rate limits after this request, in policy order; empty when none apply. */
+      readonly limits: readonly LimitState[]
+      /** The balance after this request, when the key is charged credits; else `null`. */
+      readonly credits: { readonly remaining: number } | null
+    }
+  | {
+      /** The token was accepted but a rate limit is spent: answer 429. */
+      readonly valid: false
+      readonly reason: 'rate_limited'
+      /** The key ID named by the token. */
+      readonly keyId: string
+      /** How long until this request would pass, ms. */
+      readonly retryAfterMs: number
+      /** The key's rate limits, in policy order. */
+      readonly limits: readonly LimitState[]
+      /** The names of the limits that refused the request. */
+      readonly violated: readonly string[]
+    }
+  | {
+      /** The token was accepted but the credits are spent: answer 429. */
+      readonly valid: false
+      readonly reason: 'usage_exceeded'
+      /** The key ID named by the token. */
+      readonly keyId: string
+      /** The balance and its next refill. */
+      readonly credits: CreditBalance
+      /** The key's rate limits after this request (it counted against them), in policy order. */
+      readonly limits: readonly LimitState[]
     }
   | {
       /** The token was not accepted. */
       readonly valid: false
       /** Why, for logs and metrics; do not show it to the caller. */
-      readonly reason: VerifyFailureReason
+      readonly reason: Exclude<VerifyFailureReason, 'rate_limited' | 'usage_exceeded'>
       /** The key ID named by the token, when it could be parsed. */
       readonly keyId: string | null
     }

@@ -14,6 +14,8 @@
  *                             set     IDs of the owner's non-revoked records in the tenant: their quota count
  * {ns}:meta                   hash    `layout`: '2' once no 0.1.0 owner set holds tenant keys;
  *                                     `migrationCursor`: where an unfinished migrate() resumes
+ * {ns}:counter:<counter id>   hash    a rate counter's state: `value`, `at`; expires once it no longer matters
+ * {ns}:balance:<pool id>      hash    a credit balance: `remaining`, `refilledAt` (absent while null); no expiry
  * ```
  */
 import { ConfigError } from '../../src/errors.js'
@@ -36,10 +38,23 @@ export function checkNamespace(namespace: unknown): string {
  * `}`, spaces and glob characters never reach a key name.
  */
 export function encodeSegment(value: string): string {
+  return escapeExcept(value, /[A-Za-z0-9._@-]/)
+}
+
+/**
+ * Counter and pool IDs (up to 600 characters of anything) as {@link encodeSegment} escapes them, except
+ * that `:` stays: it separates the parts of the usual IDs (`rate:pro:minute:key:…`), and the ID is the
+ * whole rest of the key name, so it needs no separator of its own. Still injective, since `%` is escaped.
+ */
+export function encodeUsageId(value: string): string {
+  return escapeExcept(value, /[A-Za-z0-9._@:-]/)
+}
+
+function escapeExcept(value: string, kept: RegExp): string {
   let out = ''
   for (let i = 0; i < value.length; i++) {
     const char = value[i]!
-    out += /[A-Za-z0-9._@-]/.test(char) ? char : `%${value.charCodeAt(i).toString(16).padStart(4, '0')}`
+    out += kept.test(char) ? char : `%${value.charCodeAt(i).toString(16).padStart(4, '0')}`
   }
   return out
 }
@@ -102,6 +117,19 @@ export class KeyLayout {
   /** The owner's set without a tenant; in 0.1.0 data it may also hold the owner's tenant keys. */
   ownerLive(ownerId: string): string {
     return `${this.hashTag}:live:owner:${encodeSegment(ownerId)}`
+  }
+
+  /**
+   * A rate counter's state. `counter:` and `balance:` are families of their own, so no counter or
+   * balance ID can name a record, an index or the other family's key, whatever it contains.
+   */
+  counter(counterId: string): string {
+    return `${this.hashTag}:counter:${encodeUsageId(counterId)}`
+  }
+
+  /** A credit balance. */
+  balance(poolId: string): string {
+    return `${this.hashTag}:balance:${encodeUsageId(poolId)}`
   }
 
   /** The set a record of `ownerId` in `tenantId` is counted in: its quota bucket. */

@@ -2,7 +2,8 @@
  * How a {@link StoredKey} is kept in its Redis hash. Four fields:
  *
  * - `fixed`: JSON of the immutable fields, written once by insert, so update keeps the stored values;
- * - `doc`: JSON of the fields update replaces;
+ * - `doc`: JSON of the fields update replaces (`policy` and `hasCredits` too: absent in records
+ *   written by 0.1.0, read as `null` and `false`);
  * - `version`: the compare-and-set token, a decimal integer the scripts compare as a string;
  * - `lastUsedAt`: written only by touch; absent while `null`.
  *
@@ -39,6 +40,8 @@ const PLACES = {
   revokedAt: 'doc',
   expiryNoticeFor: 'doc',
   version: 'own',
+  policy: 'doc',
+  hasCredits: 'doc',
 } as const satisfies Record<keyof StoredKey, Place>
 
 const FIELDS = Object.keys(PLACES) as (keyof StoredKey)[]
@@ -109,5 +112,8 @@ export function decodeRecord(values: readonly (string | null)[]): StoredKey | nu
     revokedAt: doc.revokedAt,
     expiryNoticeFor: doc.expiryNoticeFor,
     version: Number(version),
+    // Absent from records written by 0.1.0: the defaults, so they need no data migration.
+    policy: doc.policy ?? null,
+    hasCredits: doc.hasCredits ?? false,
   }
 }

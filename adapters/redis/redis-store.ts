@@ -4,6 +4,7 @@
  */
 import { ConfigError } from '../../src/errors.js'
 import { callStore } from '../../src/store-failure.js'
+import type { CreditAdjustment, CreditsAdjusted, UsageOutcome, UsageRequest, UsageStore } from '../../src/limits/usage-store.js'
 import type { InsertResult, KeyQuery, KeyStore, QuotaCheck, StoredKey, UpdateResult } from '../../src/store.js'
 import { importDriver } from '../driver.js'
 import { toSendCommand, type IoredisLikeClient, type RedisClientLike, type SendCommand } from './client.js'
@@ -12,6 +13,8 @@ import { listRecords } from './list.js'
 import { migrateNamespace } from './migration.js'
 import { decodeRecord, READ_FIELDS } from './record-codec.js'
 import { readTexts } from './replies.js'
+import { adjustCredits } from './scripts/adjust-credits.js'
+import { consumeUsage } from './scripts/consume-usage.js'
 import { deleteRecord } from './scripts/delete.js'
 import { insertRecord } from './scripts/insert.js'
 import { touchRecord } from './scripts/touch.js'
@@ -47,8 +50,10 @@ export interface RedisStoreOptions {
 const REDIS_COMMAND_TIMEOUT_MS = 5_000
 
 /**
- * A {@link KeyStore} on Redis (5 or later, standalone or Cluster). Each operation is one Lua script or
- * one command, so each is atomic; the record keeps a keyed hash of the secret, never the secret.
+ * A {@link KeyStore} and {@link UsageStore} on Redis (5 or later, standalone or Cluster). Each operation
+ * is one Lua script or one command, so each is atomic; the record keeps a keyed hash of the secret,
+ * never the secret. Rate counters expire by themselves once they no longer matter, so there is no
+ * `purgeUsage`; credit balances are kept until deleted.
  * A namespace written by 0.1.0 needs {@link RedisStore.migrate} once for quotas per tenant; a new one
  * needs nothing (the first insert creates the keys). The constructor does no I/O.
  *
@@ -82,7 +87,7 @@ const REDIS_COMMAND_TIMEOUT_MS = 5_000
  * const store = new RedisStore({ client: (args) => cluster.sendCommand('{keywarden}', false, args) })
  * ```
  */
-export class RedisStore implements KeyStore {
+export class RedisStore implements KeyStore, UsageStore {
   /** The namespace every key of this store is tagged with. */
   readonly namespace: string
 
@@ -138,6 +143,41 @@ export class RedisStore implements KeyStore {
   /** One script: raises `lastUsedAt`, never lowers it, never creates a record. */
   async touch(id: string, at: number): Promise<void> {
     await this.run('touch', () => touchRecord(this.send, this.keys, id, at))
+  }
+
+  /**
+   * One script, one round trip: reads every counter and the balance, decides as the contract says
+   * (`applyUsage`, computed in Lua with the same doubles), and writes only what a committed request
+   * moves. Each counter written expires when its state stops mattering (a full bucket, a past window),
+   * measured from `request.now`, so the server's clock need not agree with the caller's.
+   *
+   * @example
+   * ```ts
+   * const outcome = await store.consumeUsage({
+   *   now: Date.now(),
+   *   cost: 1,
+   *   commit: true,
+   *   rate: [{ id: 'rate:pro:minute:key:5hJ2kQ9xWmTz3LbN', algorithm: 'token-bucket', limit: 600, capacity: 600, windowMs: 60_000 }],
+   *   credits: { id: 'credits:key:5hJ2kQ9xWmTz3LbN', initial: 1000, refill: null },
+   * })
+   * if (outcome.refused !== null) console.info('refused:', outcome.refused)
+   * ```
+   */
+  async consumeUsage(request: UsageRequest): Promise<UsageOutcome> {
+    return this.run('consumeUsage', () => consumeUsage(this.send, this.keys, request))
+  }
+
+  /**
+   * One script: refills the balance if its period is due, then sets it or adds to it (never below 0).
+   *
+   * @example
+   * ```ts
+   * const pool = { id: 'credits:key:5hJ2kQ9xWmTz3LbN', initial: 0, refill: null }
+   * const { previous, remaining } = await store.adjustCredits({ pool, now: Date.now(), mode: 'add', amount: 500 })
+   * ```
+   */
+  async adjustCredits(change: CreditAdjustment): Promise<CreditsAdjusted> {
+    return this.run('adjustCredits', () => adjustCredits(this.send, this.keys, change))
   }
 
   /**

@@ -37,3 +37,11 @@ export function readOutcome<T extends string>(reply: unknown, outcomes: readonly
   if (text === null || !(outcomes as readonly string[]).includes(text)) throw unexpected(`one of ${outcomes.join(', ')}`)
   return text as T
 }
+
+/** A finite number a script sent as text (`%.17g`, so every double arrives with its exact bits). */
+export function readNumber(reply: unknown): number {
+  const text = readText(reply)
+  const value = text === null || text.trim() === '' ? NaN : Number(text)
+  if (!Number.isFinite(value)) throw unexpected('a finite number')
+  return value
+}

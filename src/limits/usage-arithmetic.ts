@@ -5,14 +5,34 @@
  */
 import type { CounterState, CreditAdjustment, CreditPool, CreditState, RateCounter, UsageOutcome, UsageRequest } from './usage-store.js'
 
-/** A counter state to write, with the instant after which it no longer matters (full, or window over). */
+/**
+ * A counter state to write, with the instant after which it no longer matters (full, or window over).
+ *
+ * @example
+ * ```ts
+ * import type { CounterWrite } from 'keywarden'
+ *
+ * declare const db: { upsertCounter(id: string, value: number, at: number, expiresAt: number): void }
+ * const save = (write: CounterWrite) => db.upsertCounter(write.id, write.state.value, write.state.at, write.expiresAt)
+ * ```
+ */
 export interface CounterWrite {
   readonly id: string
   readonly state: CounterState
   readonly expiresAt: number
 }
 
-/** What a store writes for one consumption: nothing, some counters, a balance, or both. */
+/**
+ * What a store writes for one consumption: nothing, some counters, a balance, or both.
+ *
+ * @example
+ * ```ts
+ * import type { UsageWrites } from 'keywarden'
+ *
+ * declare const writes: UsageWrites
+ * const nothingToWrite = writes.counters.length === 0 && writes.credits === null
+ * ```
+ */
 export interface UsageWrites {
   readonly counters: readonly CounterWrite[]
   readonly credits: CreditState | null
@@ -57,7 +77,22 @@ export function currentCredits(pool: CreditPool, stored: CreditState | null): Cr
 
 /**
  * Decides one {@link UsageRequest} from the stored states (in the request's counter order, `null`
- * where none is stored) and says what to write. With `commit: false` the writes are empty.
+ * where none is stored) and says what to write. With `commit: false` the writes are empty. A custom
+ * {@link UsageStore} calls it inside its own atomic step (a transaction holding the rows' locks).
+ *
+ * @example
+ * ```ts
+ * import { applyUsage, type UsageRequest } from 'keywarden'
+ *
+ * declare const tx: { lockCounters(ids: string[]): any[]; lockBalance(id: string): any; save(writes: object): void }
+ * function consumeInTransaction(request: UsageRequest) {
+ *   const counters = tx.lockCounters(request.rate.map((counter) => counter.id))
+ *   const balance = request.credits === null ? null : tx.lockBalance(request.credits.id)
+ *   const { outcome, writes } = applyUsage(request, counters, balance)
+ *   tx.save(writes)
+ *   return outcome
+ * }
+ * ```
  */
 export function applyUsage(
   request: UsageRequest,
@@ -91,7 +126,19 @@ export function applyUsage(
   }
 }
 
-/** Applies one {@link CreditAdjustment} to the stored balance: the state to write and the numbers to return. */
+/**
+ * Applies one {@link CreditAdjustment} to the stored balance: the state to write and the previous
+ * balance to return. For custom stores, inside their own atomic step.
+ *
+ * @example
+ * ```ts
+ * import { applyCreditAdjustment, type CreditAdjustment, type CreditState } from 'keywarden'
+ *
+ * declare const stored: CreditState | null
+ * declare const change: CreditAdjustment
+ * const { state, previous } = applyCreditAdjustment(change, stored)
+ * ```
+ */
 export function applyCreditAdjustment(change: CreditAdjustment, stored: CreditState | null): { readonly state: CreditState; readonly previous: number } {
   const balance = currentCredits(change.pool, stored)
   const remaining = Math.max(0, change.mode === 'set' ? change.amount : balance.remaining + change.amount)

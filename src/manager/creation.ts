@@ -15,7 +15,10 @@ import type { Idempotency } from './idempotency.js'
 const MAX_ID_ATTEMPTS = 3
 
 /** The fields of a new key, validated; everything else (ID, hash, instants, state) is set here. */
-export type NewKeyFields = Pick<StoredKey, 'name' | 'description' | 'ownerId' | 'tenantId' | 'environment' | 'type' | 'scopes' | 'roles' | 'groups' | 'metadata' | 'expiresAt'>
+export type NewKeyFields = Pick<StoredKey, 'name' | 'description' | 'ownerId' | 'tenantId' | 'environment' | 'type' | 'scopes' | 'roles' | 'groups' | 'metadata' | 'expiresAt'> & {
+  readonly policy: string | null
+  readonly hasCredits: boolean
+}
 
 /** The stored record and its secret; `created` is `false` when an idempotent retry found it already made. */
 export interface Inserted {
@@ -96,6 +99,8 @@ export class Creation {
       revokedAt: null,
       expiryNoticeFor: null,
       version: 1,
+      policy: fields.policy,
+      hasCredits: fields.hasCredits,
     }
   }
 }

@@ -31,6 +31,7 @@ export function toApiKey(record: StoredKey, lastUsedAt: number | null): ApiKey {
     lastUsedAt: toDate(lastUsedAt),
     enabled: record.enabled,
     revokedAt: toDate(record.revokedAt),
+    policy: record.policy ?? null,
   })
 }
 

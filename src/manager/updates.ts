@@ -8,7 +8,7 @@ import type { StoredKey } from '../store.js'
 import type { Change } from './compare-and-set.js'
 
 /** The fields an update may change, in the order the `updated` event lists them. */
-const UPDATABLE_FIELDS = ['name', 'description', 'type', 'scopes', 'roles', 'groups', 'metadata', 'expiresAt'] as const
+const UPDATABLE_FIELDS = ['name', 'description', 'type', 'scopes', 'roles', 'groups', 'metadata', 'expiresAt', 'policy'] as const
 
 /** A validated patch: replacement field values and an expiry request. */
 export type Patch = Partial<Pick<StoredKey, Exclude<(typeof UPDATABLE_FIELDS)[number], 'expiresAt'>>> & ExpiryRequest
@@ -28,7 +28,8 @@ export function planUpdate(id: string, patch: Patch, expiry: ExpiryPolicy): Upda
     if (current.revokedAt !== null) throw new KeyRevokedError(id)
     const newExpiry = resolveExpiry({ expiresIn, expiresAt }, expiry, now, false)
     const next: StoredKey = { ...current, ...fields, ...(newExpiry === undefined ? {} : { expiresAt: newExpiry }) }
-    changes = UPDATABLE_FIELDS.filter((field) => JSON.stringify(current[field]) !== JSON.stringify(next[field]))
+    // `?? null`: a record from 0.1.0 (or a custom store) may lack the newer optional fields.
+    changes = UPDATABLE_FIELDS.filter((field) => JSON.stringify(current[field] ?? null) !== JSON.stringify(next[field] ?? null))
     return changes.length === 0 ? current : next
   }
   return { change, changes: () => changes }

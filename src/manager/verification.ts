@@ -1,15 +1,19 @@
 /**
  * The decision behind `verify`: one read by key ID, a constant-time comparison with the current (or,
- * during a grace period, the previous) hash, then revoked, disabled, expired, environment and scopes,
- * in that order. A secret that matched under an older pepper is re-hashed with the current one.
+ * during a grace period, the previous) hash, then revoked, disabled, expired, environment, scopes, rate
+ * limits and credits, in that order; a refusal spends nothing on the checks after it. A secret that
+ * matched under an older pepper is re-hashed with the current one.
  */
 import { HashMatch, type SecretHasher } from '../crypto/hash.js'
 import type { KeyEventEmitter } from '../events.js'
 import type { ScopeResolver } from '../policy/scopes.js'
+import type { LimitState } from '../limits/limit-state.js'
+import type { Limiter } from '../limits/limiter.js'
+import { creditTargetOf } from '../limits/credit-targets.js'
 import type { KeyStore, StoredKey } from '../store.js'
 import { ValidationError } from '../errors.js'
 import type { TokenParser, TokenParts } from '../token/format.js'
-import type { VerifyFailureReason, VerifyOptions, VerifyResult } from '../types.js'
+import type { ApiKey, VerifyFailureReason, VerifyOptions, VerifyResult } from '../types.js'
 import type { UsageBuffer } from '../usage.js'
 import { knownLastUse, toApiKey } from './projection.js'
 import type { VerifyReads } from './verify-reads.js'
@@ -25,7 +29,11 @@ export interface VerifierParts {
   readonly usage: UsageBuffer
   readonly clock: () => number
   readonly lastUsedPrecisionMs: number
+  readonly limiter: Limiter
 }
+
+/** The reasons a token itself fails for: every one but the usage refusals, which carry more. */
+type PlainFailure = Exclude<VerifyFailureReason, 'rate_limited' | 'usage_exceeded'>
 
 export class Verifier {
   constructor(private readonly parts: VerifierParts) {}
@@ -52,7 +60,7 @@ export class Verifier {
 
   /** Verifies a parsed token. Rejects only for store failures. */
   async verify({ environment, keyId, secret }: TokenParts, options: VerifyOptions | undefined): Promise<VerifyResult> {
-    const { reads, hasher, scopes: resolver, usage, events, clock } = this.parts
+    const { reads, hasher, scopes: resolver, usage, events, clock, limiter } = this.parts
     const record = await reads.read(keyId)
     if (record === null) {
       hasher.compareWithDummy(environment, keyId, secret)
@@ -76,23 +84,51 @@ export class Verifier {
       return this.reject('insufficient_scope', keyId)
     }
 
+    const consume = options?.consume !== false
+    let limits: readonly LimitState[] = NO_LIMITS
+    let credits: { readonly remaining: number } | null = null
+    // Unlimited keys (no policy, no default, no own credits) skip all of this: nothing to pay on the hot path.
+    if (limiter.applies(record)) {
+      let projected: ApiKey | undefined
+      const plan = limiter.plan(record, () => (projected ??= toApiKey(record, knownLastUse(record, usage))), now)
+      if (plan !== null) {
+        const decision = await limiter.consume(plan, options?.cost ?? 1, consume, now)
+        if (decision.refused === 'rate_limited') {
+          return this.#refuse({ valid: false, reason: 'rate_limited', keyId, retryAfterMs: decision.retryAfterMs, limits: decision.limits, violated: decision.violated })
+        }
+        if (decision.refused === 'usage_exceeded') {
+          return this.#refuse({ valid: false, reason: 'usage_exceeded', keyId, credits: decision.credits!, limits: decision.limits })
+        }
+        limits = decision.limits
+        credits = decision.credits === null ? null : { remaining: decision.credits.remaining }
+        const change = decision.creditChange
+        if (change !== null && events.has('credits_changed')) {
+          events.emit({ type: 'credits_changed', at: new Date(now), target: creditTargetOf(plan.poolScope!, record), keyId, previous: change.previous, remaining: change.remaining, cause: 'verify' })
+        }
+      }
+    }
+
     if (match === HashMatch.Stale) await this.#rehash(record, matchedPrevious, environment, secret)
     // No write here: the use goes to the write-behind buffer, at most once per precision interval.
     let lastUsedAt = knownLastUse(record, usage)
-    if (lastUsedAt === null || now - lastUsedAt >= this.parts.lastUsedPrecisionMs) {
+    if (consume && (lastUsedAt === null || now - lastUsedAt >= this.parts.lastUsedPrecisionMs)) {
       usage.record(keyId, now)
       lastUsedAt = now
     }
     const key = toApiKey(record, lastUsedAt)
     if (events.has('verified')) events.emit({ type: 'verified', at: new Date(now), key })
-    return { valid: true, key, scopes }
+    return { valid: true, key, scopes, limits, credits }
   }
 
   /** The failure result, announced as a `rejected` event when someone listens. */
-  reject(reason: VerifyFailureReason, keyId: string | null): VerifyResult {
+  reject(reason: PlainFailure, keyId: string | null): VerifyResult {
+    return this.#refuse({ valid: false, reason, keyId })
+  }
+
+  #refuse(result: VerifyResult & { valid: false }): VerifyResult {
     const { events, clock } = this.parts
-    if (events.has('rejected')) events.emit({ type: 'rejected', at: new Date(clock()), reason, keyId })
-    return { valid: false, reason, keyId }
+    if (events.has('rejected')) events.emit({ type: 'rejected', at: new Date(clock()), reason: result.reason, keyId: result.keyId })
+    return result
   }
 
   /**
@@ -128,7 +164,13 @@ function verifyOptionsProblem(options: VerifyOptions): ValidationError | null {
   if (typeof options !== 'object' || options === null) {
     return new ValidationError([{ path: [], message: 'verify options must be an object' }])
   }
-  const { scopes, environment } = options
+  const { scopes, environment, cost, consume } = options
+  if (cost !== undefined && !(Number.isSafeInteger(cost) && cost >= 0)) {
+    return new ValidationError([{ path: ['cost'], message: 'must be an integer >= 0' }])
+  }
+  if (consume !== undefined && typeof consume !== 'boolean') {
+    return new ValidationError([{ path: ['consume'], message: 'must be a boolean' }])
+  }
   if (scopes !== undefined && (!Array.isArray(scopes) || !scopes.every((scope) => typeof scope === 'string'))) {
     return new ValidationError([{ path: ['scopes'], message: 'must be an array of strings' }])
   }
@@ -137,6 +179,8 @@ function verifyOptionsProblem(options: VerifyOptions): ValidationError | null {
   }
   return null
 }
+
+const NO_LIMITS: readonly never[] = Object.freeze([])
 
 /** The answer to every token that does not parse, shared: results are immutable. */
 const MALFORMED: Promise<VerifyResult> = Promise.resolve(Object.freeze({ valid: false, reason: 'malformed', keyId: null }))

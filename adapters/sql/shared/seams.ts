@@ -37,6 +37,50 @@ export interface SqlDriver {
   execute(statement: SqlStatement): Promise<SqlResult>
   /** Runs `steps` in one transaction on one connection: commits when they return, rolls back when they throw. */
   transaction<T>(steps: TransactionSteps<T>): Promise<T>
+  /**
+   * Runs `body` on one connection in autocommit, each statement sent as plain text without
+   * parameters: what `migrate()` needs, because MySQL keeps `SET @variable` and `PREPARE` per session
+   * and refuses `PREPARE` / `EXECUTE` through the prepared-statement protocol.
+   */
+  session<T>(body: (execute: (sql: string) => Promise<SqlResult>) => Promise<T>): Promise<T>
+}
+
+/** One statement of `migrate()`. */
+export interface MigrationStatement {
+  readonly sql: string
+  /**
+   * The statement adds a column and the database has no `ADD COLUMN IF NOT EXISTS` (SQLite): the
+   * error {@link SqlDialect.isDuplicateColumn} recognises means the column is already there.
+   */
+  readonly addsColumn?: true
+}
+
+/** The kind of a usage row: a rate counter's state or a credit balance (they may share an ID). */
+export type UsageKind = 'rate' | 'credits'
+
+/** The primary key of a usage row. */
+export interface UsageKey {
+  readonly kind: UsageKind
+  readonly id: string
+}
+
+/** A usage row to write: a counter (`at` its instant, `expiresAt` set) or a balance (`at` its refill, `expiresAt` null). */
+export interface UsageRow extends UsageKey {
+  readonly value: number
+  readonly at: number | null
+  readonly expiresAt: number | null
+}
+
+/** The statements of the usage table (`<table>_usage`), built for the rows at hand. */
+export interface UsageStatements {
+  /** `kind, id, value, at` of the rows with these keys; `lock` locks them for the transaction (`FOR UPDATE`), in key order. */
+  read(keys: readonly UsageKey[], lock: boolean): SqlStatement
+  /** Inserts rows that did not exist: a concurrent insert of one of them fails with a unique violation. */
+  insert(rows: readonly UsageRow[]): SqlStatement
+  /** Overwrites rows that exist and that this transaction has locked. */
+  update(rows: readonly UsageRow[]): readonly SqlStatement[]
+  /** Deletes the counter states with `expires_at <= ?`; balances (`expires_at IS NULL`) stay. */
+  purge(now: number): SqlStatement
 }
 
 /** The statements one owner's quota insert runs to keep other quota inserts for this owner out. */
@@ -50,7 +94,7 @@ export interface OwnerLock {
 /** Every piece of SQL one database needs, built for one table. */
 export interface SqlDialect {
   /** The statements `migrate()` runs, in order; the database's shipped `migration.sql` holds the same. */
-  readonly migration: readonly string[]
+  readonly migration: readonly MigrationStatement[]
   /** `INSERT` of all `COLUMNS` (shared/columns.ts), in that order. */
   readonly insert: string
   /** `SELECT` of all columns, without a `WHERE` clause; the list statement appends its own. */
@@ -80,8 +124,12 @@ export interface SqlDialect {
    * statements returned, no other quota insert for this owner can be between its count and its insert.
    */
   lockOwner(ownerId: string): OwnerLock
+  /** Rate counters and credit balances. */
+  readonly usage: UsageStatements
   /** The error says the primary key already exists. */
   isUniqueViolation(error: unknown): boolean
+  /** The error says an `ADD COLUMN` named a column the table already has. */
+  isDuplicateColumn(error: unknown): boolean
   /** The error is a deadlock or serialization failure: running the operation again is safe and may succeed. */
   isRetryable(error: unknown): boolean
 }

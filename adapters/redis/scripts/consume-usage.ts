@@ -1,0 +1,144 @@
+/**
+ * The consume-usage script: reads every rate counter and the credit balance of a {@link UsageRequest},
+ * decides as `applyUsage` does, writes what it says, in one atomic step; and the builder of its KEYS
+ * and ARGV.
+ */
+import type { CounterState, UsageOutcome, UsageRequest } from '../../../src/limits/usage-store.js'
+import type { SendCommand } from '../client.js'
+import type { KeyLayout } from '../keys.js'
+import { encodeNumber } from '../record-codec.js'
+import { readNumber, readOutcome, readTexts } from '../replies.js'
+import { runScript } from './run-script.js'
+import { defineScript, type ScriptCall } from './script.js'
+import { USAGE_LUA } from './usage-lua.js'
+
+/**
+ * KEYS: 1..N the counters in request order (a counter named twice is declared twice), N+1 the balance
+ * when the request names one.
+ * ARGV: 1 now, 2 cost, 3 '1' to commit, 4 N, then per counter: algorithm, limit, capacity, windowMs;
+ * then '1' when there is a balance, its initial, refill amount and refill period start ('' when absent).
+ * Answers: refused ('' when passed), previous and remaining balance ('' without a balance), then value
+ * and at of each counter, every number as `%.17g` text.
+ *
+ * Nothing is written before every input, every key's type and every stored state has been checked.
+ * A counter key expires when its state stops mattering: `expiresAt - now` from the write, a duration,
+ * so the request's clock and the server's need not agree (and a test clock in the past deletes nothing).
+ */
+export const CONSUME_USAGE = defineScript(`${USAGE_LUA}
+-- No state lives longer than this (about 31,700 years), so PEXPIRE never refuses an overflow.
+local MAX_TTL_MS = 1e15
+
+if #ARGV < 4 then reject('ERR', 'expected at least 4 arguments') end
+local now = integer(1, 'now')
+local cost = integer(2, 'cost')
+if cost < 0 then reject('ERR', 'the cost is negative') end
+local commit = flag(3, 'commit')
+local n = integer(4, 'counter count')
+if n < 0 then reject('ERR', 'the counter count is negative') end
+local base = 4 + 4 * n
+if #ARGV ~= base + 4 then reject('ERR', 'expected ' .. (base + 4) .. ' arguments') end
+local hasPool = flag(base + 1, 'credits')
+local keyCount = n
+if hasPool then keyCount = n + 1 end
+if #KEYS ~= keyCount then reject('ERR', 'expected ' .. keyCount .. ' keys') end
+
+local counters = {}
+for i = 1, n do
+  local at = 4 + 4 * (i - 1)
+  local algorithm = ARGV[at + 1]
+  if algorithm ~= 'token-bucket' and algorithm ~= 'fixed-window' then reject('ERR', 'the algorithm of a counter is unknown') end
+  counters[i] = {
+    fixed = algorithm == 'fixed-window',
+    limit = positive_integer(at + 2, 'counter limit'),
+    capacity = positive_integer(at + 3, 'counter capacity'),
+    windowMs = positive_integer(at + 4, 'counter window'),
+  }
+  expect_type(i, 'hash', 'rate counter')
+end
+local initial, refill
+if hasPool then
+  initial = integer(base + 2, 'initial balance')
+  refill = read_refill(base + 3, 'pool')
+  expect_type(n + 1, 'hash', 'credit balance')
+end
+
+local states = {}
+for i = 1, n do states[i] = current_counter(counters[i], read_counter(i), now) end
+local balance, previous
+if hasPool then
+  local stored = read_balance(n + 1)
+  balance = current_credits(initial, refill, stored)
+  previous = initial
+  if stored ~= nil then previous = stored.remaining end
+end
+
+local function answer(refused, rate, remaining)
+  local out = { refused, '', '' }
+  if balance ~= nil then
+    out[2] = exact(previous)
+    out[3] = exact(remaining)
+  end
+  for i = 1, n do
+    out[#out + 1] = exact(rate[i].value)
+    out[#out + 1] = exact(rate[i].at)
+  end
+  return out
+end
+
+for i = 1, n do
+  if not counter_allows(counters[i], states[i], cost) then
+    if balance == nil then return answer('rate_limited', states, nil) end
+    return answer('rate_limited', states, balance.remaining)
+  end
+end
+
+local charged = {}
+for i = 1, n do charged[i] = charge_counter(counters[i], states[i], cost) end
+if commit then
+  for i = 1, n do
+    local ttl = math.min(MAX_TTL_MS, math.max(1, counter_expires_at(counters[i], charged[i]) - now))
+    redis.call('HSET', KEYS[i], 'value', exact(charged[i].value), 'at', exact(charged[i].at))
+    redis.call('PEXPIRE', KEYS[i], string.format('%d', ttl))
+  end
+end
+if balance == nil then return answer('', charged, nil) end
+if balance.remaining < cost then return answer('usage_exceeded', charged, balance.remaining) end
+local after = { remaining = balance.remaining - cost, refilledAt = balance.refilledAt }
+if commit then write_balance(n + 1, after) end
+return answer('', charged, after.remaining)
+`)
+
+const REFUSALS = ['', 'rate_limited', 'usage_exceeded'] as const
+
+/** KEYS and ARGV of {@link CONSUME_USAGE}. */
+export function consumeUsageCall(layout: KeyLayout, request: UsageRequest): ScriptCall {
+  const keys = request.rate.map((counter) => layout.counter(counter.id))
+  const args = [encodeNumber(request.now), encodeNumber(request.cost), request.commit ? '1' : '0', String(request.rate.length)]
+  for (const counter of request.rate) {
+    args.push(counter.algorithm, encodeNumber(counter.limit), encodeNumber(counter.capacity), encodeNumber(counter.windowMs))
+  }
+  const pool = request.credits
+  if (pool === null) {
+    args.push('0', '', '', '')
+  } else {
+    keys.push(layout.balance(pool.id))
+    args.push('1', encodeNumber(pool.initial), pool.refill === null ? '' : encodeNumber(pool.refill.amount), pool.refill === null ? '' : encodeNumber(pool.refill.periodStart))
+  }
+  return { keys, args }
+}
+
+/** Runs {@link CONSUME_USAGE} for `request`. */
+export async function consumeUsage(send: SendCommand, layout: KeyLayout, request: UsageRequest): Promise<UsageOutcome> {
+  const call = consumeUsageCall(layout, request)
+  const reply = readTexts(await runScript(send, CONSUME_USAGE, call))
+  const counters = request.rate.length
+  if (reply.length !== 3 + 2 * counters) throw new Error(`Unexpected Redis reply: expected ${3 + 2 * counters} values`)
+  const refused = readOutcome(reply[0], REFUSALS)
+  const rate: CounterState[] = []
+  for (let i = 0; i < counters; i++) rate.push({ value: readNumber(reply[3 + 2 * i]), at: readNumber(reply[4 + 2 * i]) })
+  return {
+    refused: refused === '' ? null : refused,
+    rate,
+    credits: request.credits === null ? null : { previous: readNumber(reply[1]), remaining: readNumber(reply[2]) },
+  }
+}

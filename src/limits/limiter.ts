@@ -1,0 +1,155 @@
+/**
+ * Usage control at verify time: which policy a key follows, which counters and balance that means,
+ * one atomic consumption in the counter store, and the answer in public terms. Keys with no policy and
+ * no credits of their own never reach the store.
+ */
+import { StoreError } from '../errors.js'
+import type { StoredKey } from '../store.js'
+import { asStoreError } from '../store-failure.js'
+import type { ApiKey } from '../types.js'
+import type { CompiledCredits, CompiledPolicy, CompiledRule, LimitScope, ResolvedLimits } from './config.js'
+import { limitState, waitFor, type CreditBalance, type LimitState } from './limit-state.js'
+import { refillPeriod } from './refill.js'
+import { balanceId, counterId, effectiveScope, type UsageSubject } from './usage-ids.js'
+import type { CreditPool, RateCounter, UsageStore } from './usage-store.js'
+
+/** The counters and balance one key uses at one instant. */
+export interface UsagePlan {
+  readonly policy: CompiledPolicy | null
+  readonly counters: readonly RateCounter[]
+  readonly pool: CreditPool | null
+  /** When the pool next refills, epoch ms; `null` when it never does. */
+  readonly refillAt: number | null
+  /** Who shares the pool (after fallbacks), when there is one. */
+  readonly poolScope: LimitScope | null
+}
+
+/** What a consumption decided, in public terms. */
+export interface UsageDecision {
+  readonly refused: 'rate_limited' | 'usage_exceeded' | null
+  readonly limits: readonly LimitState[]
+  readonly credits: CreditBalance | null
+  /** Rate refusals: how long until the request would pass, ms. */
+  readonly retryAfterMs: number
+  /** Names of the rules (or `credits`) that refused the request. */
+  readonly violated: readonly string[]
+  /** The balance before and after, when this request changed it. */
+  readonly creditChange: { readonly poolId: string; readonly previous: number; readonly remaining: number } | null
+}
+
+/** The balance a key is charged to: its rule, its ID, where interval refills count from, who shares it. */
+export interface ChargedCredits {
+  readonly rule: CompiledCredits
+  readonly id: string
+  readonly anchor: number
+  readonly scope: LimitScope
+}
+
+export class Limiter {
+  constructor(private readonly limits: ResolvedLimits) {}
+
+  /** Whether a key with this stored record is limited at all (the cheap check of the hot path). */
+  applies(record: StoredKey): boolean {
+    return record.hasCredits === true || record.policy != null || this.limits.defaultPolicy !== null
+  }
+
+  /** The policy a key follows now: its own if still configured, else the default. */
+  policyFor(record: StoredKey, key: () => ApiKey): CompiledPolicy | null {
+    const { policies, defaultPolicy } = this.limits
+    const own = record.policy == null ? undefined : policies.get(record.policy)
+    if (own !== undefined) return own
+    const name = typeof defaultPolicy === 'function' ? defaultPolicy(key()) : defaultPolicy
+    if (name === null) return null
+    const policy = policies.get(name)
+    if (policy === undefined) throw new TypeError(`limits.defaultPolicy returned '${String(name)}', which names no configured policy`)
+    return policy
+  }
+
+  /** The counters and balance of a key at `now`; `null` when nothing limits it. */
+  plan(record: StoredKey, key: () => ApiKey, now: number): UsagePlan | null {
+    const policy = this.policyFor(record, key)
+    const credits = this.#creditsOf(record, policy)
+    if ((policy === null || policy.rate.length === 0) && credits === null) return null
+    const counters = policy === null ? [] : policy.rate.map((rule) => counter(policy.name, rule, record))
+    const { pool, refillAt } = credits === null ? { pool: null, refillAt: null } : creditPool(credits.rule, credits.id, now, credits.anchor)
+    return { policy, counters, pool, refillAt, poolScope: credits?.scope ?? null }
+  }
+
+  /** The pool a management call on `target` changes, with its refill. */
+  poolFor(rule: CompiledCredits | null, id: string, now: number, anchor: number): { pool: CreditPool; refillAt: number | null } {
+    return creditPool(rule ?? NO_CREDITS_RULE, id, now, anchor)
+  }
+
+  /** The credits rule and balance ID a key is charged to: its own balance first, else its policy's. */
+  creditsFor(record: StoredKey, policy: CompiledPolicy | null): ChargedCredits | null {
+    return this.#creditsOf(record, policy)
+  }
+
+  /** Charges `cost` (or, with `commit: false`, only checks). Counter failures fail closed unless `failOpen` covers them. */
+  async consume(plan: UsagePlan, cost: number, commit: boolean, now: number): Promise<UsageDecision> {
+    const store = this.#store()
+    let outcome
+    try {
+      outcome = await store.consumeUsage({ now, cost, commit, rate: plan.counters, credits: plan.pool })
+    } catch (error) {
+      const failure = error instanceof StoreError ? error : asStoreError('consumeUsage', error)
+      // Rate limits may fail open by choice; credits never do: an unknown balance is not a positive one.
+      if (!this.limits.failOpen || plan.pool !== null) throw failure
+      this.limits.onError(failure)
+      return OPEN
+    }
+    const rules = plan.policy?.rate ?? []
+    const policyName = plan.policy?.name ?? ''
+    const limits = rules.map((rule, index) => limitState(policyName, rule, outcome.rate[index]!, now))
+    const credits = outcome.credits === null ? null : Object.freeze({ remaining: outcome.credits.remaining, refillAt: plan.refillAt === null ? null : new Date(plan.refillAt) })
+    const creditChange =
+      outcome.credits !== null && outcome.credits.previous !== outcome.credits.remaining && commit && outcome.refused === null
+        ? { poolId: plan.pool!.id, previous: outcome.credits.previous, remaining: outcome.credits.remaining }
+        : null
+    if (outcome.refused === 'rate_limited') {
+      const violated = rules.filter((rule, index) => waitFor(rule, outcome.rate[index]!, cost, now) > 0)
+      const retryAfterMs = Math.max(...violated.map((rule) => waitFor(rule, outcome.rate[rules.indexOf(rule)]!, cost, now)))
+      return { refused: 'rate_limited', limits, credits, retryAfterMs, violated: violated.map((rule) => rule.name), creditChange: null }
+    }
+    if (outcome.refused === 'usage_exceeded') {
+      const retryAfterMs = plan.refillAt === null ? 0 : plan.refillAt - now
+      return { refused: 'usage_exceeded', limits, credits, retryAfterMs, violated: ['credits'], creditChange: null }
+    }
+    return { refused: null, limits, credits, retryAfterMs: 0, violated: [], creditChange }
+  }
+
+  /** The counter store; its absence was refused when the KeyManager was built, if anything needs it. */
+  #store(): UsageStore {
+    const store = this.limits.counters
+    if (store === null) throw new StoreError('consumeUsage', { cause: new Error('the key store keeps no counters: set limits.counters') })
+    return store
+  }
+
+  #creditsOf(record: StoredKey, policy: CompiledPolicy | null): ChargedCredits | null {
+    const rule = policy?.credits ?? null
+    if (record.hasCredits === true) {
+      // The key's own balance; the policy's refill applies only when the policy's credits are per key too.
+      const own = rule !== null && rule.per === 'key' ? rule : NO_CREDITS_RULE
+      return { rule: own, id: balanceId('key', record), anchor: record.createdAt, scope: 'key' }
+    }
+    if (rule === null) return null
+    const per = effectiveScope(rule.per, record)
+    return { rule, id: balanceId(per, record), anchor: per === 'key' ? record.createdAt : 0, scope: per }
+  }
+}
+
+/** The balance of a key that has credits of its own but no policy credits: no refill, starts empty. */
+const NO_CREDITS_RULE: CompiledCredits = Object.freeze({ initial: 0, refill: null, per: 'key' })
+
+/** What a failed-open consumption answers: no limits known. */
+const OPEN: UsageDecision = Object.freeze({ refused: null, limits: Object.freeze([]), credits: null, retryAfterMs: 0, violated: Object.freeze([]), creditChange: null })
+
+function counter(policy: string, rule: CompiledRule, subject: UsageSubject): RateCounter {
+  return { id: counterId(policy, rule.name, rule.per, subject), algorithm: rule.algorithm, limit: rule.limit, capacity: rule.capacity, windowMs: rule.windowMs }
+}
+
+function creditPool(rule: CompiledCredits, id: string, now: number, anchor: number): { pool: CreditPool; refillAt: number | null } {
+  if (rule.refill === null) return { pool: { id, initial: rule.initial, refill: null }, refillAt: null }
+  const period = refillPeriod(rule.refill, now, anchor)
+  return { pool: { id, initial: rule.initial, refill: { amount: rule.refill.amount, periodStart: period.start } }, refillAt: period.next }
+}

@@ -1,0 +1,130 @@
+/**
+ * The credits calls: reading, setting and topping up a balance named by a key or a pool, and a new
+ * key's starting balance. Every change is one atomic store step, announced as `credits_changed`.
+ */
+import { KeyNotFoundError, StoreError, ValidationError } from '../errors.js'
+import type { KeyEventEmitter } from '../events.js'
+import type { CompiledPolicy, ResolvedLimits } from '../limits/config.js'
+import { creditTargetOf, creditTargetSchema, type CreditTarget } from '../limits/credit-targets.js'
+import type { CreditBalance } from '../limits/limit-state.js'
+import type { Limiter } from '../limits/limiter.js'
+import { balanceId } from '../limits/usage-ids.js'
+import type { CreditPool, UsageStore } from '../limits/usage-store.js'
+import type { KeyStore, StoredKey } from '../store.js'
+import { callStore } from '../store-failure.js'
+import type { ApiKey } from '../types.js'
+import { parseInput } from '../validation.js'
+import type { CompareAndSet } from './compare-and-set.js'
+import { checkKeyId } from './key-ids.js'
+
+/** What the credits calls need from their KeyManager. */
+export interface CreditsParts {
+  readonly store: KeyStore
+  readonly records: CompareAndSet
+  readonly limiter: Limiter
+  readonly limits: ResolvedLimits
+  readonly events: KeyEventEmitter
+  readonly clock: () => number
+  readonly project: (record: StoredKey) => ApiKey
+}
+
+/** A resolved target: the pool, its next refill, and what events say about it. */
+interface ResolvedPool {
+  readonly pool: CreditPool
+  readonly refillAt: number | null
+  readonly target: CreditTarget
+  readonly keyId: string | null
+}
+
+export class Credits {
+  constructor(private readonly parts: CreditsParts) {}
+
+  /** The balance `target` names, or `null` when a key is charged no credits at all. */
+  async get(target: CreditTarget): Promise<CreditBalance | null> {
+    const resolved = await this.#resolve(parseInput(creditTargetSchema, target), false)
+    if (resolved === null) return null
+    const store = this.#counters()
+    const outcome = await callStore('consumeUsage', () => store.consumeUsage({ now: this.parts.clock(), cost: 0, commit: false, rate: [], credits: resolved.pool }))
+    return balance(outcome.credits!.remaining, resolved.refillAt)
+  }
+
+  /** Sets (`set`) or changes (`add`, negative debits, never below zero) the balance `target` names. */
+  async adjust(target: CreditTarget, mode: 'set' | 'add', amount: number): Promise<CreditBalance> {
+    const parsed = parseInput(creditTargetSchema, target)
+    if (!Number.isSafeInteger(amount) || (mode === 'set' && amount < 0)) {
+      throw new ValidationError([{ path: ['amount'], message: mode === 'set' ? 'must be an integer >= 0' : 'must be a safe integer' }])
+    }
+    const resolved = (await this.#resolve(parsed, true))!
+    return this.#apply(resolved, mode, amount)
+  }
+
+  /** Gives a new key its own starting balance (`credits` of create). */
+  async initialise(record: StoredKey, amount: number): Promise<void> {
+    const charged = this.parts.limiter.creditsFor(record, this.#policyOf(record))!
+    const { pool, refillAt } = this.parts.limiter.poolFor(charged.rule, charged.id, this.parts.clock(), charged.anchor)
+    await this.#apply({ pool, refillAt, target: { keyId: record.id }, keyId: record.id }, 'set', amount)
+  }
+
+  async #apply(resolved: ResolvedPool, mode: 'set' | 'add', amount: number): Promise<CreditBalance> {
+    const store = this.#counters()
+    const now = this.parts.clock()
+    const { previous, remaining } = await callStore('adjustCredits', () => store.adjustCredits({ pool: resolved.pool, now, mode, amount }))
+    const { events } = this.parts
+    if (previous !== remaining && events.has('credits_changed')) {
+      events.emit({ type: 'credits_changed', at: new Date(now), target: resolved.target, keyId: resolved.keyId, previous, remaining, cause: mode })
+    }
+    return balance(remaining, resolved.refillAt)
+  }
+
+  /** The pool a target names. For a key charged nothing yet, `forWrite` gives it a balance of its own. */
+  async #resolve(target: CreditTarget, forWrite: boolean): Promise<ResolvedPool | null> {
+    const { limiter, store, records, clock } = this.parts
+    const now = clock()
+    if ('keyId' in target) {
+      checkKeyId(target.keyId)
+      let record = await callStore('get', () => store.get(target.keyId))
+      if (record === null) throw new KeyNotFoundError(target.keyId)
+      let charged = limiter.creditsFor(record, this.#policyOf(record))
+      if (charged === null) {
+        if (!forWrite) return null
+        record = (await records.apply(target.keyId, (current) => (current.hasCredits === true ? current : { ...current, hasCredits: true }))).after
+        charged = limiter.creditsFor(record, this.#policyOf(record))!
+      }
+      const { pool, refillAt } = limiter.poolFor(charged.rule, charged.id, now, charged.anchor)
+      return { pool, refillAt, target: creditTargetOf(charged.scope, record), keyId: record.id }
+    }
+    const policy = this.#namedPolicy('policy' in target ? target.policy : undefined)
+    const isOwner = 'ownerId' in target
+    const subject = isOwner ? { id: '', ownerId: target.ownerId, tenantId: target.tenantId ?? null } : { id: '', ownerId: null, tenantId: target.tenantId }
+    const id = balanceId(isOwner ? 'owner' : 'tenant', subject)
+    const { pool, refillAt } = limiter.poolFor(policy?.credits ?? null, id, now, 0)
+    const named: CreditTarget = isOwner ? { ownerId: target.ownerId, tenantId: target.tenantId ?? null } : { tenantId: target.tenantId }
+    return { pool, refillAt, target: named, keyId: null }
+  }
+
+  #policyOf(record: StoredKey): CompiledPolicy | null {
+    return this.parts.limiter.policyFor(record, () => this.parts.project(record))
+  }
+
+  /** The policy a pool call names, or the default when that is a name. */
+  #namedPolicy(name: string | undefined): CompiledPolicy | null {
+    const { policies, defaultPolicy } = this.parts.limits
+    if (name !== undefined) {
+      const policy = policies.get(name)
+      if (policy === undefined) throw new ValidationError([{ path: ['policy'], message: 'names a policy that is not configured' }])
+      return policy
+    }
+    return typeof defaultPolicy === 'string' ? (policies.get(defaultPolicy) ?? null) : null
+  }
+
+  #counters(): UsageStore {
+    const store = this.parts.limits.counters
+    if (store === null) throw new StoreError('adjustCredits', { cause: new Error('the key store keeps no counters: set limits.counters') })
+    return store
+  }
+}
+
+function balance(remaining: number, refillAt: number | null): CreditBalance {
+  return Object.freeze({ remaining, refillAt: refillAt === null ? null : new Date(refillAt) })
+}
+
