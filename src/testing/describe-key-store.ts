@@ -14,6 +14,7 @@ import { quotaTests, tenantQuotaTests } from './cases/quota.js'
 import { touchTests } from './cases/touch.js'
 import { updateTests } from './cases/update.js'
 import { usageTests } from './cases/usage.js'
+import { limitsScenarios } from './cases/limits.js'
 import { resolveTestRunner, type RunnerDescribe, type RunnerExpect, type RunnerIt } from './runner.js'
 
 /**
@@ -128,7 +129,10 @@ export function describeKeyStore<S extends KeyStore>(
     }
 
     for (const cases of CASE_GROUPS) cases({ test, expect })
-    if (options.usage !== false) usageTests({ test, expect })
+    if (options.usage !== false) {
+      usageTests({ test, expect })
+      limitsScenarios({ test, expect })
+    }
 
     // A misspelt name would silently skip nothing: fail instead.
     const unknown = (options.skip ?? []).flatMap((title, index): ValidationIssue[] =>

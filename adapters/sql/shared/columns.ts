@@ -27,6 +27,9 @@ export const COLUMNS = [
   'revoked_at',
   'expiry_notice_for',
   'version',
+  // Added after 0.1.0 (migrate() adds them to older tables): last, so 0.1.0's column order stays a prefix.
+  'policy',
+  'has_credits',
 ] as const
 
 /** A column of the keys table. */
@@ -54,4 +57,6 @@ export const MUTABLE_COLUMNS = [
   'enabled',
   'revoked_at',
   'expiry_notice_for',
+  'policy',
+  'has_credits',
 ] as const satisfies readonly Column[]

@@ -69,10 +69,13 @@ export function rowToRecord(row: SqlRow): StoredKey {
     revokedAt: readNullableInteger(row['revoked_at']),
     expiryNoticeFor: readNullableInteger(row['expiry_notice_for']),
     version: readInteger(row['version']),
+    // NULL or absent (a row written before the columns existed): the default policy, no own balance.
+    policy: readNullableText(row['policy']),
+    hasCredits: row['has_credits'] === null || row['has_credits'] === undefined ? false : readBoolean(row['has_credits']),
   }
 }
 
-/** Every column's value for `record`, keyed by column name; `boolean` binds `enabled` as the dialect wants. */
+/** Every column's value for `record`, keyed by column name; `boolean` binds `enabled` and `has_credits` as the dialect wants. */
 function columnValues(record: StoredKey, boolean: (value: boolean) => SqlValue): Record<Column, SqlValue> {
   return {
     id: record.id,
@@ -98,6 +101,8 @@ function columnValues(record: StoredKey, boolean: (value: boolean) => SqlValue):
     revoked_at: record.revokedAt,
     expiry_notice_for: record.expiryNoticeFor,
     version: record.version,
+    policy: record.policy ?? null,
+    has_credits: boolean(record.hasCredits ?? false),
   }
 }
 
