@@ -53,8 +53,11 @@ export interface ApiKey {
   readonly enabled: boolean
   /** When the key was revoked; `null` if it is not. */
   readonly revokedAt: Date | null
-  /** The usage policy the key names (see the `limits` option); `null` when it follows the default. */
-  readonly policy: string | null
+  /**
+   * The usage policy the key names (see the `limits` option). Absent when the key names none and
+   * follows `limits.defaultPolicy`.
+   */
+  readonly policy?: string
 }
 
 /**

@@ -153,6 +153,10 @@ export class RedisStore implements KeyStore, UsageStore {
    *
    * @example
    * ```ts
+   * import { Redis } from 'ioredis'
+   * import { RedisStore } from 'keywarden/adapters/redis'
+   *
+   * const store = new RedisStore({ client: new Redis(), namespace: 'billing-api' })
    * const outcome = await store.consumeUsage({
    *   now: Date.now(),
    *   cost: 1,
@@ -172,6 +176,10 @@ export class RedisStore implements KeyStore, UsageStore {
    *
    * @example
    * ```ts
+   * import { Redis } from 'ioredis'
+   * import { RedisStore } from 'keywarden/adapters/redis'
+   *
+   * const store = new RedisStore({ client: new Redis(), namespace: 'billing-api' })
    * const pool = { id: 'credits:key:5hJ2kQ9xWmTz3LbN', initial: 0, refill: null }
    * const { previous, remaining } = await store.adjustCredits({ pool, now: Date.now(), mode: 'add', amount: 500 })
    * ```

@@ -70,8 +70,9 @@ export function waitFor(rule: CompiledRule, state: CounterState, cost: number, n
     return state.value + cost <= rule.limit ? 0 : state.at + rule.windowMs - now
   }
   if (state.value >= cost) return 0
-  const needed = Math.min(cost, rule.capacity) - state.value
-  return Math.max(1, Math.ceil((needed * rule.windowMs) / rule.limit))
+  // A cost above the bucket never passes: the honest answer is the wait until it is full (0 if it is).
+  if (cost > rule.capacity) return Math.ceil((Math.max(0, rule.capacity - state.value) * rule.windowMs) / rule.limit)
+  return Math.max(1, Math.ceil(((cost - state.value) * rule.windowMs) / rule.limit))
 }
 
 /** The public state of one counter. */

@@ -107,7 +107,7 @@ export class Limiter {
         ? { poolId: plan.pool!.id, previous: outcome.credits.previous, remaining: outcome.credits.remaining }
         : null
     if (outcome.refused === 'rate_limited') {
-      const violated = rules.filter((rule, index) => waitFor(rule, outcome.rate[index]!, cost, now) > 0)
+      const violated = rules.filter((rule, index) => !passes(rule, outcome.rate[index]!.value, cost))
       const retryAfterMs = Math.max(...violated.map((rule) => waitFor(rule, outcome.rate[rules.indexOf(rule)]!, cost, now)))
       return { refused: 'rate_limited', limits, credits, retryAfterMs, violated: violated.map((rule) => rule.name), creditChange: null }
     }
@@ -143,6 +143,11 @@ const NO_CREDITS_RULE: CompiledCredits = Object.freeze({ initial: 0, refill: nul
 
 /** What a failed-open consumption answers: no limits known. */
 const OPEN: UsageDecision = Object.freeze({ refused: null, limits: Object.freeze([]), credits: null, retryAfterMs: 0, violated: Object.freeze([]), creditChange: null })
+
+/** Whether a counter at `value` has room for `cost` (the store's rule, for naming the violated limits). */
+function passes(rule: CompiledRule, value: number, cost: number): boolean {
+  return rule.algorithm === 'fixed-window' ? value + cost <= rule.limit : value >= cost
+}
 
 function counter(policy: string, rule: CompiledRule, subject: UsageSubject): RateCounter {
   return { id: counterId(policy, rule.name, rule.per, subject), algorithm: rule.algorithm, limit: rule.limit, capacity: rule.capacity, windowMs: rule.windowMs }

@@ -17,8 +17,11 @@ import type { CounterState, CreditAdjustment, CreditPool, CreditState, RateCount
  * ```
  */
 export interface CounterWrite {
+  /** The counter's ID. */
   readonly id: string
+  /** Its new state. */
   readonly state: CounterState
+  /** When the state stops mattering (a bucket full again, a window over), epoch ms: a TTL or purge bound. */
   readonly expiresAt: number
 }
 
@@ -34,7 +37,9 @@ export interface CounterWrite {
  * ```
  */
 export interface UsageWrites {
+  /** Counter states to write (empty for a refusal by rate and for dry runs). */
   readonly counters: readonly CounterWrite[]
+  /** The balance to write under the request's pool ID, or `null`. */
   readonly credits: CreditState | null
 }
 

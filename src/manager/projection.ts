@@ -31,7 +31,8 @@ export function toApiKey(record: StoredKey, lastUsedAt: number | null): ApiKey {
     lastUsedAt: toDate(lastUsedAt),
     enabled: record.enabled,
     revokedAt: toDate(record.revokedAt),
-    policy: record.policy ?? null,
+    // Present only when set, so a key without a policy reads exactly as it did in 0.1.0.
+    ...(record.policy == null ? {} : { policy: record.policy }),
   })
 }
 

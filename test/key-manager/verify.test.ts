@@ -15,7 +15,7 @@ describe('verify', () => {
     const { keys } = setup()
     const { key, token } = await keys.create({ name: 'x', environment: 'live', scopes: ['a:b'], roles: ['readonly'] })
     const result = await keys.verify(token, { scopes: ['data:read'], environment: 'live' })
-    expect(result).toEqual({ valid: true, key: { ...key, lastUsedAt: expect.any(Date) }, scopes: ['a:b', 'data:read'] })
+    expect(result).toEqual({ valid: true, key: { ...key, lastUsedAt: expect.any(Date) }, scopes: ['a:b', 'data:read'], limits: [], credits: null })
   })
 
   describe('each failure reason', () => {

@@ -3,15 +3,40 @@
  */
 import { COLUMNS, MUTABLE_COLUMNS } from '../shared/columns.js'
 import { errorProperty } from '../shared/driver-error.js'
-import type { SqlDialect } from '../shared/seams.js'
+import type { SqlDialect, UsageKey, UsageRow, UsageStatements } from '../shared/seams.js'
 
+const ER_DUP_FIELDNAME = 1060
 const ER_DUP_ENTRY = 1062
 const ER_LOCK_DEADLOCK = 1213
+
+/** The usage table's statements. */
+function usageStatements(usage: string): UsageStatements {
+  return {
+    // Equalities on the primary key, OR-ed: a range scan of the primary key, which locks the rows in key
+    // order (two consumptions sharing counters never wait for each other crosswise) and no other row.
+    // An absent row gets a gap lock at REPEATABLE READ: two transactions can both hold one, and when
+    // both then insert, InnoDB reports a deadlock and SqlStore runs the loser again.
+    read: (keys: readonly UsageKey[], lock: boolean) => ({
+      sql: `SELECT kind, id, value, at FROM ${usage} WHERE ${keys.map(() => '(kind = ? AND id = ?)').join(' OR ')}${lock ? ' FOR UPDATE' : ''}`,
+      params: keys.flatMap((key) => [key.kind, key.id]),
+    }),
+    insert: (rows: readonly UsageRow[]) => ({
+      sql: `INSERT INTO ${usage} (kind, id, value, at, expires_at) VALUES ${rows.map(() => '(?, ?, ?, ?, ?)').join(', ')}`,
+      params: rows.flatMap((row) => [row.kind, row.id, row.value, row.at, row.expiresAt]),
+    }),
+    // One UPDATE per row, each parameter typed by the column it is assigned to. (A multi-row upsert
+    // needs VALUES(), deprecated in MySQL 8.0.20, or a row alias, which MariaDB lacks.)
+    update: (rows: readonly UsageRow[]) =>
+      rows.map((row) => ({ sql: `UPDATE ${usage} SET value = ?, at = ?, expires_at = ? WHERE kind = ? AND id = ?`, params: [row.value, row.at, row.expiresAt, row.kind, row.id] })),
+    purge: (now: number) => ({ sql: `DELETE FROM ${usage} WHERE expires_at IS NOT NULL AND expires_at <= ?`, params: [now] }),
+  }
+}
 
 /** The MySQL / MariaDB statements for `table` (already validated). */
 export function mysqlDialect(table: string): SqlDialect {
   const quoted = `\`${table}\``
   const locks = `\`${table}_locks\``
+  const usage = `\`${table}_usage\``
   const columns = COLUMNS.join(', ')
   const set = MUTABLE_COLUMNS.map((column) => `${column} = ?`).join(', ')
   return {
@@ -52,12 +77,39 @@ export function mysqlDialect(table: string): SqlDialect {
   INDEX \`${table}_created_idx\` (created_at, id),
   INDEX \`${table}_expires_idx\` (expires_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      // The columns added after 0.1.0. MySQL has no ADD COLUMN IF NOT EXISTS (MariaDB has), so the
+      // ALTER TABLE is built from information_schema for just the missing columns ('DO 0' when none
+      // is) and run as a prepared statement: four statements, on one connection, in the text protocol.
+      `SET @keywarden_upgrade = (
+  SELECT IF(COUNT(*) = 2, 'DO 0', CONCAT('ALTER TABLE ${quoted} ', CONCAT_WS(', ',
+    IF(SUM(column_name = 'policy') > 0, NULL, 'ADD COLUMN policy VARBINARY(256) NULL'),
+    IF(SUM(column_name = 'has_credits') > 0, NULL, 'ADD COLUMN has_credits BOOLEAN NOT NULL DEFAULT FALSE'))))
+  FROM information_schema.columns
+  WHERE table_schema = DATABASE() AND table_name = '${table}' AND column_name IN ('policy', 'has_credits')
+)`,
+      'PREPARE keywarden_upgrade FROM @keywarden_upgrade',
+      'EXECUTE keywarden_upgrade',
+      'DEALLOCATE PREPARE keywarden_upgrade',
       // One row per owner that ever inserted under a quota; the quota insert locks it (see lockOwner).
       `CREATE TABLE IF NOT EXISTS ${locks} (
   owner_id VARBINARY(1024) NOT NULL,
   PRIMARY KEY (owner_id)
 ) ENGINE=InnoDB`,
-    ],
+      // Rate counter states and credit balances; a counter and a balance may share an ID, hence the kind
+      // in the key. An ID is up to 600 characters: 2400 bytes of UTF-8, so the key (2408 bytes) fits
+      // InnoDB's 3072-byte limit of the DYNAMIC row format. value is a double: token buckets refill in
+      // fractions, and balances (integers) are exact up to 2^53. expires_at is when a counter state
+      // stops mattering (NULL for balances), indexed for purgeUsage.
+      `CREATE TABLE IF NOT EXISTS ${usage} (
+  kind VARBINARY(8) NOT NULL,
+  id VARBINARY(2400) NOT NULL,
+  value DOUBLE NOT NULL,
+  at BIGINT NULL,
+  expires_at BIGINT NULL,
+  PRIMARY KEY (kind, id),
+  INDEX \`${table}_usage_exp_idx\` (expires_at)
+) ENGINE=InnoDB ROW_FORMAT=DYNAMIC`,
+    ].map((sql) => ({ sql })),
     insert: `INSERT INTO ${quoted} (${columns}) VALUES (${COLUMNS.map(() => '?').join(', ')})`,
     select: `SELECT ${columns} FROM ${quoted}`,
     selectById: `SELECT ${columns} FROM ${quoted} WHERE id = ?`,
@@ -90,7 +142,10 @@ export function mysqlDialect(table: string): SqlDialect {
       before: [{ sql: `INSERT INTO ${locks} (owner_id) VALUES (?) ON DUPLICATE KEY UPDATE owner_id = owner_id`, params: [ownerId] }],
       inside: [{ sql: `SELECT owner_id FROM ${locks} WHERE owner_id = ? FOR UPDATE`, params: [ownerId] }],
     }),
+    usage: usageStatements(usage),
     isUniqueViolation: (error) => errorProperty(error, 'errno') === ER_DUP_ENTRY,
+    // No statement relies on it: the upgrade adds only the missing columns.
+    isDuplicateColumn: (error) => errorProperty(error, 'errno') === ER_DUP_FIELDNAME,
     isRetryable: (error) => errorProperty(error, 'errno') === ER_LOCK_DEADLOCK,
   }
 }

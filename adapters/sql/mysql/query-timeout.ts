@@ -16,9 +16,10 @@ type PooledConnection = MySqlConnection & { release(): void; destroy(): void }
  * `execute()` sends first nor frees the connection, so on a stalled network a call would wait until
  * TCP gives up.
  *
- * Each statement (`execute`, and `START TRANSACTION`, `COMMIT`, `ROLLBACK` in a transaction) must
- * answer within `timeout`, or it rejects with an error whose `code` is `'PROTOCOL_SEQUENCE_TIMEOUT'`
- * (its message holds no SQL and no parameter values); the store reports it as a `StoreError`. A
+ * Each statement (`execute`; `query`, which only `migrate()` uses; and `START TRANSACTION`, `COMMIT`,
+ * `ROLLBACK` in a transaction) must answer within `timeout`, or it rejects with an error whose `code`
+ * is `'PROTOCOL_SEQUENCE_TIMEOUT'` (its message holds no SQL and no parameter values); the store
+ * reports it as a `StoreError`. A
  * connection whose statement timed out, or whose link broke (a `fatal` error,
  * `PROTOCOL_CONNECTION_LOST`, `ECONNRESET`, `EPIPE`), is destroyed, never handed back to the pool.
  * Waiting for a new connection is bounded by the pool's own `connectTimeout`. The wrapper imports
@@ -102,8 +103,11 @@ export function withQueryTimeout(pool: Pick<MySqlPool, 'getConnection'>, timeout
     getConnection: async () => {
       const connection = await source.getConnection()
       const { limit, release, destroy } = guard(connection)
+      const query = connection.query
       return {
         execute: (sql, values) => limit(() => connection.execute(sql, values)),
+        // Passed on only where the pool's connections have it (migrate() then says what is missing).
+        ...(typeof query === 'function' ? { query: (sql: string) => limit(() => query.call(connection, sql)) } : {}),
         beginTransaction: () => limit(() => connection.beginTransaction()),
         commit: () => limit(() => connection.commit()),
         rollback: () => limit(() => connection.rollback()),

@@ -27,6 +27,11 @@ import { withQueryTimeout } from './query-timeout.js'
 export interface MySqlConnection {
   /** Runs one prepared statement (`?` placeholders); resolves with `[rows or result header, fields]`. */
   execute(sql: string, values?: (string | number | boolean | null)[]): Promise<[unknown, unknown]>
+  /**
+   * Runs one statement in the text protocol. Only `migrate()` uses it (MySQL refuses `PREPARE` and
+   * `EXECUTE` as prepared statements); mysql2 has it, a client without it cannot migrate.
+   */
+  query?(sql: string): Promise<[unknown, unknown]>
   /** `START TRANSACTION`. */
   beginTransaction(): Promise<void>
   /** `COMMIT`. */
@@ -50,7 +55,7 @@ export interface MySqlConnection {
 export interface MySqlPool {
   /** Runs one prepared statement outside a transaction, on any pooled connection. */
   execute(sql: string, values?: (string | number | boolean | null)[]): Promise<[unknown, unknown]>
-  /** Checks out a connection for one transaction. */
+  /** Checks out a connection for one transaction (or for `migrate()`). */
   getConnection(): Promise<
     MySqlConnection & {
       /** Returns the connection to the pool. */
@@ -90,10 +95,11 @@ export interface MySqlStoreOptions {
 const MYSQL_TIMEOUTS = { connectTimeout: 5_000, queryTimeout: 5_000 } as const
 
 /**
- * A `KeyStore` in MySQL (5.7 or later) or MariaDB (10.3 or later; tested with 10.11) through
- * `mysql2`. Quota inserts serialise per owner by locking a row of the companion table
- * `<table>_locks`; updates are one compare-and-set `UPDATE`. Works at the default REPEATABLE READ
- * isolation (and retries deadlocks).
+ * A `KeyStore` and `UsageStore` in MySQL (5.7 or later) or MariaDB (10.3 or later; tested with 10.11)
+ * through `mysql2`. Quota inserts serialise per owner by locking a row of the companion table
+ * `<table>_locks`; updates are one compare-and-set `UPDATE`; a consumption locks its counter and
+ * balance rows (`SELECT … FOR UPDATE`) in the companion table `<table>_usage`. Works at the default
+ * REPEATABLE READ isolation (and retries deadlocks).
  *
  * @example
  * ```ts
@@ -169,10 +175,21 @@ function urlSetsConnectTimeout(uri: unknown): boolean {
 }
 
 async function run(client: Pick<MySqlConnection, 'execute'>, { sql, params }: SqlStatement): Promise<SqlResult> {
-  const [result] = await client.execute(sql, [...params])
+  return result(await client.execute(sql, [...params]))
+}
+
+/** Runs `sql` in the text protocol, for migrate(). */
+async function runText(client: Pick<MySqlConnection, 'query'>, sql: string): Promise<SqlResult> {
+  if (typeof client.query !== 'function') {
+    throw new TypeError('MySqlStore.migrate() needs query() on the client (mysql2/promise pools and connections have it): MySQL runs PREPARE only in the text protocol')
+  }
+  return result(await client.query(sql))
+}
+
+function result([answer]: [unknown, unknown]): SqlResult {
   // A query answers rows; any other statement a ResultSetHeader.
-  if (Array.isArray(result)) return { rows: result as SqlRow[], affected: 0 }
-  return { rows: [], affected: Number((result as { affectedRows?: number }).affectedRows ?? 0) }
+  if (Array.isArray(answer)) return { rows: answer as SqlRow[], affected: 0 }
+  return { rows: [], affected: Number((answer as { affectedRows?: number }).affectedRows ?? 0) }
 }
 
 function connection(client: MySqlConnection) {
@@ -204,6 +221,14 @@ function mysqlDriver(pool: unknown): SqlDriver {
           else checkedOut.release()
         }
       },
+      session: async (body) => {
+        const checkedOut = await pooled.getConnection()
+        try {
+          return await body((sql) => runText(checkedOut, sql))
+        } finally {
+          checkedOut.release()
+        }
+      },
     }
   }
   if (typeof candidate.beginTransaction !== 'function') invalidClient('pool', 'must be a mysql2/promise pool or connection')
@@ -213,5 +238,6 @@ function mysqlDriver(pool: unknown): SqlDriver {
   return {
     execute: (statement) => serial(() => run(client, statement)),
     transaction: (steps) => serial(() => transact(connection(client), steps)),
+    session: (body) => serial(() => body((sql) => runText(client, sql))),
   }
 }

@@ -93,9 +93,11 @@ export interface PostgresStoreOptions {
 const POSTGRES_TIMEOUTS = { connectionTimeoutMillis: 5_000, query_timeout: 5_000 } as const
 
 /**
- * A `KeyStore` in PostgreSQL (9.5 or later; tested with 15) through `pg`. Quota inserts serialise
- * per owner with a transaction-scoped advisory lock; updates are one compare-and-set `UPDATE`. Works
- * at the default READ COMMITTED isolation (and retries deadlocks and serialization failures).
+ * A `KeyStore` and `UsageStore` in PostgreSQL (9.6 or later; tested with 15) through `pg`. Quota
+ * inserts serialise per owner with a transaction-scoped advisory lock; updates are one compare-and-set
+ * `UPDATE`; a consumption locks its counter and balance rows (`SELECT … FOR UPDATE`) in
+ * `<table>_usage`. Works at the default READ COMMITTED isolation (and retries deadlocks and
+ * serialization failures).
  *
  * @example
  * ```ts
@@ -176,6 +178,18 @@ function postgresDriver(pool: unknown): SqlDriver {
           checkedOut.release(broken)
         }
       },
+      session: async (body) => {
+        const checkedOut = await pooled.connect()
+        let broken = false
+        const onError = () => void (broken = true)
+        checkedOut.on?.('error', onError)
+        try {
+          return await body((sql) => run(checkedOut, { sql, params: [] }))
+        } finally {
+          checkedOut.removeListener?.('error', onError)
+          checkedOut.release(broken)
+        }
+      },
     }
   }
   // A single connection: a transaction must not interleave with other statements on it.
@@ -183,5 +197,6 @@ function postgresDriver(pool: unknown): SqlDriver {
   return {
     execute: (statement) => serial(() => run(client, statement)),
     transaction: (steps) => serial(() => transact(connection(client), steps)),
+    session: (body) => serial(() => body((sql) => run(client, { sql, params: [] }))),
   }
 }

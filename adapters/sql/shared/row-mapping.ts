@@ -10,7 +10,8 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
 
 // Drivers return text as strings, binary columns (MySQL VARBINARY) as Buffers, integers as numbers,
 // bigints or strings (pg's BIGINT), booleans as booleans or 0/1. These read every form.
-function readText(value: unknown): string {
+/** A text column, from a string or UTF-8 bytes. */
+export function readText(value: unknown): string {
   if (typeof value === 'string') return value
   if (value instanceof Uint8Array) return decoder.decode(value)
   throw new TypeError(`Expected a text column, got ${typeof value}`)
@@ -26,8 +27,16 @@ function readInteger(value: unknown): number {
   return number
 }
 
-function readNullableInteger(value: unknown): number | null {
+/** An integer column that may be NULL. */
+export function readNullableInteger(value: unknown): number | null {
   return value === null || value === undefined ? null : readInteger(value)
+}
+
+/** A floating-point column (DOUBLE PRECISION, DOUBLE, REAL): a finite number; pg and mysql2 may hand over strings. */
+export function readNumber(value: unknown): number {
+  const number = typeof value === 'number' ? value : typeof value === 'bigint' || typeof value === 'string' ? Number(value) : NaN
+  if (!Number.isFinite(number)) throw new TypeError('Expected a number column')
+  return number
 }
 
 function readBoolean(value: unknown): boolean {

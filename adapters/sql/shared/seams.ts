@@ -52,7 +52,7 @@ export interface MigrationStatement {
    * The statement adds a column and the database has no `ADD COLUMN IF NOT EXISTS` (SQLite): the
    * error {@link SqlDialect.isDuplicateColumn} recognises means the column is already there.
    */
-  readonly addsColumn?: true
+  readonly addsColumn?: boolean
 }
 
 /** The kind of a usage row: a rate counter's state or a credit balance (they may share an ID). */

@@ -1,12 +1,16 @@
 /**
- * The SqlStore class: the KeyStore operations every SQL database shares (the quota insert flow,
- * compare-and-set updates, retries, error wrapping), run through one dialect and one driver.
+ * The SqlStore class: the KeyStore and UsageStore operations every SQL database shares (the quota
+ * insert flow, compare-and-set updates, locked usage transactions, retries, error wrapping), run
+ * through one dialect and one driver.
  */
+import type { CreditAdjustment, CreditsAdjusted, UsageOutcome, UsageRequest, UsageStore } from '../../../src/limits/usage-store.js'
+import { applyUsage } from '../../../src/limits/usage-arithmetic.js'
 import { callStore } from '../../../src/store-failure.js'
 import type { InsertResult, KeyQuery, KeyStore, QuotaCheck, StoredKey, UpdateResult } from '../../../src/store.js'
 import { listStatement } from './list-statement.js'
 import { insertParams, readCount, rowToRecord, updateParams } from './row-mapping.js'
 import type { SqlDialect, SqlDriver, SqlStatement, TransactionSteps } from './seams.js'
+import { adjustSteps, consumeSteps, evaluateUsage, usageKeys } from './usage.js'
 
 const MAX_ATTEMPTS = 5
 
@@ -27,7 +31,7 @@ const MAX_ATTEMPTS = 5
  * const keys = new KeyManager({ store })
  * ```
  */
-export abstract class SqlStore implements KeyStore {
+export abstract class SqlStore implements KeyStore, UsageStore {
   /** The table this store reads and writes (validated; quoted in every statement). */
   readonly table: string
   readonly #dialect: SqlDialect
@@ -67,9 +71,12 @@ export abstract class SqlStore implements KeyStore {
   }
 
   /**
-   * Creates the table and its indexes if they do not exist; safe to run at every start. Run it from
-   * one process at a time (e.g. at deploy), or apply the shipped migration file with your own
-   * migration tool instead: `keywarden/adapters/sql/migrations/{postgres,mysql,sqlite}.sql`.
+   * Creates the keys table, its indexes and the usage table `<table>_usage` if they do not exist, and
+   * adds the columns 0.2.0 introduced (`policy`, `has_credits`) to a table created by 0.1.0; safe to
+   * run at every start, on a fresh database or an old one. Run it from one process at a time (e.g. at
+   * deploy), or apply the shipped migration file with your own migration tool instead:
+   * `keywarden/adapters/sql/migrations/{postgres,mysql,sqlite}.sql`. All statements run on one
+   * connection.
    *
    * @example
    * ```ts
@@ -82,9 +89,18 @@ export abstract class SqlStore implements KeyStore {
    * ```
    */
   async migrate(): Promise<void> {
-    await this.#wrap('migrate', async () => {
-      for (const sql of this.#dialect.migration) await this.#driver.execute({ sql, params: [] })
-    })
+    await this.#wrap('migrate', () =>
+      this.#driver.session(async (execute) => {
+        for (const { sql, addsColumn } of this.#dialect.migration) {
+          try {
+            await execute(sql)
+          } catch (error) {
+            // SQLite has no ADD COLUMN IF NOT EXISTS: "duplicate column name" means the column is there.
+            if (!(addsColumn === true && this.#dialect.isDuplicateColumn(error))) throw error
+          }
+        }
+      }),
+    )
   }
 
   /**
@@ -160,6 +176,78 @@ export abstract class SqlStore implements KeyStore {
     await this.#wrap('touch', () => this.#retrying(() => this.#driver.execute({ sql: this.#dialect.touch, params: [at, id, at] })))
   }
 
+  /**
+   * Applies one {@link UsageRequest} ({@link UsageStore.consumeUsage}) in one transaction: locks the
+   * rows of every counter and of the balance (`SELECT … FOR UPDATE` in key order on PostgreSQL and
+   * MySQL; SQLite's `BEGIN IMMEDIATE` takes the database's write lock), reads absent ones as `null`,
+   * decides with the shared arithmetic and writes the states it returns. Two transactions that both
+   * found a row absent race to insert it: the loser's insert fails (a unique violation, or a deadlock
+   * on MySQL) and its whole consumption runs again, now finding the row. A dry run (`commit: false`)
+   * is one unlocked read, and writes (and creates) nothing.
+   *
+   * @example
+   * ```ts
+   * import { PostgresStore } from 'keywarden/adapters/sql'
+   *
+   * const store = new PostgresStore({ pool })
+   * const outcome = await store.consumeUsage({
+   *   now: Date.now(),
+   *   cost: 1,
+   *   commit: true,
+   *   rate: [{ id: 'rate:free:minute:key:5hJ2kQ9xWmTz3LbN', algorithm: 'fixed-window', limit: 60, capacity: 60, windowMs: 60_000 }],
+   *   credits: null,
+   * })
+   * if (outcome.refused !== null) console.info('refused:', outcome.refused)
+   * ```
+   */
+  async consumeUsage(request: UsageRequest): Promise<UsageOutcome> {
+    return this.#wrap('consumeUsage', async () => {
+      const keys = usageKeys(request)
+      if (keys.length === 0) return applyUsage(request, [], null).outcome
+      if (!request.commit) return evaluateUsage(request, (await this.#driver.execute(this.#dialect.usage.read(keys, false))).rows)
+      return this.#retrying(() => this.#driver.transaction(consumeSteps(this.#dialect.usage, request, keys)), true)
+    })
+  }
+
+  /**
+   * Applies one {@link CreditAdjustment} ({@link UsageStore.adjustCredits}) in one transaction: locks
+   * and reads the balance (absent: the pool's `initial`), refills it when due, sets or adds, writes it.
+   *
+   * @example
+   * ```ts
+   * import { PostgresStore } from 'keywarden/adapters/sql'
+   *
+   * const store = new PostgresStore({ pool })
+   * const { previous, remaining } = await store.adjustCredits({
+   *   pool: { id: 'credits:key:5hJ2kQ9xWmTz3LbN', initial: 0, refill: null },
+   *   now: Date.now(),
+   *   mode: 'add',
+   *   amount: 1000,
+   * })
+   * ```
+   */
+  async adjustCredits(change: CreditAdjustment): Promise<CreditsAdjusted> {
+    return this.#wrap('adjustCredits', () => this.#retrying(() => this.#driver.transaction(adjustSteps(this.#dialect.usage, change)), true))
+  }
+
+  /**
+   * Deletes the counter states that stopped mattering at `now` (a full bucket, a past window: stored
+   * `expires_at <= now`) and returns how many went ({@link UsageStore.purgeUsage}). Balances stay.
+   * Not run on its own: call it from a periodic job, e.g. hourly. Deleting a key leaves its counters
+   * and balance in place; this purge removes the counters once they expire.
+   *
+   * @example
+   * ```ts
+   * import { PostgresStore } from 'keywarden/adapters/sql'
+   *
+   * const store = new PostgresStore({ pool })
+   * setInterval(() => void store.purgeUsage(Date.now()).catch(console.error), 3_600_000).unref()
+   * ```
+   */
+  async purgeUsage(now: number): Promise<number> {
+    return this.#wrap('purgeUsage', () => this.#retrying(async () => (await this.#driver.execute(this.#dialect.usage.purge(now))).affected))
+  }
+
   *#insertUnderQuota(record: StoredKey, quota: QuotaCheck, lock: readonly SqlStatement[]): TransactionSteps<InsertResult> {
     for (const statement of lock) yield statement
     // The ID check comes first, as the contract says: a taken ID is reported even when the quota is full.
@@ -176,14 +264,16 @@ export abstract class SqlStore implements KeyStore {
     return { sql: this.#dialect.insert, params: insertParams(record, this.#dialect.boolean) }
   }
 
-  async #retrying<T>(operation: () => Promise<T>): Promise<T> {
+  /** `orUniqueViolation`: for the usage transactions, whose insert of a row found absent can lose a race. */
+  async #retrying<T>(operation: () => Promise<T>, orUniqueViolation = false): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await operation()
       } catch (error) {
         // Deadlocks and serialization failures are rolled back whole by the database, so the operation
         // can run again; a few attempts, then the error surfaces as a StoreError.
-        if (attempt >= MAX_ATTEMPTS || !this.#dialect.isRetryable(error)) throw error
+        const retryable = this.#dialect.isRetryable(error) || (orUniqueViolation && this.#dialect.isUniqueViolation(error))
+        if (attempt >= MAX_ATTEMPTS || !retryable) throw error
       }
     }
   }

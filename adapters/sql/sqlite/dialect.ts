@@ -3,11 +3,33 @@
  */
 import { COLUMNS, MUTABLE_COLUMNS } from '../shared/columns.js'
 import { errorProperty } from '../shared/driver-error.js'
-import type { SqlDialect } from '../shared/seams.js'
+import type { MigrationStatement, SqlDialect, UsageKey, UsageRow, UsageStatements } from '../shared/seams.js'
+
+function rowParams(rows: readonly UsageRow[]): (string | number | null)[] {
+  return rows.flatMap((row) => [row.kind, row.id, row.value, row.at, row.expiresAt])
+}
+
+/** The usage table's statements. */
+function usageStatements(usage: string): UsageStatements {
+  const insert = (rows: readonly UsageRow[]) => `INSERT INTO ${usage} (kind, id, value, at, expires_at) VALUES ${rows.map(() => '(?, ?, ?, ?, ?)').join(', ')}`
+  return {
+    // Nothing to lock row by row: a consumption runs in BEGIN IMMEDIATE, holding the database's write lock.
+    read: (keys: readonly UsageKey[]) => ({
+      sql: `SELECT kind, id, value, at FROM ${usage} WHERE ${keys.map(() => '(kind = ? AND id = ?)').join(' OR ')}`,
+      params: keys.flatMap((key) => [key.kind, key.id]),
+    }),
+    insert: (rows) => ({ sql: insert(rows), params: rowParams(rows) }),
+    update: (rows) => [
+      { sql: `${insert(rows)} ON CONFLICT (kind, id) DO UPDATE SET value = excluded.value, at = excluded.at, expires_at = excluded.expires_at`, params: rowParams(rows) },
+    ],
+    purge: (now) => ({ sql: `DELETE FROM ${usage} WHERE expires_at IS NOT NULL AND expires_at <= ?`, params: [now] }),
+  }
+}
 
 /** The SQLite statements for `table` (already validated). */
 export function sqliteDialect(table: string): SqlDialect {
   const quoted = `"${table}"`
+  const usage = `"${table}_usage"`
   const columns = COLUMNS.join(', ')
   const set = MUTABLE_COLUMNS.map((column) => `${column} = ?`).join(', ')
   return {
@@ -40,12 +62,29 @@ export function sqliteDialect(table: string): SqlDialect {
   expiry_notice_for INTEGER,
   version INTEGER NOT NULL
 )`,
+      // The columns added after 0.1.0. SQLite has no ADD COLUMN IF NOT EXISTS: once a column is there,
+      // its ALTER TABLE fails with "duplicate column name", which migrate() takes as done.
+      { sql: `ALTER TABLE ${quoted} ADD COLUMN policy TEXT`, addsColumn: true },
+      { sql: `ALTER TABLE ${quoted} ADD COLUMN has_credits INTEGER NOT NULL DEFAULT 0`, addsColumn: true },
       // Quota count and list by owner; list by tenant; list order and keyset; expiresWithin.
       `CREATE INDEX IF NOT EXISTS "${table}_owner_idx" ON ${quoted} (owner_id, created_at, id)`,
       `CREATE INDEX IF NOT EXISTS "${table}_tenant_idx" ON ${quoted} (tenant_id, created_at, id)`,
       `CREATE INDEX IF NOT EXISTS "${table}_created_idx" ON ${quoted} (created_at, id)`,
       `CREATE INDEX IF NOT EXISTS "${table}_expires_idx" ON ${quoted} (expires_at)`,
-    ],
+      // Rate counter states and credit balances; a counter and a balance may share an ID, hence the
+      // kind in the key. value is REAL: token buckets refill in fractions, and balances (integers) are
+      // exact up to 2^53. expires_at is when a counter state stops mattering (NULL for balances).
+      `CREATE TABLE IF NOT EXISTS ${usage} (
+  kind TEXT NOT NULL,
+  id TEXT NOT NULL,
+  value REAL NOT NULL,
+  at INTEGER,
+  expires_at INTEGER,
+  PRIMARY KEY (kind, id)
+) WITHOUT ROWID`,
+      // purgeUsage.
+      `CREATE INDEX IF NOT EXISTS "${table}_usage_exp_idx" ON ${usage} (expires_at)`,
+    ].map((statement): MigrationStatement => (typeof statement === 'string' ? { sql: statement } : statement)),
     insert: `INSERT INTO ${quoted} (${columns}) VALUES (${COLUMNS.map(() => '?').join(', ')})`,
     select: `SELECT ${columns} FROM ${quoted}`,
     selectById: `SELECT ${columns} FROM ${quoted} WHERE id = ?`,
@@ -64,7 +103,9 @@ export function sqliteDialect(table: string): SqlDialect {
     // database's single write lock before the count, so writers (other connections and processes
     // included) are serialised for the whole count-and-insert.
     lockOwner: () => ({ before: [], inside: [] }),
+    usage: usageStatements(usage),
     isUniqueViolation: (error) => errorProperty(error, 'code') === 'SQLITE_CONSTRAINT_PRIMARYKEY',
+    isDuplicateColumn: (error) => errorProperty(error, 'code') === 'SQLITE_ERROR' && /^duplicate column name: /.test(String(errorProperty(error, 'message'))),
     // SQLITE_BUSY comes only after the connection's busy timeout has already waited; not retried.
     isRetryable: () => false,
   }

@@ -81,10 +81,11 @@ export interface SqliteStoreOptions {
 const SQLITE_BUSY_TIMEOUT_MS = 1_000
 
 /**
- * A `KeyStore` in SQLite through `better-sqlite3`. Every operation runs synchronously to its end, so
- * none interleaves with another on the same connection; quota inserts run in `BEGIN IMMEDIATE`
- * transactions, which also serialise them with other connections and processes. Use WAL mode when
- * several processes share the file.
+ * A `KeyStore` and `UsageStore` in SQLite through `better-sqlite3`. Every operation runs synchronously
+ * to its end, so none interleaves with another on the same connection; quota inserts and consumptions
+ * run in `BEGIN IMMEDIATE` transactions, which also serialise them with other connections and
+ * processes. Counters and balances live in the table `<table>_usage`. Use WAL mode when several
+ * processes share the file.
  *
  * @example
  * ```ts
@@ -152,9 +153,16 @@ function sqliteDriver(database: unknown): SqlDriver {
     if (statement.reader) return { rows: statement.all(...params) as SqlRow[], affected: 0 }
     return { rows: [], affected: statement.run(...params).changes }
   }
+  const runOnce = (sql: string): SqlResult => {
+    const statement = db.prepare(sql)
+    if (statement.reader) return { rows: statement.all() as SqlRow[], affected: 0 }
+    return { rows: [], affected: statement.run().changes }
+  }
   return {
     execute: async (statement) => run(statement),
     // The whole body runs synchronously inside BEGIN IMMEDIATE (a savepoint if a transaction is open).
     transaction: async (steps) => db.transaction(() => runStepsSync(steps, run)).immediate(),
+    // One connection already; migrate()'s statements are not worth keeping prepared.
+    session: (body) => body(async (sql) => runOnce(sql)),
   }
 }
