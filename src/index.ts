@@ -66,7 +66,10 @@ export type { CreditRefill, CreditsRule, LimitPolicy, LimitScope, LimitsOptions,
 export type { CreditBalance, LimitState } from './limits/limit-state.js'
 export type { CreditTarget } from './limits/credit-targets.js'
 export {
+  guardHolds,
   isUsageStore,
+  type GuardedUsageOutcome,
+  type GuardedUsageRequest,
   type CounterState,
   type CreditAdjustment,
   type CreditPool,

@@ -10,6 +10,7 @@ import { inputSchemas, type InputSchemas } from './inputs.js'
 import { CompareAndSet, MAX_REVOKE_ATTEMPTS } from './manager/compare-and-set.js'
 import { Creation } from './manager/creation.js'
 import { Credits } from './manager/credits.js'
+import { RecentKeys } from './manager/recent-keys.js'
 import { Limiter } from './limits/limiter.js'
 import type { CreditTarget } from './limits/credit-targets.js'
 import type { CreditBalance } from './limits/limit-state.js'
@@ -160,8 +161,14 @@ export class KeyManager {
       clock,
       project: (record) => this.#publicKey(record),
     })
+    const counters = resolved.limits.counters
+    // One round trip per verify of a limited key, when the key store keeps the counters and can read
+    // and charge at once. With a verification cache the read is local anyway.
+    const oneTrip =
+      resolved.cache === null && counters !== null && (counters as unknown) === store && typeof counters.consumeIfCurrent === 'function' ? { store: counters, recent: new RecentKeys() } : null
     this.#verifier = new Verifier({
       limiter,
+      oneTrip,
       parser: this.#parser,
       store,
       reads: this.#reads,

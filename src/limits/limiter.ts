@@ -11,7 +11,7 @@ import type { CompiledCredits, CompiledPolicy, CompiledRule, LimitScope, Resolve
 import { limitState, waitFor, type CreditBalance, type LimitState } from './limit-state.js'
 import { refillPeriod } from './refill.js'
 import { balanceId, counterId, effectiveScope, type UsageSubject } from './usage-ids.js'
-import type { CreditPool, RateCounter, UsageStore } from './usage-store.js'
+import type { CreditPool, RateCounter, UsageOutcome, UsageRequest, UsageStore } from './usage-store.js'
 
 /** The counters and balance one key uses at one instant. */
 export interface UsagePlan {
@@ -85,12 +85,17 @@ export class Limiter {
     return this.#creditsOf(record, policy)
   }
 
+  /** The store request of a plan. */
+  request(plan: UsagePlan, cost: number, commit: boolean, now: number): UsageRequest {
+    return { now, cost, commit, rate: plan.counters, credits: plan.pool }
+  }
+
   /** Charges `cost` (or, with `commit: false`, only checks). Counter failures fail closed unless `failOpen` covers them. */
   async consume(plan: UsagePlan, cost: number, commit: boolean, now: number): Promise<UsageDecision> {
     const store = this.#store()
-    let outcome
+    let outcome: UsageOutcome
     try {
-      outcome = await store.consumeUsage({ now, cost, commit, rate: plan.counters, credits: plan.pool })
+      outcome = await store.consumeUsage(this.request(plan, cost, commit, now))
     } catch (error) {
       const failure = error instanceof StoreError ? error : asStoreError('consumeUsage', error)
       // Rate limits may fail open by choice; credits never do: an unknown balance is not a positive one.
@@ -98,14 +103,15 @@ export class Limiter {
       this.limits.onError(failure)
       return OPEN
     }
+    return this.decide(plan, outcome, cost, commit, now)
+  }
+
+  /** A store outcome in public terms: limit states, the balance, why it was refused and how long to wait. */
+  decide(plan: UsagePlan, outcome: UsageOutcome, cost: number, commit: boolean, now: number): UsageDecision {
     const rules = plan.policy?.rate ?? []
     const policyName = plan.policy?.name ?? ''
     const limits = rules.map((rule, index) => limitState(policyName, rule, outcome.rate[index]!, now))
     const credits = outcome.credits === null ? null : Object.freeze({ remaining: outcome.credits.remaining, refillAt: plan.refillAt === null ? null : new Date(plan.refillAt) })
-    const creditChange =
-      outcome.credits !== null && outcome.credits.previous !== outcome.credits.remaining && commit && outcome.refused === null
-        ? { poolId: plan.pool!.id, previous: outcome.credits.previous, remaining: outcome.credits.remaining }
-        : null
     if (outcome.refused === 'rate_limited') {
       const violated = rules.filter((rule, index) => !passes(rule, outcome.rate[index]!.value, cost))
       const retryAfterMs = Math.max(...violated.map((rule) => waitFor(rule, outcome.rate[rules.indexOf(rule)]!, cost, now)))
@@ -115,6 +121,10 @@ export class Limiter {
       const retryAfterMs = plan.refillAt === null ? 0 : plan.refillAt - now
       return { refused: 'usage_exceeded', limits, credits, retryAfterMs, violated: ['credits'], creditChange: null }
     }
+    const creditChange =
+      outcome.credits !== null && commit && outcome.credits.previous !== outcome.credits.remaining
+        ? { poolId: plan.pool!.id, previous: outcome.credits.previous, remaining: outcome.credits.remaining }
+        : null
     return { refused: null, limits, credits, retryAfterMs: 0, violated: [], creditChange }
   }
 

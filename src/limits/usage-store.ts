@@ -8,6 +8,9 @@
  * argument in epoch milliseconds; a store never reads the clock.
  */
 
+import { constantTimeEqual } from '../crypto/constant-time.js'
+import type { StoredKey } from '../store.js'
+
 /**
  * How a rate counter counts.
  *
@@ -216,6 +219,84 @@ export interface CreditsAdjusted {
 }
 
 /**
+ * A consumption guarded by what the KeyManager last saw of a key, so a store holding both the key and
+ * its counters can read and charge in one round trip. The store applies the request (as
+ * {@link UsageStore.consumeUsage} would) only when the stored record with ID `keyId`:
+ * has `version` equal to `version`; is not revoked, is enabled and, at `now`, not expired; and its
+ * `hash` equals `hash`, or its `previousHash` does while `now < previousHashExpiresAt`. Compare the
+ * hashes in constant time. Otherwise it writes nothing and returns the record as stored (or `null`).
+ *
+ * @example
+ * ```ts
+ * import type { GuardedUsageRequest } from 'keywarden'
+ *
+ * declare const request: GuardedUsageRequest
+ * const answer = await store.consumeIfCurrent(request)
+ * if (!answer.applied) console.info('the key changed since it was last seen', answer.record?.version)
+ * ```
+ */
+export interface GuardedUsageRequest extends UsageRequest {
+  /** The key whose record guards the consumption. */
+  readonly keyId: string
+  /** The record version the request was planned from. */
+  readonly version: number
+  /** The keyed hash of the presented secret, under the current pepper. */
+  readonly hash: string
+}
+
+/**
+ * The answer to a {@link GuardedUsageRequest}: applied (with the outcome and the stored `lastUsedAt`),
+ * or not (with the record as stored, for the KeyManager to decide from).
+ *
+ * @example
+ * ```ts
+ * import type { GuardedUsageOutcome } from 'keywarden'
+ *
+ * declare const answer: GuardedUsageOutcome
+ * const refused = answer.applied && answer.outcome.refused !== null
+ * ```
+ */
+export type GuardedUsageOutcome =
+  | {
+      /** The guard held and the request was applied. */
+      readonly applied: true
+      /** As {@link UsageStore.consumeUsage} returns it. */
+      readonly outcome: UsageOutcome
+      /** The record's stored `lastUsedAt`. */
+      readonly lastUsedAt: number | null
+    }
+  | {
+      /** The guard did not hold; nothing was written. */
+      readonly applied: false
+      /** The record as stored, or `null` when there is none. */
+      readonly record: StoredKey | null
+    }
+
+/**
+ * Whether a stored record passes the guard of a {@link GuardedUsageRequest}, comparing hashes in
+ * constant time: the check every store's `consumeIfCurrent` makes (the Redis script repeats it).
+ *
+ * @example
+ * ```ts
+ * import { guardHolds, type GuardedUsageRequest, type StoredKey } from 'keywarden'
+ *
+ * declare const record: StoredKey | null
+ * declare const request: GuardedUsageRequest
+ * if (record !== null && guardHolds(record, request)) {
+ *   // charge the counters, in the same atomic step as the read
+ * }
+ * ```
+ */
+export function guardHolds(record: StoredKey, request: GuardedUsageRequest): boolean {
+  const { now, hash, version } = request
+  if (record.version !== version || record.revokedAt !== null || !record.enabled) return false
+  if (record.expiresAt !== null && now >= record.expiresAt) return false
+  const current = constantTimeEqual(record.hash, hash)
+  const previous = record.previousHash !== null && record.previousHashExpiresAt !== null && now < record.previousHashExpiresAt && constantTimeEqual(record.previousHash, hash)
+  return current || previous
+}
+
+/**
  * Where rate counters and credit balances live. Every shipped store implements it; the conformance
  * suite (`keywarden/testing`) proves each one, including under concurrency.
  *
@@ -240,6 +321,12 @@ export interface UsageStore {
    * (Redis TTLs) may leave it out.
    */
   purgeUsage?(now: number): Promise<number>
+  /**
+   * Optional, for stores that hold the keys too: a {@link GuardedUsageRequest} read-and-charge in one
+   * round trip. The KeyManager uses it when the key store is also the counter store and no
+   * verification cache is configured.
+   */
+  consumeIfCurrent?(request: GuardedUsageRequest): Promise<GuardedUsageOutcome>
 }
 
 /**

@@ -7,13 +7,15 @@
 import { HashMatch, type SecretHasher } from '../crypto/hash.js'
 import type { KeyEventEmitter } from '../events.js'
 import type { ScopeResolver } from '../policy/scopes.js'
-import type { LimitState } from '../limits/limit-state.js'
-import type { Limiter } from '../limits/limiter.js'
+import type { Limiter, UsageDecision, UsagePlan } from '../limits/limiter.js'
+import type { UsageStore } from '../limits/usage-store.js'
+import { callStore } from '../store-failure.js'
+import type { RecentKeys } from './recent-keys.js'
 import { creditTargetOf } from '../limits/credit-targets.js'
 import type { KeyStore, StoredKey } from '../store.js'
 import { ValidationError } from '../errors.js'
 import type { TokenParser, TokenParts } from '../token/format.js'
-import type { ApiKey, VerifyFailureReason, VerifyOptions, VerifyResult } from '../types.js'
+import type { VerifyFailureReason, VerifyOptions, VerifyResult } from '../types.js'
 import type { UsageBuffer } from '../usage.js'
 import { knownLastUse, toApiKey } from './projection.js'
 import type { VerifyReads } from './verify-reads.js'
@@ -30,6 +32,8 @@ export interface VerifierParts {
   readonly clock: () => number
   readonly lastUsedPrecisionMs: number
   readonly limiter: Limiter
+  /** Present when the key store also keeps the counters and can read and charge in one round trip. */
+  readonly oneTrip: { readonly store: UsageStore; readonly recent: RecentKeys } | null
 }
 
 /** The reasons a token itself fails for: every one but the usage refusals, which carry more. */
@@ -59,9 +63,44 @@ export class Verifier {
   }
 
   /** Verifies a parsed token. Rejects only for store failures. */
-  async verify({ environment, keyId, secret }: TokenParts, options: VerifyOptions | undefined): Promise<VerifyResult> {
-    const { reads, hasher, scopes: resolver, usage, events, clock, limiter } = this.parts
-    const record = await reads.read(keyId)
+  async verify(token: TokenParts, options: VerifyOptions | undefined): Promise<VerifyResult> {
+    const recent = this.parts.oneTrip?.recent.get(token.keyId)
+    if (recent !== undefined) {
+      const answer = await this.#verifyInOneTrip(recent, token, options)
+      if ('result' in answer) return answer.result
+      return this.#decide(answer.record, token, options)
+    }
+    return this.#decide(await this.parts.reads.read(token.keyId), token, options)
+  }
+
+  /**
+   * The one-round-trip path for a key verified recently: checks what does not need the store against
+   * the record last seen, then one guarded store call reads and charges together. When the guard
+   * finds the key changed, the store's answer is the fresh record and the full path runs on it.
+   */
+  async #verifyInOneTrip(recent: StoredKey, token: TokenParts, options: VerifyOptions | undefined): Promise<{ result: VerifyResult } | { record: StoredKey | null }> {
+    const { hasher, scopes: resolver, usage, clock, limiter, oneTrip } = this.parts
+    const now = clock()
+    const scopes = resolver.effectiveScopes(recent)
+    const plan = limiter.applies(recent) ? limiter.plan(recent, () => toApiKey(recent, knownLastUse(recent, usage)), now) : null
+    if (plan === null || (options?.environment !== undefined && options.environment !== recent.environment) || !this.#grants(scopes, options)) {
+      return { record: await this.parts.reads.read(token.keyId) }
+    }
+    const cost = options?.cost ?? 1
+    const consume = options?.consume !== false
+    const request = { ...limiter.request(plan, cost, consume, now), keyId: token.keyId, version: recent.version, hash: hasher.hash(token.environment, token.keyId, token.secret) }
+    const answer = await callStore('consumeIfCurrent', () => oneTrip!.store.consumeIfCurrent!(request))
+    if (!answer.applied) {
+      oneTrip!.recent.forget(token.keyId)
+      return { record: answer.record }
+    }
+    const record = { ...recent, lastUsedAt: answer.lastUsedAt }
+    return { result: this.#finish(record, scopes, limiter.decide(plan, answer.outcome, cost, consume, now), plan, consume, now) }
+  }
+
+  /** The full decision on a record read from the store (or `null`): every check in order, then usage. */
+  async #decide(record: StoredKey | null, { environment, keyId, secret }: TokenParts, options: VerifyOptions | undefined): Promise<VerifyResult> {
+    const { hasher, scopes: resolver, usage, clock, limiter } = this.parts
     if (record === null) {
       hasher.compareWithDummy(environment, keyId, secret)
       return this.reject('unknown_key', keyId)
@@ -80,35 +119,35 @@ export class Verifier {
     if (record.expiresAt !== null && now >= record.expiresAt) return this.reject('expired', keyId)
     if (options?.environment !== undefined && options.environment !== record.environment) return this.reject('wrong_environment', keyId)
     const scopes = resolver.effectiveScopes(record)
-    if (options?.scopes !== undefined && options.scopes.length > 0 && !resolver.satisfies(scopes, options.scopes)) {
-      return this.reject('insufficient_scope', keyId)
-    }
+    if (!this.#grants(scopes, options)) return this.reject('insufficient_scope', keyId)
 
     const consume = options?.consume !== false
-    let limits: readonly LimitState[] = NO_LIMITS
-    let credits: { readonly remaining: number } | null = null
     // Unlimited keys (no policy, no default, no own credits) skip all of this: nothing to pay on the hot path.
-    if (limiter.applies(record)) {
-      let projected: ApiKey | undefined
-      const plan = limiter.plan(record, () => (projected ??= toApiKey(record, knownLastUse(record, usage))), now)
-      if (plan !== null) {
-        const decision = await limiter.consume(plan, options?.cost ?? 1, consume, now)
-        if (decision.refused === 'rate_limited') {
-          return this.#refuse({ valid: false, reason: 'rate_limited', keyId, retryAfterMs: decision.retryAfterMs, limits: decision.limits, violated: decision.violated })
-        }
-        if (decision.refused === 'usage_exceeded') {
-          return this.#refuse({ valid: false, reason: 'usage_exceeded', keyId, credits: decision.credits!, limits: decision.limits })
-        }
-        limits = decision.limits
-        credits = decision.credits === null ? null : { remaining: decision.credits.remaining }
-        const change = decision.creditChange
-        if (change !== null && events.has('credits_changed')) {
-          events.emit({ type: 'credits_changed', at: new Date(now), target: creditTargetOf(plan.poolScope!, record), keyId, previous: change.previous, remaining: change.remaining, cause: 'verify' })
-        }
-      }
+    const plan = limiter.applies(record) ? limiter.plan(record, () => toApiKey(record, knownLastUse(record, usage)), now) : null
+    const decision = plan === null ? null : await limiter.consume(plan, options?.cost ?? 1, consume, now)
+    if (match === HashMatch.Stale) {
+      await this.#rehash(record, matchedPrevious, environment, secret)
+    } else if (plan !== null) {
+      // A current match on a limited key: the next verify of it can read and charge in one round trip.
+      this.parts.oneTrip?.recent.remember(record)
     }
+    return this.#finish(record, scopes, decision, plan, consume, now)
+  }
 
-    if (match === HashMatch.Stale) await this.#rehash(record, matchedPrevious, environment, secret)
+  /** The answer once the checks passed: a usage refusal, or the key with its limits and credits. */
+  #finish(record: StoredKey, scopes: readonly string[], decision: UsageDecision | null, plan: UsagePlan | null, consume: boolean, now: number): VerifyResult {
+    const { usage, events } = this.parts
+    const keyId = record.id
+    if (decision?.refused === 'rate_limited') {
+      return this.#refuse({ valid: false, reason: 'rate_limited', keyId, retryAfterMs: decision.retryAfterMs, limits: decision.limits, violated: decision.violated })
+    }
+    if (decision?.refused === 'usage_exceeded') {
+      return this.#refuse({ valid: false, reason: 'usage_exceeded', keyId, credits: decision.credits!, limits: decision.limits })
+    }
+    const change = decision?.creditChange ?? null
+    if (change !== null && events.has('credits_changed')) {
+      events.emit({ type: 'credits_changed', at: new Date(now), target: creditTargetOf(plan!.poolScope!, record), keyId, previous: change.previous, remaining: change.remaining, cause: 'verify' })
+    }
     // No write here: the use goes to the write-behind buffer, at most once per precision interval.
     let lastUsedAt = knownLastUse(record, usage)
     if (consume && (lastUsedAt === null || now - lastUsedAt >= this.parts.lastUsedPrecisionMs)) {
@@ -117,7 +156,12 @@ export class Verifier {
     }
     const key = toApiKey(record, lastUsedAt)
     if (events.has('verified')) events.emit({ type: 'verified', at: new Date(now), key })
-    return { valid: true, key, scopes, limits, credits }
+    const credits = decision?.credits == null ? null : { remaining: decision.credits.remaining }
+    return { valid: true, key, scopes, limits: decision?.limits ?? NO_LIMITS, credits }
+  }
+
+  #grants(scopes: readonly string[], options: VerifyOptions | undefined): boolean {
+    return options?.scopes === undefined || options.scopes.length === 0 || this.parts.scopes.satisfies(scopes, options.scopes)
   }
 
   /** The failure result, announced as a `rejected` event when someone listens. */

@@ -40,7 +40,7 @@ function freshStore(table = `kw_${uniqueSuffix()}`): MySqlStore {
 }
 
 async function drop(store: MySqlStore): Promise<void> {
-  await db().query(`DROP TABLE IF EXISTS \`${store.table}\`, \`${store.table}_locks\``)
+  await db().query(`DROP TABLE IF EXISTS \`${store.table}\`, \`${store.table}_locks\`, \`${store.table}_usage\``)
 }
 
 describe.skipIf(!gate.available)('MySqlStore', () => {
@@ -68,18 +68,36 @@ describe.skipIf(!gate.available)('MySqlStore', () => {
 
   it('ships adapters/sql/mysql/migration.sql (published as migrations/mysql.sql) with exactly the statements migrate() runs for the default table', async () => {
     const sent: string[] = []
+    const released: string[] = []
+    const answer = async (sql: string) => (sent.push(sql), [{ affectedRows: 0 }, undefined] as [unknown, unknown])
     const recorder = {
-      execute: async (sql: string) => (sent.push(sql), [{ affectedRows: 0 }, undefined] as [unknown, unknown]),
-      getConnection: async () => expect.fail('migrate() needs no transaction'),
+      execute: async () => expect.fail('migrate() runs on one connection, in the text protocol'),
+      // One checked-out connection for the whole migration: the upgrade keeps its ALTER TABLE in a session variable.
+      getConnection: async () => ({
+        execute: async () => expect.fail('PREPARE and EXECUTE need the text protocol'),
+        query: answer,
+        beginTransaction: async () => expect.fail('migrate() needs no transaction'),
+        commit: async () => undefined,
+        rollback: async () => undefined,
+        release: () => void released.push('release'),
+        destroy: () => void released.push('destroy'),
+      }),
     }
     await new MySqlStore({ pool: recorder }).migrate()
     expect(sent).toEqual(migrationFileStatements('mysql'))
+    expect(released).toEqual(['release'])
   })
 
   it('accepts the shipped migration file applied by hand (table renamed) and migrate() afterwards', async () => {
     const store = freshStore()
     try {
-      for (const statement of migrationFileStatements('mysql')) await db().query(statement.replaceAll('keywarden_keys', store.table))
+      // In one session, as a migration tool applies a file: SET @… and PREPARE are per connection.
+      const connection = await db().getConnection()
+      try {
+        for (const statement of migrationFileStatements('mysql')) await connection.query(statement.replaceAll('keywarden_keys', store.table))
+      } finally {
+        connection.release()
+      }
       await store.migrate()
       expect(await store.insert(makeRichRecord(), { ownerId: 'owner-ü', tenantId: 'tenant-1', limit: 1 })).toBe('inserted')
       expect(await store.get(makeRichRecord().id)).toEqual(makeRichRecord())

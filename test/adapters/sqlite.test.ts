@@ -35,7 +35,7 @@ function freshStore(table = `kw_${uniqueSuffix()}`): SqliteStore {
 }
 
 async function drop(store: SqliteStore): Promise<void> {
-  database.exec(`DROP TABLE IF EXISTS "${store.table}"`)
+  database.exec(`DROP TABLE IF EXISTS "${store.table}"; DROP TABLE IF EXISTS "${store.table}_usage"`)
 }
 
 describe('SqliteStore', () => {
@@ -69,6 +69,32 @@ describe('SqliteStore', () => {
     }
     await new SqliteStore({ database: recorder }).migrate()
     expect(sent).toEqual(migrationFileStatements('sqlite'))
+  })
+
+  it('ignores "duplicate column name" for exactly the ADD COLUMN statements of the migration, and nothing else', async () => {
+    const duplicate = (column: string) => Object.assign(new Error(`duplicate column name: ${column}`), { code: 'SQLITE_ERROR' })
+    const failing = (fails: (sql: string) => boolean) => ({
+      prepare: (sql: string) => {
+        if (fails(sql)) throw duplicate('policy')
+        return { reader: false, all: () => [], run: () => ({ changes: 0 }) }
+      },
+      transaction: () => expect.fail('migrate() needs no transaction'),
+    })
+    const addsColumn = (sql: string) => /^ALTER TABLE "keywarden_keys" ADD COLUMN /.test(sql)
+    // The statements that may fail so are the file's ADD COLUMNs: two of them, and they are ignored.
+    expect(migrationFileStatements('sqlite').filter(addsColumn)).toHaveLength(2)
+    await new SqliteStore({ database: failing(addsColumn) }).migrate()
+    // The same error from any other statement fails migrate().
+    await expectStoreError(new SqliteStore({ database: failing((sql) => sql.startsWith('CREATE TABLE')) }).migrate(), 'migrate')
+    // And any other error from an ADD COLUMN does too.
+    const locked = {
+      prepare: (sql: string) => {
+        if (addsColumn(sql)) throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' })
+        return { reader: false, all: () => [], run: () => ({ changes: 0 }) }
+      },
+      transaction: () => expect.fail('migrate() needs no transaction'),
+    }
+    await expectStoreError(new SqliteStore({ database: locked }).migrate(), 'migrate')
   })
 
   it('accepts the shipped migration file applied by hand (table renamed) and migrate() afterwards', async () => {

@@ -100,7 +100,7 @@ export function limitsScenarios({ test, expect }: SuiteContext): void {
     const { keys, setNow } = managerOn(store, {}, MIDNIGHT - 10_000)
     const daily = await keys.create({ name: 'd', environment: 'live', policy: 'daily' })
     for (let i = 0; i < 3; i++) await keys.verify(daily.token)
-    expect(await keys.verify(daily.token)).toEqual(expect.objectContaining({ reason: 'rate_limited', retryAfterMs: 10_000 }))
+    expect(await keys.verify(daily.token)).toMatchObject({ reason: 'rate_limited', retryAfterMs: 10_000 })
     const refused = await keys.verify(daily.token)
     expect(!refused.valid && refused.reason === 'rate_limited' && refused.limits[0]!.resetAt).toEqual(new Date(MIDNIGHT))
     setNow(MIDNIGHT)

@@ -3,10 +3,10 @@
  * {@link UsageStore}, all-or-nothing consumption, and exactness under concurrency.
  */
 import type { KeyStore } from '../../store.js'
-import type { CreditPool, RateCounter, UsageRequest, UsageStore } from '../../limits/usage-store.js'
+import type { CreditPool, GuardedUsageRequest, RateCounter, UsageRequest, UsageStore } from '../../limits/usage-store.js'
 import { isUsageStore } from '../../limits/usage-store.js'
-import { T0 } from '../records.js'
-import { count, type SuiteContext } from './case-helpers.js'
+import { makeRecord, T0 } from '../records.js'
+import { count, insertAll, type SuiteContext } from './case-helpers.js'
 
 /** The store as a UsageStore; a store without the primitives fails here, naming the way out. */
 function usageOf(store: KeyStore): UsageStore {
@@ -216,5 +216,47 @@ export function usageTests({ test, expect }: SuiteContext): void {
       rate: [{ value: 1, at: MIDNIGHT }],
       credits: { previous: 4, remaining: 3 },
     })
+  })
+
+  test('usage: consumeIfCurrent, where a store has it, charges only while the record is as last seen', async (store) => {
+    const usage = usageOf(store)
+    if (usage.consumeIfCurrent === undefined) {
+      expect(usage.consumeIfCurrent).toBeUndefined()
+      return
+    }
+    const hash = 'kw1$sha256$-$' + 'ab'.repeat(32)
+    const previousHash = 'kw1$sha256$-$' + 'cd'.repeat(32)
+    await insertAll(store, [
+      makeRecord({ id: 'g1', hash, lastUsedAt: T0 - 5, version: 3 }),
+      makeRecord({ id: 'g2', hash: 'kw1$sha256$-$' + 'ef'.repeat(32), previousHash, previousHashExpiresAt: T0 + 10 }),
+      makeRecord({ id: 'off', hash, enabled: false }),
+      makeRecord({ id: 'gone', hash, revokedAt: T0 - 1 }),
+      makeRecord({ id: 'old', hash, expiresAt: T0 }),
+    ])
+    const counter = window({ id: 'rate:g:w', limit: 2 })
+    const guarded = (overrides: Partial<GuardedUsageRequest>): GuardedUsageRequest => ({ ...request({ rate: [counter] }), keyId: 'g1', version: 3, hash, ...overrides })
+    expect(await usage.consumeIfCurrent(guarded({}))).toEqual({ applied: true, outcome: { refused: null, rate: [{ value: 1, at: MIDNIGHT - 86_400_000 }], credits: null }, lastUsedAt: T0 - 5 })
+    for (const refused of [guarded({ version: 2 }), guarded({ hash: previousHash }), guarded({ keyId: 'off' }), guarded({ keyId: 'gone' }), guarded({ keyId: 'old' }), guarded({ keyId: 'g2', version: 1, hash: previousHash, now: T0 + 10 })]) {
+      const answer = await usage.consumeIfCurrent(refused)
+      expect(answer.applied).toBe(false)
+      expect(!answer.applied && answer.record?.id).toBe(refused.keyId)
+    }
+    expect(await usage.consumeIfCurrent(guarded({ keyId: 'ghost' }))).toEqual({ applied: false, record: null })
+    expect((await usage.consumeIfCurrent(guarded({ keyId: 'g2', version: 1, hash: previousHash }))).applied).toBe(true)
+    // Two charges landed (g1 once, g2 once): the window is full, and the refusals wrote nothing.
+    expect((await usage.consumeUsage(request({ rate: [counter] }))).refused).toBe('rate_limited')
+  })
+
+  test('usage: 200 concurrent guarded requests against a limit of 50 pass exactly 50', async (store) => {
+    const usage = usageOf(store)
+    if (usage.consumeIfCurrent === undefined) {
+      expect(usage.consumeIfCurrent).toBeUndefined()
+      return
+    }
+    const hash = 'kw1$sha256$-$' + '12'.repeat(32)
+    await insertAll(store, [makeRecord({ id: 'racer', hash })])
+    const counter = bucket({ id: 'rate:g:race', limit: 50, capacity: 50, windowMs: 3_600_000 })
+    const answers = await Promise.all(Array.from({ length: 200 }, () => usage.consumeIfCurrent!({ ...request({ rate: [counter] }), keyId: 'racer', version: 1, hash })))
+    expect(count(answers.map((answer) => answer.applied && answer.outcome.refused === null), true)).toBe(50)
   })
 }
