@@ -548,6 +548,23 @@ export class KeyManager {
     return this.#credits.adjust(target, 'set', amount)
   }
 
+  /**
+   * Deletes counter states that no longer matter (full buckets, past windows) from a counter store
+   * without native expiry (the SQL stores, memory), so it stays bounded; returns how many went.
+   * Balances are kept. Stores that expire counters themselves (Redis) return 0. Run it from a timer
+   * or a cron job, e.g. hourly.
+   *
+   * @example
+   * ```ts
+   * setInterval(() => void keys.purgeUsage().catch(console.error), 60 * 60 * 1000).unref()
+   * ```
+   */
+  async purgeUsage(): Promise<number> {
+    const counters = this.options.limits.counters
+    if (counters?.purgeUsage === undefined) return 0
+    return callStore('purgeUsage', () => counters.purgeUsage!(this.#clock()))
+  }
+
   /** A new key's own balance; if it cannot be written, the key is taken back so no half-made key stays. */
   async #startingBalance(record: StoredKey, amount: number): Promise<void> {
     try {

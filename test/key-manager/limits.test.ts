@@ -238,3 +238,22 @@ describe('limits: credits calls', () => {
     expect(await keys.getCredits({ ownerId: 'u1' })).toEqual({ remaining: 50, refillAt: new Date(Date.UTC(2026, 1, 1)) })
   })
 })
+
+describe('limits: purgeUsage', () => {
+  it('drops spent counter state from the counter store and keeps balances', async () => {
+    const { keys, time } = manager()
+    const { key, token } = await keys.create({ name: 'x', environment: 'live', policy: 'tiny', credits: 5 })
+    await keys.verify(token)
+    expect(await keys.purgeUsage()).toBe(0)
+    time.advance(3_600_000)
+    expect(await keys.purgeUsage()).toBe(1)
+    expect(await keys.getCredits({ keyId: key.id })).toMatchObject({ remaining: 4 })
+    expect(await keys.verify(token)).toMatchObject({ valid: true, limits: [{ remaining: 0 }] })
+  })
+
+  it('is 0 on a counter store that expires state itself', async () => {
+    const counters: UsageStore = { consumeUsage: new MemoryStore().consumeUsage, adjustCredits: new MemoryStore().adjustCredits }
+    const keys = new KeyManager({ store: new MemoryStore(), limits: { policies: POLICIES, counters } })
+    expect(await keys.purgeUsage()).toBe(0)
+  })
+})
