@@ -30,7 +30,8 @@ async function dumpPostgres(table: string): Promise<string> {
   const client = new pg.Client(SERVICES.postgres)
   await client.connect()
   try {
-    return rowsAsText((await client.query(`SELECT * FROM "${table}"`)).rows)
+    const usage = await client.query(`SELECT * FROM "${table}_usage"`).catch(() => ({ rows: [] }))
+    return `${rowsAsText((await client.query(`SELECT * FROM "${table}"`)).rows)}\n${table}_usage: ${rowsAsText(usage.rows)}`
   } finally {
     await client.end()
   }
@@ -41,7 +42,7 @@ async function dumpMySql(table: string): Promise<string> {
   const connection = await mysql.createConnection(SERVICES.mariadb)
   try {
     const parts: string[] = []
-    for (const name of [table, `${table}_locks`]) {
+    for (const name of [table, `${table}_locks`, `${table}_usage`]) {
       const [rows] = await connection.query(`SELECT * FROM \`${name}\``).catch(() => [[]])
       parts.push(`${name}: ${rowsAsText(rows)}`)
     }
