@@ -97,4 +97,5 @@ export {
   type RequestVerifier,
 } from './http/request-verifier.js'
 export type { RequestHeaders } from './http/credentials.js'
-export type { ProblemCode, ProblemDetails, RejectionResponse } from './http/responses.js'
+export { rateLimitHeaders, retryAfterSeconds, type LimitRefusal, type RateLimitHeaders } from './http/rate-limit-headers.js'
+export { QUOTA_EXCEEDED_TYPE, type ProblemCode, type ProblemDetails, type RejectionResponse, type RejectionStatus } from './http/responses.js'

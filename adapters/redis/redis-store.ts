@@ -4,7 +4,7 @@
  */
 import { ConfigError } from '../../src/errors.js'
 import { callStore } from '../../src/store-failure.js'
-import type { CreditAdjustment, CreditsAdjusted, UsageOutcome, UsageRequest, UsageStore } from '../../src/limits/usage-store.js'
+import type { CreditAdjustment, CreditsAdjusted, GuardedUsageOutcome, GuardedUsageRequest, UsageOutcome, UsageRequest, UsageStore } from '../../src/limits/usage-store.js'
 import type { InsertResult, KeyQuery, KeyStore, QuotaCheck, StoredKey, UpdateResult } from '../../src/store.js'
 import { importDriver } from '../driver.js'
 import { toSendCommand, type IoredisLikeClient, type RedisClientLike, type SendCommand } from './client.js'
@@ -14,6 +14,7 @@ import { migrateNamespace } from './migration.js'
 import { decodeRecord, READ_FIELDS } from './record-codec.js'
 import { readTexts } from './replies.js'
 import { adjustCredits } from './scripts/adjust-credits.js'
+import { consumeIfCurrent } from './scripts/consume-if-current.js'
 import { consumeUsage } from './scripts/consume-usage.js'
 import { deleteRecord } from './scripts/delete.js'
 import { insertRecord } from './scripts/insert.js'
@@ -169,6 +170,38 @@ export class RedisStore implements KeyStore, UsageStore {
    */
   async consumeUsage(request: UsageRequest): Promise<UsageOutcome> {
     return this.run('consumeUsage', () => consumeUsage(this.send, this.keys, request))
+  }
+
+  /**
+   * One script, one round trip: reads the record with ID `request.keyId` and, only while it is as the
+   * KeyManager last saw it (same `version`; not revoked, enabled, not expired at `request.now`; `hash`
+   * equal to the stored hash, or to the previous one during its grace period, compared in constant
+   * time), consumes exactly as {@link RedisStore.consumeUsage} does. Otherwise it writes nothing and
+   * answers the record as {@link RedisStore.get} would read it (or `null`), in the same round trip. The
+   * KeyManager calls it by itself, so a verify of a limited key costs one round trip instead of two,
+   * when this store is also the counter store and no verification cache is configured.
+   *
+   * @example
+   * ```ts
+   * import { Redis } from 'ioredis'
+   * import { RedisStore } from 'keywarden/adapters/redis'
+   *
+   * const store = new RedisStore({ client: new Redis(), namespace: 'billing-api' })
+   * const answer = await store.consumeIfCurrent({
+   *   keyId: '5hJ2kQ9xWmTz3LbN',
+   *   version: 3,
+   *   hash: 'kw1$sha256$-$…', // the keyed hash of the presented secret
+   *   now: Date.now(),
+   *   cost: 1,
+   *   commit: true,
+   *   rate: [{ id: 'rate:pro:minute:key:5hJ2kQ9xWmTz3LbN', algorithm: 'token-bucket', limit: 600, capacity: 600, windowMs: 60_000 }],
+   *   credits: null,
+   * })
+   * if (!answer.applied) console.info('the key changed since it was last seen:', answer.record?.version)
+   * ```
+   */
+  async consumeIfCurrent(request: GuardedUsageRequest): Promise<GuardedUsageOutcome> {
+    return this.run('consumeIfCurrent', () => consumeIfCurrent(this.send, this.keys, request))
   }
 
   /**

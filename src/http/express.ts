@@ -96,9 +96,10 @@ export function sendRejection(res: ServerResponse, decision: RejectedRequest): v
 }
 
 /**
- * Guards a route with an API key. On success the verified key is `req.apiKey` and the request goes on;
- * otherwise the middleware answers (400, 401, 403 or 503, RFC 6750 challenge, RFC 9457 problem body)
- * and the request stops there. It never calls `next(error)` and never logs a header.
+ * Guards a route with an API key. On success the verified key is `req.apiKey`, the key's `RateLimit`
+ * and `RateLimit-Policy` fields are set on the response, and the request goes on; otherwise the
+ * middleware answers (400, 401, 403, 429 or 503, RFC 6750 challenge, RFC 9457 problem body) and the
+ * request stops there. It never calls `next(error)` and never logs a header. A `cost` function gets `req`.
  *
  * @throws {@link keywarden!ConfigError | ConfigError} at build time for invalid options.
  * @example
@@ -110,16 +111,22 @@ export function sendRejection(res: ServerResponse, decision: RejectedRequest): v
  * app.get('/reports', apiKeyAuth(keys, { scopes: ['data:read'], environment: 'live' }), (req, res) => {
  *   res.json({ owner: req.apiKey.ownerId })
  * })
+ * // A report export weighs what the client asks for, capped; a bad header falls back to 1.
+ * app.post('/exports', apiKeyAuth(keys, { cost: (req: express.Request) => Math.min(100, Number.parseInt(req.get('x-pages') ?? '', 10) || 1) }), (req, res) => {
+ *   res.status(202).json({ owner: req.apiKey.ownerId })
+ * })
  * ```
  */
-export function apiKeyAuth(keys: KeyManager, options: ApiKeyAuthOptions = {}): ApiKeyMiddleware {
-  const verifyRequest = createRequestVerifier(keys, options)
+export function apiKeyAuth(keys: KeyManager, options: ApiKeyAuthOptions<IncomingMessage> = {}): ApiKeyMiddleware {
+  const verifyRequest = createRequestVerifier<IncomingMessage>(keys, options)
   return async function apiKeyAuthMiddleware(req, res, next) {
-    const decision = await verifyRequest(req.rawHeaders ?? req.headers)
+    const decision = await verifyRequest(req.rawHeaders ?? req.headers, req)
     if (!decision.ok) {
       sendRejection(res, decision)
       return
     }
+    // Before next(): the route may send the response at once.
+    if (!res.headersSent) for (const [name, value] of Object.entries(decision.headers)) res.setHeader(name, value)
     ;(req as ApiKeyRequest).apiKey = decision.key
     next()
   }

@@ -60,8 +60,14 @@ export interface ApiKeyContext {
   status: number
   /** Set to the problem body on rejection. */
   body: unknown
-  /** Sets the rejection's response headers. */
+  /** Sets the response headers: a rejection's, or an accepted request's `RateLimit` fields. */
   set(headers: Record<string, string>): void
+  /** The request method, for `cost` functions. */
+  readonly method: string
+  /** The request path, for `cost` functions. */
+  readonly path: string
+  /** A request header's value (`''` when absent), for `cost` functions. */
+  get(field: string): string
 }
 
 /**
@@ -83,9 +89,10 @@ export interface ApiKeyContext {
 export type ApiKeyKoaMiddleware = (ctx: ApiKeyContext, next: () => Promise<unknown>) => Promise<void>
 
 /**
- * Guards a route with an API key. On success the verified key is `ctx.state.apiKey` and `next()` runs;
- * otherwise the middleware answers (400, 401, 403 or 503, RFC 6750 challenge, RFC 9457 problem body)
- * and `next()` is not called. Nothing is thrown into Koa's error handling.
+ * Guards a route with an API key. On success the verified key is `ctx.state.apiKey`, the key's
+ * `RateLimit` and `RateLimit-Policy` fields are set on the response, and `next()` runs; otherwise the
+ * middleware answers (400, 401, 403, 429 or 503, RFC 6750 challenge, RFC 9457 problem body) and
+ * `next()` is not called. Nothing is thrown into Koa's error handling. A `cost` function gets `ctx`.
  *
  * @throws {@link keywarden!ConfigError | ConfigError} at build time for invalid options.
  * @example
@@ -97,12 +104,16 @@ export type ApiKeyKoaMiddleware = (ctx: ApiKeyContext, next: () => Promise<unkno
  * router.get('/reports', apiKeyAuth(keys, { scopes: ['data:read'] }), (ctx) => {
  *   ctx.body = { owner: ctx.state.apiKey.ownerId }
  * })
+ * // Searches weigh 5 units of the key's limits and credits, everything else 1:
+ * router.get('/search', apiKeyAuth(keys, { cost: (ctx) => (ctx.path === '/search' ? 5 : 1) }), (ctx) => {
+ *   ctx.body = { results: [] }
+ * })
  * ```
  */
-export function apiKeyAuth(keys: KeyManager, options: ApiKeyAuthOptions = {}): ApiKeyKoaMiddleware {
-  const verifyRequest = createRequestVerifier(keys, options)
+export function apiKeyAuth(keys: KeyManager, options: ApiKeyAuthOptions<ApiKeyContext> = {}): ApiKeyKoaMiddleware {
+  const verifyRequest = createRequestVerifier<ApiKeyContext>(keys, options)
   return async function apiKeyAuthMiddleware(ctx, next) {
-    const decision = await verifyRequest(ctx.req.rawHeaders ?? ctx.req.headers)
+    const decision = await verifyRequest(ctx.req.rawHeaders ?? ctx.req.headers, ctx)
     if (!decision.ok) {
       ctx.status = decision.status
       // Headers first: Koa keeps an existing Content-Type when the body is assigned.
@@ -110,6 +121,7 @@ export function apiKeyAuth(keys: KeyManager, options: ApiKeyAuthOptions = {}): A
       ctx.body = decision.body
       return
     }
+    if (Object.keys(decision.headers).length > 0) ctx.set({ ...decision.headers })
     ctx.state.apiKey = decision.key
     await next()
   }

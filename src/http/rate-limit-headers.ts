@@ -3,7 +3,8 @@
  * RFC 9651 Structured Fields, and the `Retry-After` of a refused request. Pure functions of the limit
  * states and "now": the verifier passes the KeyManager's clock, so every value is deterministic in tests.
  */
-import type { CreditBalance, LimitState } from '../limits/limit-state.js'
+import type { LimitState } from '../limits/limit-state.js'
+import type { VerifyResult } from '../types.js'
 
 /**
  * The two rate-limit fields of one response. Both are absent when the key has no rate limits.
@@ -33,29 +34,26 @@ const SF_INTEGER_MAX = 999_999_999_999_999
 const SF_STRING_CHARS = /^[\x20-\x7e]*$/
 
 function sfInteger(value: number): string {
-  if (!Number.isFinite(value)) return '0'
+  if (Number.isNaN(value)) return '0'
   return String(Math.min(SF_INTEGER_MAX, Math.max(0, Math.trunc(value))))
 }
 
 /**
- * An RFC 9651 sf-string: `"` and `\` escaped with a backslash. Returns `null` for text that has no
- * sf-string form (control or non-ASCII characters), so the caller can leave that member out rather
- * than send a field that fails to parse as a whole.
+ * An RFC 9651 sf-string: `"` and `\` escaped with a backslash; `null` for text with no sf-string form
+ * (control or non-ASCII characters), so that member is left out rather than the whole field failing to parse.
  *
- * @example
- * ```ts
- * import { sfString } from 'keywarden'
- *
- * sfString('burst') // '"burst"'
- * sfString('a"b\\c') // '"a\\"b\\\\c"'
- * ```
+ * @internal
  */
 export function sfString(text: string): string | null {
   if (!SF_STRING_CHARS.test(text)) return null
   return `"${text.replace(/[\\"]/g, (character) => `\\${character}`)}"`
 }
 
-/** Whole seconds from `now` until `at`, rounded up so a client that waits them is never early; never negative. */
+/**
+ * Whole seconds from `now` until `at`, rounded up so a client that waits them is never early; never negative.
+ *
+ * @internal
+ */
 export function secondsUntil(at: Date | number, now: number): number {
   const ms = (typeof at === 'number' ? at : at.getTime()) - now
   return Number.isFinite(ms) && ms > 0 ? Math.ceil(ms / 1000) : 0
@@ -95,45 +93,50 @@ export function rateLimitHeaders(limits: readonly LimitState[], now: number): Ra
 }
 
 /**
- * `Retry-After` (seconds) for a `rate_limited` refusal: `retryAfterMs` rounded up, and never earlier
- * than the reset (`t`) of any violated limit. At least 1: the request was just refused, so "retry now"
- * would only be refused again.
+ * A refusal that answers 429: what {@link retryAfterSeconds} reads.
  *
  * @example
  * ```ts
- * import { rateLimitRetryAfter } from 'keywarden'
+ * import type { LimitRefusal } from 'keywarden'
  *
  * const result = await keys.verify(token)
- * if (!result.valid && result.reason === 'rate_limited') {
- *   const seconds = rateLimitRetryAfter(result.retryAfterMs, result.limits, result.violated, keys.options.clock())
- *   console.info(`retry in ${seconds} s`)
- * }
+ * const refusal: LimitRefusal | null = !result.valid && (result.reason === 'rate_limited' || result.reason === 'usage_exceeded') ? result : null
  * ```
  */
-export function rateLimitRetryAfter(retryAfterMs: number, limits: readonly LimitState[], violated: readonly string[], now: number): number {
-  let seconds = Number.isFinite(retryAfterMs) && retryAfterMs > 0 ? Math.ceil(retryAfterMs / 1000) : 0
-  for (const limit of limits) {
-    if (violated.includes(limit.name)) seconds = Math.max(seconds, secondsUntil(limit.resetAt, now))
-  }
-  return Math.min(SF_INTEGER_MAX, Math.max(1, seconds))
-}
+export type LimitRefusal = Extract<VerifyResult, { reason: 'rate_limited' | 'usage_exceeded' }>
 
 /**
- * `Retry-After` (seconds) for a `usage_exceeded` refusal: until the next refill, rounded up and at
- * least 1; `null` when the balance never refills (then no `Retry-After` is sent: waiting will not help).
+ * `Retry-After` (seconds) for a 429, or `null` when waiting will not help.
  *
+ * - `rate_limited`: `retryAfterMs` rounded up, and never earlier than the reset (`t`) of any violated
+ *   limit, so a client that obeys it is not refused again by the same limit.
+ * - `usage_exceeded`: until `credits.refillAt`, rounded up; `null` when the balance never refills.
+ *
+ * Always at least 1: the request was just refused, so "retry now" would only be refused again.
+ *
+ * @param now epoch ms; pass the KeyManager's clock (`keys.options.clock()`).
  * @example
  * ```ts
- * import { creditsRetryAfter } from 'keywarden'
+ * import { retryAfterSeconds } from 'keywarden'
  *
  * const result = await keys.verify(token)
- * if (!result.valid && result.reason === 'usage_exceeded') {
- *   const seconds = creditsRetryAfter(result.credits, keys.options.clock())
- *   console.info(seconds === null ? 'out of credits for good' : `credits refill in ${seconds} s`)
+ * if (!result.valid && (result.reason === 'rate_limited' || result.reason === 'usage_exceeded')) {
+ *   const seconds = retryAfterSeconds(result, keys.options.clock())
+ *   console.info(seconds === null ? 'out of credits for good' : `retry in ${seconds} s`)
  * }
  * ```
  */
-export function creditsRetryAfter(credits: Pick<CreditBalance, 'refillAt'>, now: number): number | null {
-  if (credits.refillAt === null) return null
-  return Math.min(SF_INTEGER_MAX, Math.max(1, secondsUntil(credits.refillAt, now)))
+export function retryAfterSeconds(refusal: LimitRefusal, now: number): number | null {
+  let seconds: number
+  if (refusal.reason === 'usage_exceeded') {
+    if (refusal.credits.refillAt === null) return null
+    seconds = secondsUntil(refusal.credits.refillAt, now)
+  } else {
+    const { retryAfterMs, violated } = refusal
+    seconds = Number.isFinite(retryAfterMs) && retryAfterMs > 0 ? Math.ceil(retryAfterMs / 1000) : 0
+    for (const limit of refusal.limits) {
+      if (violated.includes(limit.name)) seconds = Math.max(seconds, secondsUntil(limit.resetAt, now))
+    }
+  }
+  return Math.min(SF_INTEGER_MAX, Math.max(1, seconds))
 }

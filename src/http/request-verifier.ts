@@ -1,21 +1,34 @@
 /**
  * The framework-agnostic request check behind every middleware: find the one credential in the
- * headers, verify it within a deadline, and build the response for each kind of failure.
+ * headers, work out what the request costs, verify it within a deadline, and build the response for
+ * each kind of failure (and the rate-limit headers of a success).
  */
 import * as z from 'zod/mini'
 import { ConfigError, StoreError } from '../errors.js'
 import type { KeyManager } from '../key-manager.js'
 import type { Duration } from '../policy/duration.js'
 import { SCOPE_PATTERN } from '../policy/scopes.js'
+import type { LimitState } from '../limits/limit-state.js'
 import type { ApiKey, VerifyFailureReason, VerifyOptions } from '../types.js'
 import { PARSE_CONTEXT, timerDurationSchema, toIssues } from '../validation.js'
 import { DeadlineExceeded, DeadlineQueue } from './deadline-queue.js'
 import { findCredential, type CredentialSources, type RequestHeaders } from './credentials.js'
-import { buildResponses, DEFAULT_MESSAGES, type ProblemCode, type RejectionResponse } from './responses.js'
+import {
+  acceptedHeaders,
+  buildLimitRejection,
+  buildResponses,
+  DEFAULT_MESSAGES,
+  type ProblemCode,
+  type RejectionResponse,
+  type RejectionStatus,
+  type ResponseSettings,
+} from './responses.js'
 
 /**
  * Why a request was rejected: a {@link VerifyFailureReason}, a problem with the headers, or a
- * failure to verify at all. Goes to `onReject` and logs, never to the caller.
+ * failure to verify at all. Goes to `onReject` and logs, never to the caller. `invalid_cost`: the `cost`
+ * function threw or returned something other than an integer >= 0 (answered 503, like any other
+ * failure to check the key; `error` is a {@link ConfigError} whose `cause` is what the function threw).
  *
  * @example
  * ```ts
@@ -34,6 +47,7 @@ export type RejectReason =
   | 'malformed_header'
   | 'ambiguous_credentials'
   | VerifyFailureReason
+  | 'invalid_cost'
   | 'store_unavailable'
   | 'store_timeout'
   | 'internal_error'
@@ -57,14 +71,20 @@ export interface Rejection {
   /** The exact reason, for logs and metrics. */
   readonly reason: RejectReason
   /** The status the caller got. */
-  readonly status: 400 | 401 | 403 | 503
+  readonly status: RejectionStatus
   /** The `code` of the problem body the caller got. */
   readonly code: ProblemCode
   /** The key ID named by the token, when the token could be parsed. */
   readonly keyId: string | null
   /** For 503s: the error that made verification impossible (a {@link StoreError} as a rule). */
   readonly error?: unknown
+  /** For 429s: the limits that refused the request (`['credits']` when the credits are spent). */
+  readonly violated?: readonly string[]
 }
+
+// Method syntax makes the parameter bivariant, so a function written for Express's `Request` or Koa's
+// `Context` fits where the middleware promises only node's `IncomingMessage` or the minimal context.
+type CostFunction<Request> = { cost(request: Request): number }['cost']
 
 /**
  * Options shared by {@link createRequestVerifier} and the Express and Koa middlewares. Invalid options
@@ -77,9 +97,12 @@ export interface Rejection {
  *
  * const options: ApiKeyAuthOptions = { scopes: ['data:read'], environment: 'live', onReject: (r) => console.info(r) }
  * app.use(apiKeyAuth(keys, options))
+ *
+ * // An export costs 10 units of the key's rate limits and credits, everything else 1:
+ * app.use('/exports', apiKeyAuth(keys, { cost: (req) => (req.method === 'POST' ? 10 : 1) }))
  * ```
  */
-export interface ApiKeyAuthOptions {
+export interface ApiKeyAuthOptions<Request = unknown> {
   /** Every one of these scopes must be granted; otherwise 403. */
   scopes?: readonly string[]
   /** The key must belong to this environment; otherwise 401. */
@@ -98,10 +121,22 @@ export interface ApiKeyAuthOptions {
   timeout?: Duration
   /** Called for every rejected request with the exact reason. Its errors are ignored. */
   onReject?: (rejection: Rejection) => void | Promise<void>
+  /**
+   * What the request weighs against the key's rate limits and credits: an integer >= 0 (0 checks
+   * without spending), or a function of the request returning one: Express passes `req`, Koa `ctx`,
+   * {@link createRequestVerifier} the verifier's second argument (else the headers). Default: the
+   * KeyManager's default (1). A number is checked when the middleware is built; a function that throws
+   * or returns anything else (a fraction, a negative number, a promise) gets the request answered 503
+   * `service_unavailable` with reason `invalid_cost`: nothing of the failure reaches the caller.
+   */
+  cost?: number | CostFunction<Request>
+  /** `false`: send no `RateLimit` / `RateLimit-Policy` fields (on 200s and on 429s). Default `true`. */
+  rateLimitHeaders?: boolean
 }
 
 /**
- * A request that passed: the verified key and its effective scopes.
+ * A request that passed: the verified key, its effective scopes, where its limits stand and the
+ * headers to add to the response (`RateLimit`, `RateLimit-Policy`; none when the key has no limits).
  *
  * @example
  * ```ts
@@ -111,7 +146,7 @@ export interface ApiKeyAuthOptions {
  * const check = createRequestVerifier(keys)
  * createServer(async (req, res) => {
  *   const decision = await check(req.rawHeaders)
- *   if (decision.ok) res.end(`hello ${decision.key.ownerId}, you may ${decision.scopes.join(', ')}`)
+ *   if (decision.ok) res.writeHead(200, decision.headers).end(`hello ${decision.key.ownerId}, you may ${decision.scopes.join(', ')}`)
  *   else res.writeHead(decision.status, decision.headers).end(decision.body)
  * })
  * ```
@@ -125,6 +160,12 @@ export interface AcceptedRequest {
   readonly key: ApiKey
   /** Every scope the key holds: its own plus those of its roles and groups. */
   readonly scopes: readonly string[]
+  /** The key's rate limits after this request, in policy order; empty when none apply. */
+  readonly limits: readonly LimitState[]
+  /** The credit balance after this request, when the key is charged credits; else `null`. */
+  readonly credits: { readonly remaining: number } | null
+  /** Headers to add to the response: `RateLimit` and `RateLimit-Policy`, unless none apply or `rateLimitHeaders` is `false`. */
+  readonly headers: Readonly<Record<string, string>>
 }
 
 /**
@@ -173,7 +214,7 @@ export type RequestDecision = AcceptedRequest | RejectedRequest
 
 /**
  * Checks one request's headers. Never rejects: every failure is a {@link RejectedRequest}. Built by
- * {@link createRequestVerifier}.
+ * {@link createRequestVerifier}. `request` is what a `cost` function receives (the headers when omitted).
  *
  * @example
  * ```ts
@@ -191,7 +232,7 @@ export type RequestDecision = AcceptedRequest | RejectedRequest
  * createServer(guarded(createRequestVerifier(keys, { scopes: ['data:read'] }), (req, res) => res.end('ok')))
  * ```
  */
-export type RequestVerifier = (headers: RequestHeaders) => Promise<RequestDecision>
+export type RequestVerifier<Request = RequestHeaders> = (headers: RequestHeaders, request?: Request) => Promise<RequestDecision>
 
 const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const QUOTABLE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/
@@ -230,6 +271,13 @@ function optionsSchema(keys: KeyManager) {
       retryAfterSeconds: z._default(z.number().check(z.int(), z.gte(0), z.lte(86_400)), 5),
       timeout: z._default(timerDurationSchema, 5_000),
       onReject: z.optional(z.custom<ApiKeyAuthOptions['onReject']>((value) => typeof value === 'function', 'must be a function')),
+      cost: z.optional(
+        z.union([
+          z.number().check(z.int(), z.gte(0)),
+          z.custom<(request: unknown) => unknown>((value) => typeof value === 'function', 'must be an integer >= 0 or a function returning one'),
+        ]),
+      ),
+      rateLimitHeaders: z._default(z.boolean(), true),
     })
     .check(
       z.refine((options) => options.schemes.length > 0 || options.header !== false, {
@@ -237,6 +285,25 @@ function optionsSchema(keys: KeyManager) {
         path: ['schemes'],
       }),
     )
+}
+
+/** Runs the host's cost function; a failure of any kind becomes the error `onReject` sees. */
+function costOf(cost: (request: unknown) => unknown, request: unknown): number | ConfigError {
+  let value: unknown
+  try {
+    value = cost(request)
+  } catch (error) {
+    return new ConfigError([{ path: ['cost'], message: 'threw an error' }], { cause: error })
+  }
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value
+  // An async cost function would otherwise leave an unhandled rejection behind.
+  try {
+    if (typeof (value as { then?: unknown } | null)?.then === 'function') (value as Promise<unknown>).then(undefined, () => undefined)
+  } catch {
+    // A value whose `then` throws is just another bad value.
+  }
+  // The value may come from the request (a header), so it stays out of the message.
+  return new ConfigError([{ path: ['cost'], message: 'must return an integer >= 0' }])
 }
 
 function callQuietly(hook: ApiKeyAuthOptions['onReject'], rejection: Rejection): void {
@@ -260,7 +327,12 @@ function callQuietly(hook: ApiKeyAuthOptions['onReject'], rejection: Rejection):
  * | broken header, ambiguous credentials | 400, `error="invalid_request"` |
  * | any invalid token (malformed, unknown, wrong secret, expired, revoked, disabled, other environment) | 401, `error="invalid_token"`, identical bytes |
  * | valid key without the required scopes | 403, `error="insufficient_scope"`, `scope="..."` |
- * | the store fails or times out | 503, `Retry-After` |
+ * | a rate limit is spent | 429, `Retry-After`, `RateLimit`, `RateLimit-Policy`, `code: 'rate_limited'` |
+ * | the credits are spent | 429, `Retry-After` until the refill (if any), `code: 'usage_exceeded'` |
+ * | the store fails or times out, or the `cost` function fails | 503, `Retry-After` |
+ *
+ * Accepted requests carry `RateLimit` and `RateLimit-Policy` in `headers` (unless `rateLimitHeaders: false`).
+ * Times in them (`t`, `Retry-After`) are seconds from `keys.options.clock()`, rounded up.
  *
  * @throws {@link ConfigError} for invalid options.
  * @example
@@ -272,37 +344,56 @@ function callQuietly(hook: ApiKeyAuthOptions['onReject'], rejection: Rejection):
  * createServer(async (req, res) => {
  *   const decision = await check(req.rawHeaders)
  *   if (!decision.ok) return res.writeHead(decision.status, decision.headers).end(decision.body)
- *   res.end(`hello ${decision.key.ownerId}`)
+ *   res.writeHead(200, decision.headers).end(`hello ${decision.key.ownerId}`)
  * }).listen(3000)
+ *
+ * // A Fetch API handler whose bulk route weighs 10: the cost function gets the verifier's second argument.
+ * const weighed = createRequestVerifier<Request>(keys, { cost: (request) => (new URL(request.url).pathname.startsWith('/bulk') ? 10 : 1) })
+ * export async function POST(request: Request): Promise<Response> {
+ *   const decision = await weighed(request.headers, request)
+ *   if (!decision.ok) return new Response(decision.body, { status: decision.status, headers: decision.headers })
+ *   return Response.json({ owner: decision.key.ownerId }, { headers: decision.headers })
+ * }
  * ```
  */
-export function createRequestVerifier(keys: KeyManager, options: ApiKeyAuthOptions = {}): RequestVerifier {
+export function createRequestVerifier<Request = RequestHeaders>(keys: KeyManager, options: ApiKeyAuthOptions<Request> = {}): RequestVerifier<Request> {
   const schema = optionsSchema(keys)
   const parsed = schema.safeParse(options ?? {}, PARSE_CONTEXT)
   if (!parsed.success) throw new ConfigError(toIssues(parsed.error, schema))
-  const { scopes, environment, schemes, header, realm, messages, retryAfterSeconds, timeout, onReject } = parsed.data
+  const { scopes, environment, schemes, header, realm, messages, retryAfterSeconds, timeout, onReject, cost, rateLimitHeaders } = parsed.data
   const deadlines = new DeadlineQueue(timeout)
 
   const sources: CredentialSources = {
     schemes: new Set(schemes.map((scheme) => scheme.toLowerCase())),
     header: header === false ? null : header.toLowerCase(),
   }
-  const responses = buildResponses({
+  const settings: ResponseSettings = {
     realm,
     // A 401 must carry a challenge (RFC 9110) even when only the dedicated header is accepted.
     challengeSchemes: schemes.length > 0 ? schemes : ['Api-Key'],
     requiredScopes: scopes,
     messages: { ...DEFAULT_MESSAGES, ...messages },
     retryAfterSeconds,
-  })
-  const verifyOptions: VerifyOptions = Object.freeze({ scopes, environment })
+    rateLimitHeaders,
+  }
+  const responses = buildResponses(settings)
+  const costFunction = typeof cost === 'function' ? cost : null
+  // A fixed cost (or none) needs no object per request.
+  const verifyOptions: VerifyOptions = Object.freeze({ scopes, environment, ...(typeof cost === 'number' ? { cost } : {}) })
 
-  const reject = (response: RejectionResponse, reason: RejectReason, keyId: string | null, error?: unknown): RejectedRequest => {
-    callQuietly(onReject, { reason, status: response.status, code: response.code, keyId, ...(error === undefined ? {} : { error }) })
+  const reject = (response: RejectionResponse, reason: RejectReason, keyId: string | null, error?: unknown, violated?: readonly string[]): RejectedRequest => {
+    callQuietly(onReject, {
+      reason,
+      status: response.status,
+      code: response.code,
+      keyId,
+      ...(error === undefined ? {} : { error }),
+      ...(violated === undefined ? {} : { violated }),
+    })
     return { ok: false, ...response, reason, keyId }
   }
 
-  return async function verifyRequest(headers: RequestHeaders): Promise<RequestDecision> {
+  return async function verifyRequest(headers: RequestHeaders, request?: Request): Promise<RequestDecision> {
     let found: ReturnType<typeof findCredential>
     try {
       found = findCredential(headers, sources)
@@ -320,9 +411,23 @@ export function createRequestVerifier(keys: KeyManager, options: ApiKeyAuthOptio
       case 'ambiguous':
         return reject(responses.invalidRequest, 'ambiguous_credentials', null)
     }
+    let options = verifyOptions
+    if (costFunction !== null) {
+      // Only once there is a credential: a request that fails on its headers costs the host nothing.
+      const weight = costOf(costFunction as (request: unknown) => unknown, request === undefined ? headers : request)
+      if (weight instanceof ConfigError) return reject(responses.unavailable, 'invalid_cost', keys.parseToken(found.token)?.keyId ?? null, weight)
+      options = { ...verifyOptions, cost: weight }
+    }
     try {
-      const result = await deadlines.limit(keys.verify(found.token, verifyOptions))
-      if (result.valid) return { ok: true, status: 200, key: result.key, scopes: result.scopes }
+      const result = await deadlines.limit(keys.verify(found.token, options))
+      if (result.valid) {
+        const { key, scopes: granted, limits, credits } = result
+        return { ok: true, status: 200, key, scopes: granted, limits, credits, headers: acceptedHeaders(settings, limits, keys.options.clock()) }
+      }
+      if (result.reason === 'rate_limited' || result.reason === 'usage_exceeded') {
+        const response = buildLimitRejection(settings, result, keys.options.clock())
+        return reject(response, result.reason, result.keyId, undefined, result.reason === 'rate_limited' ? result.violated : ['credits'])
+      }
       const response = result.reason === 'insufficient_scope' ? responses.insufficientScope : responses.invalidToken
       return reject(response, result.reason, result.keyId)
     } catch (error) {

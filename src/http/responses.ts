@@ -1,7 +1,10 @@
 /**
  * The rejection responses, built once per middleware from its options. Every request that fails the
- * same way gets the very same status, headers and body bytes, whatever the underlying reason.
+ * same way gets the very same status, headers and body bytes, whatever the underlying reason. The one
+ * exception is a 429: it speaks about a key the caller proved it holds, so it says which limit and when.
  */
+import type { LimitState } from '../limits/limit-state.js'
+import { rateLimitHeaders, retryAfterSeconds, type LimitRefusal } from './rate-limit-headers.js'
 
 /**
  * The stable `code` in a rejection's problem body: what clients may branch on. Several
@@ -20,7 +23,29 @@
  * }
  * ```
  */
-export type ProblemCode = 'missing_credentials' | 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'service_unavailable'
+export type ProblemCode =
+  | 'missing_credentials'
+  | 'invalid_request'
+  | 'invalid_token'
+  | 'insufficient_scope'
+  | 'rate_limited'
+  | 'usage_exceeded'
+  | 'service_unavailable'
+
+/**
+ * The problem `type` of 429 bodies: the IANA-registered "quota exceeded" problem type of
+ * draft-ietf-httpapi-ratelimit-headers.
+ *
+ * @example
+ * ```ts
+ * import { QUOTA_EXCEEDED_TYPE, type ProblemDetails } from 'keywarden'
+ *
+ * const response = await fetch('https://api.example.com/reports', { headers: { authorization: `Bearer ${token}` } })
+ * const problem = (await response.json()) as ProblemDetails
+ * if (problem.type === QUOTA_EXCEEDED_TYPE) console.info('slow down:', problem['violated-policies'])
+ * ```
+ */
+export const QUOTA_EXCEEDED_TYPE = 'https://iana.org/assignments/http-problem-types#quota-exceeded'
 
 /**
  * An RFC 9457 problem body as keywarden sends it (`Content-Type: application/problem+json`).
@@ -33,21 +58,41 @@ export type ProblemCode = 'missing_credentials' | 'invalid_request' | 'invalid_t
  * if (!decision.ok) {
  *   const problem: ProblemDetails = JSON.parse(decision.body)
  *   // { type: 'about:blank', title: 'Unauthorized', status: 401, detail: 'The API key is not valid.', code: 'invalid_token' }
+ *   // a 429: { type: 'https://iana.org/assignments/http-problem-types#quota-exceeded', title: 'Too Many Requests',
+ *   //          status: 429, detail: '...', code: 'rate_limited', 'violated-policies': ['burst'] }
  * }
  * ```
  */
 export interface ProblemDetails {
-  /** Always `about:blank`: the status code says it all, `code` says it precisely. */
-  readonly type: 'about:blank'
+  /** {@link QUOTA_EXCEEDED_TYPE} for 429s; otherwise `about:blank`: the status says it all, `code` precisely. */
+  readonly type: 'about:blank' | typeof QUOTA_EXCEEDED_TYPE
   /** The HTTP status phrase. */
   readonly title: string
   /** The HTTP status, repeated in the body. */
-  readonly status: 400 | 401 | 403 | 503
+  readonly status: RejectionStatus
   /** A human-readable explanation (configurable with `messages`). */
   readonly detail: string
   /** The stable, machine-readable code. */
   readonly code: ProblemCode
+  /** 429 only: the names of the limits that refused the request; `['credits']` when the credits are spent. */
+  readonly 'violated-policies'?: readonly string[]
 }
+
+/**
+ * The statuses a rejection can have.
+ *
+ * @example
+ * ```ts
+ * import { createRequestVerifier, type RejectionStatus } from 'keywarden'
+ *
+ * const decision = await createRequestVerifier(keys)({ authorization: `Bearer ${token}` })
+ * if (!decision.ok) {
+ *   const status: RejectionStatus = decision.status
+ *   if (status === 429) console.info('throttled; Retry-After:', decision.headers['Retry-After'])
+ * }
+ * ```
+ */
+export type RejectionStatus = 400 | 401 | 403 | 429 | 503
 
 /**
  * A ready-to-send rejection: write the status, the headers and the body as they are.
@@ -64,8 +109,8 @@ export interface ProblemDetails {
  */
 export interface RejectionResponse {
   /** The HTTP status to answer with. */
-  readonly status: 400 | 401 | 403 | 503
-  /** `Content-Type`, `Cache-Control` and, as applicable, `WWW-Authenticate` and `Retry-After`. */
+  readonly status: RejectionStatus
+  /** `Content-Type`, `Cache-Control` and, as applicable, `WWW-Authenticate`, `Retry-After`, `RateLimit` and `RateLimit-Policy`. */
   readonly headers: Readonly<Record<string, string>>
   /** The serialised {@link ProblemDetails}. */
   readonly body: string
@@ -79,10 +124,12 @@ export const DEFAULT_MESSAGES: Readonly<Record<ProblemCode, string>> = {
   invalid_request: 'The request carries a malformed or ambiguous credential.',
   invalid_token: 'The API key is not valid.',
   insufficient_scope: 'The API key does not grant the scopes this request needs.',
+  rate_limited: 'Too many requests with this API key. Retry after the number of seconds in Retry-After.',
+  usage_exceeded: 'The usage credits of this API key are spent.',
   service_unavailable: 'API keys cannot be checked right now. Try again later.',
 }
 
-const TITLES = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' } as const
+const TITLES = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 429: 'Too Many Requests', 503: 'Service Unavailable' } as const
 
 /** The settings that shape the responses. */
 export interface ResponseSettings {
@@ -92,6 +139,8 @@ export interface ResponseSettings {
   readonly requiredScopes: readonly string[]
   readonly messages: Readonly<Record<ProblemCode, string>>
   readonly retryAfterSeconds: number
+  /** Whether 429s carry `RateLimit` and `RateLimit-Policy`. */
+  readonly rateLimitHeaders: boolean
 }
 
 function challenge(settings: ResponseSettings, params: string): string {
@@ -126,4 +175,38 @@ export function buildResponses(settings: ResponseSettings) {
     }),
     unavailable: build(503, 'service_unavailable', settings, { 'Retry-After': String(settings.retryAfterSeconds) }),
   })
+}
+
+/**
+ * The 429 for one refusal. Built per request, because `Retry-After`, `t` and `violated-policies` change
+ * with the clock and the limits; nothing in it comes from the request.
+ */
+export function buildLimitRejection(settings: ResponseSettings, refusal: LimitRefusal, now: number): RejectionResponse {
+  const code: ProblemCode = refusal.reason
+  const violated = refusal.reason === 'rate_limited' ? [...refusal.violated] : ['credits']
+  const problem: ProblemDetails = {
+    type: QUOTA_EXCEEDED_TYPE,
+    title: TITLES[429],
+    status: 429,
+    detail: settings.messages[code],
+    code,
+    'violated-policies': violated,
+  }
+  const retryAfter = retryAfterSeconds(refusal, now)
+  return Object.freeze({
+    status: 429,
+    code,
+    headers: Object.freeze({
+      'Content-Type': 'application/problem+json',
+      'Cache-Control': 'no-store',
+      ...(retryAfter === null ? {} : { 'Retry-After': String(retryAfter) }),
+      ...(settings.rateLimitHeaders ? rateLimitHeaders(refusal.limits, now) : {}),
+    }),
+    body: JSON.stringify(problem),
+  })
+}
+
+/** The headers of an accepted request: the rate-limit fields, unless turned off. */
+export function acceptedHeaders(settings: Pick<ResponseSettings, 'rateLimitHeaders'>, limits: readonly LimitState[], now: number): Readonly<Record<string, string>> {
+  return Object.freeze(settings.rateLimitHeaders ? { ...rateLimitHeaders(limits, now) } : {})
 }

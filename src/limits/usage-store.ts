@@ -121,7 +121,9 @@ export interface CreditState {
  * @example
  * ```ts
  * import type { UsageRequest } from 'keywarden'
+ * import type { UsageStore } from 'keywarden'
  *
+ * declare const store: UsageStore
  * const request: UsageRequest = {
  *   now: Date.now(),
  *   cost: 1,
@@ -185,7 +187,9 @@ export interface UsageOutcome {
  * @example
  * ```ts
  * import type { CreditAdjustment } from 'keywarden'
+ * import type { UsageStore } from 'keywarden'
  *
+ * declare const store: UsageStore
  * const topUp: CreditAdjustment = { pool: { id: 'credits:key:5hJ2kQ9xWmTz3LbN', initial: 0, refill: null }, now: Date.now(), mode: 'add', amount: 1000 }
  * const { previous, remaining } = await store.adjustCredits(topUp)
  * ```
@@ -228,8 +232,9 @@ export interface CreditsAdjusted {
  *
  * @example
  * ```ts
- * import type { GuardedUsageRequest } from 'keywarden'
+ * import type { GuardedUsageRequest, UsageStore } from 'keywarden'
  *
+ * declare const store: Required<UsageStore>
  * declare const request: GuardedUsageRequest
  * const answer = await store.consumeIfCurrent(request)
  * if (!answer.applied) console.info('the key changed since it was last seen', answer.record?.version)
@@ -307,7 +312,10 @@ export function guardHolds(record: StoredKey, request: GuardedUsageRequest): boo
  * import { RedisStore } from 'keywarden/adapters/redis'
  *
  * // Keys in PostgreSQL, counters in Redis:
- * const keys = new KeyManager({ store: postgresStore, limits: { policies, counters: redisStore } })
+ * const keys = new KeyManager({
+ *   store: new PostgresStore({ pool }),
+ *   limits: { policies: { free: { rate: [{ name: 'burst', limit: 10, window: '1s' }] } }, counters: new RedisStore({ client: redis }) },
+ * })
  * ```
  */
 export interface UsageStore {

@@ -91,7 +91,8 @@ export class Verifier {
     const request = { ...limiter.request(plan, cost, consume, now), keyId: token.keyId, version: recent.version, hash: hasher.hash(token.environment, token.keyId, token.secret) }
     const answer = await callStore('consumeIfCurrent', () => oneTrip!.store.consumeIfCurrent!(request))
     if (!answer.applied) {
-      oneTrip!.recent.forget(token.keyId)
+      // A changed key is forgotten (the full path remembers it again); a wrong secret changes nothing.
+      if (answer.record?.version !== recent.version) oneTrip!.recent.forget(token.keyId)
       return { record: answer.record }
     }
     const record = { ...recent, lastUsedAt: answer.lastUsedAt }

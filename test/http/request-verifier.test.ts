@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ConfigError, createRequestVerifier, type ApiKeyAuthOptions } from '../../src/index.js'
+import { ConfigError, createRequestVerifier, type ApiKeyAuthOptions, type RequestHeaders } from '../../src/index.js'
 import { apiKeyAuth as expressAuth } from '../../src/http/express.js'
 import { apiKeyAuth as koaAuth } from '../../src/http/koa.js'
 import { setup } from '../helpers.js'
@@ -16,7 +16,15 @@ describe('createRequestVerifier', () => {
       { 'X-API-Key': [token] },
     ]) {
       const decision = await verify(headers)
-      expect(decision).toEqual({ ok: true, status: 200, key: expect.objectContaining({ id: key.id }), scopes: ['data:read'] })
+      expect(decision).toEqual({
+        ok: true,
+        status: 200,
+        key: expect.objectContaining({ id: key.id }),
+        scopes: ['data:read'],
+        limits: [],
+        credits: null,
+        headers: {},
+      })
     }
   })
 
@@ -71,6 +79,34 @@ describe('createRequestVerifier', () => {
     expect(await verify(hostile)).toMatchObject({ ok: false, status: 400 })
   })
 
+  it('hands a cost function the second argument, else the headers, and returns the headers to send', async () => {
+    const { keys } = setup({ limits: { policies: { free: { rate: [{ name: 'burst', limit: 5, window: '1s' }] } }, defaultPolicy: 'free' } })
+    const { token } = await keys.create({ name: 'x', environment: 'live' })
+    const seen: unknown[] = []
+    const verify = createRequestVerifier<{ units: number } | RequestHeaders>(keys, {
+      cost: (request) => {
+        seen.push(request)
+        return 'units' in request && typeof request.units === 'number' ? request.units : 1
+      },
+    })
+    const headers = { authorization: `Bearer ${token}` }
+    const weighed = await verify(headers, { units: 3 })
+    expect(weighed).toMatchObject({
+      ok: true,
+      limits: [expect.objectContaining({ name: 'burst', remaining: 2 })],
+      credits: null,
+      headers: { 'RateLimit-Policy': '"burst";q=5;w=1', RateLimit: '"burst";r=2;t=1' },
+    })
+    expect(Object.isFrozen(weighed.ok && weighed.headers)).toBe(true)
+    await verify(headers)
+    expect(seen).toEqual([{ units: 3 }, headers])
+    const refused = await verify(headers, { units: 3 })
+    expect(refused).toMatchObject({ ok: false, status: 429, code: 'rate_limited', reason: 'rate_limited' })
+    if (refused.ok) throw new Error('unreachable')
+    expect(refused.headers).toMatchObject({ 'Retry-After': '1', RateLimit: '"burst";r=1;t=1', 'Cache-Control': 'no-store' })
+    expect(Object.isFrozen(refused.headers)).toBe(true)
+  })
+
   it.each<[string, ApiKeyAuthOptions, string]>([
     ['a scope with a quote', { scopes: ['data"read'] }, 'scopes[0]'],
     ['an unknown environment', { environment: 'prod' }, 'environment'],
@@ -82,6 +118,11 @@ describe('createRequestVerifier', () => {
     ['a zero timeout', { timeout: 0 }, 'timeout'],
     ['a negative Retry-After', { retryAfterSeconds: -1 }, 'retryAfterSeconds'],
     ['an onReject that is not a function', { onReject: 'log' as never }, 'onReject'],
+    ['a negative cost', { cost: -1 }, 'cost'],
+    ['a fractional cost', { cost: 1.5 }, 'cost'],
+    ['a cost that is a string', { cost: '2' as never }, 'cost'],
+    ['rateLimitHeaders that is not a boolean', { rateLimitHeaders: 'no' as never }, 'rateLimitHeaders'],
+    ['a message for an unknown 429 code', { messages: { quota_exceeded: 'x' } as never }, 'messages.(unknown field)'],
     ['an unknown option', { scope: ['x'] } as never, '(unknown field)'],
   ])('throws a ConfigError when built with %s, in every form', (_, options, path) => {
     const { keys } = setup()

@@ -79,6 +79,72 @@ export async function startServer(framework: Framework, keys: KeyManager, option
   }
 }
 
+/** One guarded route of {@link startRoutes}. */
+export interface GuardedRoute {
+  readonly method: 'GET' | 'POST'
+  readonly path: string
+  /** `never`: one options object serves both frameworks (a cost function may take whatever both pass). */
+  readonly options: ApiKeyAuthOptions<never>
+}
+
+/**
+ * A real listening server with the given guarded routes; each answers `{ id, path }` with the verified
+ * key. The same middleware instance guards every route that passes the same options object, as an app
+ * would mount one guard on several routes.
+ */
+export async function startRoutes(framework: Framework, keys: KeyManager, routes: readonly GuardedRoute[]): Promise<TestServer> {
+  const passed: string[] = []
+  const errors: unknown[] = []
+  let server: Server
+  if (framework === 'express') {
+    const app = express()
+    const guards = new Map<object, ReturnType<typeof expressAuth>>()
+    for (const route of routes) {
+      const guard = guards.get(route.options) ?? expressAuth(keys, route.options)
+      guards.set(route.options, guard)
+      const handler = (req: express.Request, res: express.Response) => {
+        passed.push(req.path)
+        res.json({ id: req.apiKey.id, path: req.path })
+      }
+      if (route.method === 'GET') app.get(route.path, guard, handler)
+      else app.post(route.path, guard, handler)
+    }
+    app.use((error: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      errors.push(error)
+      res.status(500).end()
+    })
+    server = app.listen(0, '127.0.0.1')
+  } else {
+    const app = new Koa()
+    const router = new Router()
+    const guards = new Map<object, ReturnType<typeof koaAuth>>()
+    for (const route of routes) {
+      const guard = guards.get(route.options) ?? koaAuth(keys, route.options)
+      guards.set(route.options, guard)
+      const handler = (ctx: Koa.Context) => {
+        passed.push(ctx.path)
+        ctx.body = { id: ctx.state.apiKey.id, path: ctx.path }
+      }
+      if (route.method === 'GET') router.get(route.path, guard, handler)
+      else router.post(route.path, guard, handler)
+    }
+    app.on('error', (error) => void errors.push(error))
+    app.use(router.routes())
+    server = app.listen(0, '127.0.0.1')
+  }
+  const port = await listen(server)
+  return {
+    port,
+    passed,
+    errors,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections()
+        server.close((error) => (error ? reject(error) : resolve()))
+      }),
+  }
+}
+
 /** A parsed raw HTTP response; `raw` is the bytes as received. */
 export interface RawResponse {
   readonly raw: string

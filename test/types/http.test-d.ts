@@ -38,7 +38,7 @@ describe('HTTP typings', () => {
     expectTypeOf(decision).toEqualTypeOf<RequestDecision>()
     if (decision.ok) expectTypeOf(decision.key).toEqualTypeOf<ApiKey>()
     else {
-      expectTypeOf(decision.status).toEqualTypeOf<400 | 401 | 403 | 503>()
+      expectTypeOf(decision.status).toEqualTypeOf<400 | 401 | 403 | 429 | 503>()
       expectTypeOf(decision.body).toEqualTypeOf<string>()
     }
   })

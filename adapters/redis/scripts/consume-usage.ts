@@ -13,6 +13,110 @@ import { defineScript, type ScriptCall } from './script.js'
 import { USAGE_LUA } from './usage-lua.js'
 
 /**
+ * The body of {@link CONSUME_USAGE}, as two Lua functions, so that a script guarding the consumption
+ * (consume-if-current.ts) runs the very same code after its own check:
+ *
+ * - `read_usage(extra_keys, extra_args)` checks the request in ARGV[1..] and its keys in KEYS[1..]
+ *   (see {@link CONSUME_USAGE}), allowing that many further keys and arguments after them, and answers
+ *   the parsed request (`args` is how many arguments it took). It writes nothing and reads no state.
+ * - `apply_usage(usage)` reads the states, decides, writes what a committed request moves, and answers
+ *   as {@link CONSUME_USAGE} does. Every stored state is checked before its first write.
+ */
+export const CONSUME_LUA = `
+-- No state lives longer than this (about 31,700 years), so PEXPIRE never refuses an overflow.
+local MAX_TTL_MS = 1e15
+-- A spent state reads exactly like a missing one, so keeping it a minute longer changes no answer; it
+-- covers instances whose clocks run behind the server's, and commands that run late under load.
+local TTL_GRACE_MS = 60000
+
+local function read_usage(extra_keys, extra_args)
+  if #ARGV < 4 + extra_args then reject('ERR', 'expected at least ' .. (4 + extra_args) .. ' arguments') end
+  local u = {}
+  u.now = integer(1, 'now')
+  u.cost = integer(2, 'cost')
+  if u.cost < 0 then reject('ERR', 'the cost is negative') end
+  u.commit = flag(3, 'commit')
+  u.n = integer(4, 'counter count')
+  if u.n < 0 then reject('ERR', 'the counter count is negative') end
+  local base = 4 + 4 * u.n
+  u.args = base + 4
+  if #ARGV ~= u.args + extra_args then reject('ERR', 'expected ' .. (u.args + extra_args) .. ' arguments') end
+  u.hasPool = flag(base + 1, 'credits')
+  local keyCount = u.n
+  if u.hasPool then keyCount = u.n + 1 end
+  if #KEYS ~= keyCount + extra_keys then reject('ERR', 'expected ' .. (keyCount + extra_keys) .. ' keys') end
+
+  u.counters = {}
+  for i = 1, u.n do
+    local at = 4 + 4 * (i - 1)
+    local algorithm = ARGV[at + 1]
+    if algorithm ~= 'token-bucket' and algorithm ~= 'fixed-window' then reject('ERR', 'the algorithm of a counter is unknown') end
+    u.counters[i] = {
+      fixed = algorithm == 'fixed-window',
+      limit = positive_integer(at + 2, 'counter limit'),
+      capacity = positive_integer(at + 3, 'counter capacity'),
+      windowMs = positive_integer(at + 4, 'counter window'),
+    }
+    expect_type(i, 'hash', 'rate counter')
+  end
+  if u.hasPool then
+    u.initial = integer(base + 2, 'initial balance')
+    u.refill = read_refill(base + 3, 'pool')
+    expect_type(u.n + 1, 'hash', 'credit balance')
+  end
+  return u
+end
+
+local function apply_usage(u)
+  local n, now, cost, counters = u.n, u.now, u.cost, u.counters
+  local states = {}
+  for i = 1, n do states[i] = current_counter(counters[i], read_counter(i), now) end
+  local balance, previous
+  if u.hasPool then
+    local stored = read_balance(n + 1)
+    balance = current_credits(u.initial, u.refill, stored)
+    previous = u.initial
+    if stored ~= nil then previous = stored.remaining end
+  end
+
+  local function answer(refused, rate, remaining)
+    local out = { refused, '', '' }
+    if balance ~= nil then
+      out[2] = exact(previous)
+      out[3] = exact(remaining)
+    end
+    for i = 1, n do
+      out[#out + 1] = exact(rate[i].value)
+      out[#out + 1] = exact(rate[i].at)
+    end
+    return out
+  end
+
+  for i = 1, n do
+    if not counter_allows(counters[i], states[i], cost) then
+      if balance == nil then return answer('rate_limited', states, nil) end
+      return answer('rate_limited', states, balance.remaining)
+    end
+  end
+
+  local charged = {}
+  for i = 1, n do charged[i] = charge_counter(counters[i], states[i], cost) end
+  if u.commit then
+    for i = 1, n do
+      local ttl = math.min(MAX_TTL_MS, math.max(1, counter_expires_at(counters[i], charged[i]) - now) + TTL_GRACE_MS)
+      redis.call('HSET', KEYS[i], 'value', exact(charged[i].value), 'at', exact(charged[i].at))
+      redis.call('PEXPIRE', KEYS[i], string.format('%d', ttl))
+    end
+  end
+  if balance == nil then return answer('', charged, nil) end
+  if balance.remaining < cost then return answer('usage_exceeded', charged, balance.remaining) end
+  local after = { remaining = balance.remaining - cost, refilledAt = balance.refilledAt }
+  if u.commit then write_balance(n + 1, after) end
+  return answer('', charged, after.remaining)
+end
+`
+
+/**
  * KEYS: 1..N the counters in request order (a counter named twice is declared twice), N+1 the balance
  * when the request names one.
  * ARGV: 1 now, 2 cost, 3 '1' to commit, 4 N, then per counter: algorithm, limit, capacity, windowMs;
@@ -24,88 +128,8 @@ import { USAGE_LUA } from './usage-lua.js'
  * A counter key expires when its state stops mattering: `expiresAt - now` from the write, a duration,
  * so the request's clock and the server's need not agree (and a test clock in the past deletes nothing).
  */
-export const CONSUME_USAGE = defineScript(`${USAGE_LUA}
--- No state lives longer than this (about 31,700 years), so PEXPIRE never refuses an overflow.
-local MAX_TTL_MS = 1e15
-
-if #ARGV < 4 then reject('ERR', 'expected at least 4 arguments') end
-local now = integer(1, 'now')
-local cost = integer(2, 'cost')
-if cost < 0 then reject('ERR', 'the cost is negative') end
-local commit = flag(3, 'commit')
-local n = integer(4, 'counter count')
-if n < 0 then reject('ERR', 'the counter count is negative') end
-local base = 4 + 4 * n
-if #ARGV ~= base + 4 then reject('ERR', 'expected ' .. (base + 4) .. ' arguments') end
-local hasPool = flag(base + 1, 'credits')
-local keyCount = n
-if hasPool then keyCount = n + 1 end
-if #KEYS ~= keyCount then reject('ERR', 'expected ' .. keyCount .. ' keys') end
-
-local counters = {}
-for i = 1, n do
-  local at = 4 + 4 * (i - 1)
-  local algorithm = ARGV[at + 1]
-  if algorithm ~= 'token-bucket' and algorithm ~= 'fixed-window' then reject('ERR', 'the algorithm of a counter is unknown') end
-  counters[i] = {
-    fixed = algorithm == 'fixed-window',
-    limit = positive_integer(at + 2, 'counter limit'),
-    capacity = positive_integer(at + 3, 'counter capacity'),
-    windowMs = positive_integer(at + 4, 'counter window'),
-  }
-  expect_type(i, 'hash', 'rate counter')
-end
-local initial, refill
-if hasPool then
-  initial = integer(base + 2, 'initial balance')
-  refill = read_refill(base + 3, 'pool')
-  expect_type(n + 1, 'hash', 'credit balance')
-end
-
-local states = {}
-for i = 1, n do states[i] = current_counter(counters[i], read_counter(i), now) end
-local balance, previous
-if hasPool then
-  local stored = read_balance(n + 1)
-  balance = current_credits(initial, refill, stored)
-  previous = initial
-  if stored ~= nil then previous = stored.remaining end
-end
-
-local function answer(refused, rate, remaining)
-  local out = { refused, '', '' }
-  if balance ~= nil then
-    out[2] = exact(previous)
-    out[3] = exact(remaining)
-  end
-  for i = 1, n do
-    out[#out + 1] = exact(rate[i].value)
-    out[#out + 1] = exact(rate[i].at)
-  end
-  return out
-end
-
-for i = 1, n do
-  if not counter_allows(counters[i], states[i], cost) then
-    if balance == nil then return answer('rate_limited', states, nil) end
-    return answer('rate_limited', states, balance.remaining)
-  end
-end
-
-local charged = {}
-for i = 1, n do charged[i] = charge_counter(counters[i], states[i], cost) end
-if commit then
-  for i = 1, n do
-    local ttl = math.min(MAX_TTL_MS, math.max(1, counter_expires_at(counters[i], charged[i]) - now))
-    redis.call('HSET', KEYS[i], 'value', exact(charged[i].value), 'at', exact(charged[i].at))
-    redis.call('PEXPIRE', KEYS[i], string.format('%d', ttl))
-  end
-end
-if balance == nil then return answer('', charged, nil) end
-if balance.remaining < cost then return answer('usage_exceeded', charged, balance.remaining) end
-local after = { remaining = balance.remaining - cost, refilledAt = balance.refilledAt }
-if commit then write_balance(n + 1, after) end
-return answer('', charged, after.remaining)
+export const CONSUME_USAGE = defineScript(`${USAGE_LUA}${CONSUME_LUA}
+return apply_usage(read_usage(0, 0))
 `)
 
 const REFUSALS = ['', 'rate_limited', 'usage_exceeded'] as const
@@ -127,18 +151,25 @@ export function consumeUsageCall(layout: KeyLayout, request: UsageRequest): Scri
   return { keys, args }
 }
 
-/** Runs {@link CONSUME_USAGE} for `request`. */
-export async function consumeUsage(send: SendCommand, layout: KeyLayout, request: UsageRequest): Promise<UsageOutcome> {
-  const call = consumeUsageCall(layout, request)
-  const reply = readTexts(await runScript(send, CONSUME_USAGE, call))
+/**
+ * The {@link UsageOutcome} in `reply` from `offset` on, as {@link CONSUME_USAGE} (or a script ending in
+ * `apply_usage`) answers it; a reply of another length is a store failure.
+ */
+export function readUsageOutcome(reply: readonly (string | null)[], offset: number, request: UsageRequest): UsageOutcome {
   const counters = request.rate.length
-  if (reply.length !== 3 + 2 * counters) throw new Error(`Unexpected Redis reply: expected ${3 + 2 * counters} values`)
-  const refused = readOutcome(reply[0], REFUSALS)
+  if (reply.length !== offset + 3 + 2 * counters) throw new Error(`Unexpected Redis reply: expected ${offset + 3 + 2 * counters} values`)
+  const refused = readOutcome(reply[offset], REFUSALS)
   const rate: CounterState[] = []
-  for (let i = 0; i < counters; i++) rate.push({ value: readNumber(reply[3 + 2 * i]), at: readNumber(reply[4 + 2 * i]) })
+  for (let i = 0; i < counters; i++) rate.push({ value: readNumber(reply[offset + 3 + 2 * i]), at: readNumber(reply[offset + 4 + 2 * i]) })
   return {
     refused: refused === '' ? null : refused,
     rate,
-    credits: request.credits === null ? null : { previous: readNumber(reply[1]), remaining: readNumber(reply[2]) },
+    credits: request.credits === null ? null : { previous: readNumber(reply[offset + 1]), remaining: readNumber(reply[offset + 2]) },
   }
+}
+
+/** Runs {@link CONSUME_USAGE} for `request`. */
+export async function consumeUsage(send: SendCommand, layout: KeyLayout, request: UsageRequest): Promise<UsageOutcome> {
+  const reply = readTexts(await runScript(send, CONSUME_USAGE, consumeUsageCall(layout, request)))
+  return readUsageOutcome(reply, 0, request)
 }
