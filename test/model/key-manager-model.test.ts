@@ -1,9 +1,12 @@
 /**
  * Model-based tests: random sequences of create / verify / update / enable / disable / revoke / delete /
- * rotate (plain and idempotent) and clock steps run against a real KeyManager on every store, and
- * against the reference model in reference-model.ts. After every command, verify of every token ever
- * issued must agree with the model, and no owner may hold more non-revoked keys than the quota.
- * Each store runs once without and once with the verify cache.
+ * rotate (plain and idempotent), credits calls (get / add / set) and clock steps run against a real
+ * KeyManager with rate limits and credits (`LIMITS` in commands.ts) on every store, and against the
+ * reference model in reference-model.ts. Every verify's answer is predicted, usage refusals and limit
+ * states included. After every command, verify (with `consume: false`) of every token ever issued must
+ * agree with the model, and no owner may hold more non-revoked keys within a tenant than the quota.
+ * Each store runs once without and once with the verify cache (without it, stores that implement
+ * `consumeIfCurrent`, memory and Redis today, read and charge recently verified keys in one round trip).
  *
  * A failure prints the seed, the path and the replay path, with the command line that replays it:
  *   KEYWARDEN_MODEL_SEED=<seed> KEYWARDEN_MODEL_PATH=<path> KEYWARDEN_MODEL_REPLAY_PATH=<replayPath> \
@@ -17,7 +20,7 @@ import { afterAll, describe, it } from 'vitest'
 import type { KeyManagerOptions } from '../../src/index.js'
 import { setup, START } from '../helpers.js'
 import { BACKENDS, type Backend } from '../support/backends.js'
-import { COMMANDS, outcomes, QUOTAS } from './commands.js'
+import { COMMANDS, LIMITS, outcomes, QUOTAS } from './commands.js'
 import { DAY, KeyModel } from './reference-model.js'
 
 /** Roles as configured by `setup()` in test/helpers.ts; the model needs them to resolve scopes. */
@@ -71,9 +74,10 @@ for (const [index, backend] of BACKENDS.entries()) {
             const { keys, time } = setup({
               store: handle.store,
               maxKeysPerOwner: (owner) => QUOTAS[String(owner.id)] ?? Infinity,
+              limits: LIMITS,
               ...variant.options,
             })
-            const model = new KeyModel({ start: START, quotas: QUOTAS, roles: ROLES, defaultExpiryMs: 90 * DAY })
+            const model = new KeyModel({ start: START, quotas: QUOTAS, roles: ROLES, defaultExpiryMs: 90 * DAY, limits: LIMITS })
             try {
               await fc.asyncModelRun(() => ({ model, real: { keys, time } }), commands)
             } finally {
