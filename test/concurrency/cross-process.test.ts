@@ -5,15 +5,9 @@
  * worker's side too where it matters (a revoked or deleted key must fail there as well). The memory
  * store lives in one process, so it has no such race.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { SqliteStore } from '../../adapters/sql/index.js'
-import { KeyManager, type KeyStore } from '../../src/index.js'
+import { KeyManager } from '../../src/index.js'
 import { BACKENDS, type Backend } from '../support/backends.js'
-import { uniqueSuffix } from '../support/services.js'
-import { Database } from '../support/sqlite.js'
 import { expectOnlyTypedErrors } from './checks.js'
 import {
   closeAll,
@@ -34,43 +28,13 @@ import {
   type Op,
   type Outcome,
 } from './harness.js'
-import { locationOf, type StoreLocation } from './shared-store.js'
+import { openPlace, type Place } from './places.js'
 import { startWorker, type WorkerHandle } from './worker-handle.js'
 
 /** Both sides start this long after the worker is armed: enough for the 'go' line to arrive. */
 const START_DELAY_MS = 50
 /** Attempts at a scenario until its two halves overlapped in time. */
 const ATTEMPTS = 3
-
-/** One namespace, table or file per backend for the whole file; each test uses keys, owners and tenants of its own. */
-interface Place {
-  readonly location: StoreLocation
-  readonly store: KeyStore
-  readonly dump: () => Promise<string>
-  readonly cleanup: () => Promise<void>
-}
-
-async function openPlace(backend: Backend): Promise<Place> {
-  if (backend.name === 'sqlite') {
-    const directory = mkdtempSync(join(tmpdir(), 'keywarden-race-'))
-    const file = join(directory, 'keys.db')
-    const database = new Database(file)
-    database.pragma('journal_mode = WAL')
-    const store = new SqliteStore({ database, table: `kwt_${uniqueSuffix()}` })
-    await store.migrate()
-    return {
-      location: { backend: 'sqlite', file, table: store.table },
-      store,
-      dump: async () => JSON.stringify(database.prepare(`SELECT * FROM "${store.table}"`).all()),
-      cleanup: async () => {
-        database.close()
-        rmSync(directory, { recursive: true, force: true })
-      },
-    }
-  }
-  const handle = await backend.open()
-  return { location: locationOf(backend.name, handle.store)!, store: handle.store, dump: handle.dump, cleanup: handle.cleanup }
-}
 
 const CROSS_PROCESS = BACKENDS.filter((backend) => backend.name !== 'memory')
 const GATES = new Map(await Promise.all(CROSS_PROCESS.map(async (backend) => [backend.name, await backend.gate()] as const)))

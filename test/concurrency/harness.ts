@@ -4,7 +4,17 @@
  * other side), operations as plain JSON so a worker can run them too, their outcomes as plain JSON,
  * and the checks every race ends with.
  */
-import { KeyManager, KeywardenError, StoreError, type CreateKeyInput, type Duration, type KeyManagerOptions, type KeyStore, type UpdateKeyInput } from '../../src/index.js'
+import {
+  KeyManager,
+  KeywardenError,
+  StoreError,
+  type CreateKeyInput,
+  type Duration,
+  type KeyManagerOptions,
+  type KeyStore,
+  type LimitsOptions,
+  type UpdateKeyInput,
+} from '../../src/index.js'
 
 /** Every manager's clock stands still here, so grace periods and idempotency windows never run out mid-race. */
 export const T0 = Date.UTC(2026, 0, 1, 12, 0, 0)
@@ -27,9 +37,35 @@ export function managerOptions(store: KeyStore, overrides: Partial<KeyManagerOpt
   }
 }
 
+/**
+ * What a suite configures beyond {@link managerOptions}, as plain JSON: the test process builds its
+ * managers from it and hands the same object to its workers (on their command line, next to the store
+ * locations), so every KeyManager of a race, in every process, runs one configuration.
+ */
+export interface ManagerConfig {
+  /** The `limits.policies` of every manager (counters live in the key store). */
+  readonly policies?: LimitsOptions['policies']
+  /**
+   * A running clock instead of the frozen T0: it reads T0 at the wall-clock instant `runningFrom`
+   * (epoch ms) and then advances with the wall clock. Every process computes it from the same wall
+   * clock, so their clocks agree to about a millisecond, and they start at noon UTC, so a day window
+   * cannot roll over during a run.
+   */
+  readonly runningFrom?: number
+}
+
+/** The KeyManager options a {@link ManagerConfig} stands for, to pass as `overrides` of managerOptions. */
+export function configuredOptions(config: ManagerConfig): Partial<KeyManagerOptions> {
+  const { policies, runningFrom } = config
+  return {
+    ...(policies === undefined ? {} : { limits: { policies } }),
+    ...(runningFrom === undefined ? {} : { clock: () => T0 + (Date.now() - runningFrom) }),
+  }
+}
+
 /** `count` managers, round-robin over `stores`: several app instances on one backend. */
-export function managersOn(stores: readonly KeyStore[], count: number): KeyManager[] {
-  return Array.from({ length: count }, (_, i) => new KeyManager(managerOptions(stores[i % stores.length]!)))
+export function managersOn(stores: readonly KeyStore[], count: number, config: ManagerConfig = {}): KeyManager[] {
+  return Array.from({ length: count }, (_, i) => new KeyManager(managerOptions(stores[i % stores.length]!, configuredOptions(config))))
 }
 
 /** One compare-and-set the store accepted: the version it replaced and the hashes it wrote. */
@@ -82,7 +118,7 @@ export type Op =
   | { readonly op: 'rotate'; readonly id: string; readonly gracePeriod?: Duration; readonly idempotencyKey?: string }
   | { readonly op: 'update'; readonly id: string; readonly patch: UpdateKeyInput }
   | { readonly op: 'revoke' | 'disable' | 'enable' | 'delete'; readonly id: string }
-  | { readonly op: 'verify'; readonly token: string }
+  | { readonly op: 'verify'; readonly token: string; readonly cost?: number; readonly consume?: boolean }
   | { readonly op: 'notifyExpiring'; readonly within: Duration }
   | { readonly op: 'flush' }
 
@@ -103,6 +139,10 @@ export type Outcome =
       readonly name?: string
       readonly valid?: boolean
       readonly reason?: string
+      /** For a verify of a limited key: each rate limit's `remaining` after it, in policy order. */
+      readonly remaining?: number[]
+      /** For a verify charged credits: the balance after it (refusals included). */
+      readonly credits?: number
       /** For notifyExpiring: the keys this call told their owners about. */
       readonly notified?: string[]
     }
@@ -157,8 +197,12 @@ export async function runOp(keys: KeyManager, op: Op): Promise<Outcome> {
         await keys.delete(op.id)
         return { op: op.op, ok: true, keyId: op.id }
       case 'verify': {
-        const result = await keys.verify(op.token)
-        return result.valid ? { op: op.op, ok: true, valid: true } : { op: op.op, ok: true, valid: false, reason: result.reason }
+        const options = op.cost === undefined && op.consume === undefined ? undefined : { ...(op.cost === undefined ? {} : { cost: op.cost }), ...(op.consume === undefined ? {} : { consume: op.consume }) }
+        const result = await keys.verify(op.token, options)
+        // The usage a verify reports, when it has any: the limits after it and the balance it left.
+        const limits = 'limits' in result && result.limits.length > 0 ? { remaining: result.limits.map((limit) => limit.remaining) } : {}
+        const balance = 'credits' in result && result.credits != null ? { credits: result.credits.remaining } : {}
+        return result.valid ? { op: op.op, ok: true, valid: true, ...limits, ...balance } : { op: op.op, ok: true, valid: false, reason: result.reason, ...limits, ...balance }
       }
       case 'flush':
         await keys.flush()

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import type { Batch, Op } from './harness.js'
+import type { Batch, ManagerConfig, Op } from './harness.js'
 import type { StoreLocation } from './shared-store.js'
 
 const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url))
@@ -24,9 +24,13 @@ export interface WorkerHandle {
   quit(): Promise<void>
 }
 
-/** Starts a worker on `locations` (one per backend) and waits until its clients are connected. */
-export async function startWorker(locations: readonly StoreLocation[]): Promise<WorkerHandle> {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, JSON.stringify(locations)], {
+/**
+ * Starts a worker on `locations` (one per backend) and waits until its clients are connected. Its
+ * managers take `config` (the same object the test built its own managers from), if one is given.
+ */
+export async function startWorker(locations: readonly StoreLocation[], config?: ManagerConfig): Promise<WorkerHandle> {
+  const args = [JSON.stringify(locations), ...(config === undefined ? [] : [JSON.stringify(config)])]
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, ...args], {
     cwd: ROOT,
     stdio: ['pipe', 'pipe', 'inherit'],
   }) as unknown as ChildProcessWithoutNullStreams

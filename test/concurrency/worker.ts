@@ -11,11 +11,13 @@
  *                                               then → `{"type":"done","batch":{...}}`
  *   test   → `{"type":"quit"}`                  the worker closes its managers and clients and exits 0
  *
- * Usage: node --import tsx test/concurrency/worker.ts '<StoreLocation[] as JSON>'
+ * Usage: node --import tsx test/concurrency/worker.ts '<StoreLocation[] as JSON>' ['<ManagerConfig as JSON>']
+ * The optional second argument configures the worker's managers as the test configured its own (the
+ * limits policies, a running clock; see ManagerConfig); without it they take managerOptions as is.
  */
 import { createInterface } from 'node:readline'
 import type { KeyManager } from '../../src/index.js'
-import { closeAll, managersOn, runAll, waitUntil, type Op } from './harness.js'
+import { closeAll, managersOn, runAll, waitUntil, type ManagerConfig, type Op } from './harness.js'
 import { openAt, type StoreLocation } from './shared-store.js'
 
 type Command = { type: 'arm'; backend: StoreLocation['backend']; ops: Op[] } | { type: 'go'; at: number } | { type: 'quit' }
@@ -25,12 +27,13 @@ function send(message: object): void {
 }
 
 const locations = JSON.parse(process.argv[2] ?? '[]') as StoreLocation[]
+const config = JSON.parse(process.argv[3] ?? '{}') as ManagerConfig
 const sides = new Map(
   await Promise.all(
     locations.map(async (location) => {
       const shared = await openAt(location)
       await shared.store.get('warm-up') // connect now, not in the middle of the first race
-      return [location.backend, { shared, managers: managersOn([shared.store], 2) }] as const
+      return [location.backend, { shared, managers: managersOn([shared.store], 2, config) }] as const
     }),
   ),
 )
