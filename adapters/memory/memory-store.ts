@@ -12,7 +12,7 @@ import {
   type UpdateResult,
 } from '../../src/store.js'
 import { applyCreditAdjustment, applyUsage } from '../../src/limits/usage-arithmetic.js'
-import { guardHolds, type CounterState, type CreditAdjustment, type CreditsAdjusted, type CreditState, type GuardedUsageOutcome, type GuardedUsageRequest, type UsageOutcome, type UsageRequest, type UsageStore } from '../../src/limits/usage-store.js'
+import type { CounterState, CreditAdjustment, CreditsAdjusted, CreditState, UsageOutcome, UsageRequest, UsageStore } from '../../src/limits/usage-store.js'
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
@@ -151,12 +151,6 @@ export class MemoryStore implements KeyStore, UsageStore {
     if (writes.credits !== null) this.balances.set(request.credits!.id, writes.credits)
     this.sweepNow(writes.counters.length, request.now)
     return outcome
-  }
-
-  async consumeIfCurrent(request: GuardedUsageRequest): Promise<GuardedUsageOutcome> {
-    const record = this.records.get(request.keyId) ?? null
-    if (record === null || !guardHolds(record, request)) return { applied: false, record }
-    return { applied: true, outcome: await this.consumeUsage(request), lastUsedAt: record.lastUsedAt }
   }
 
   async adjustCredits(change: CreditAdjustment): Promise<CreditsAdjusted> {

@@ -45,7 +45,16 @@ export interface ChargedCredits {
   readonly scope: LimitScope
 }
 
+/** The record-dependent part of a {@link UsagePlan}. */
+interface PlanShape {
+  readonly policy: CompiledPolicy | null
+  readonly counters: readonly RateCounter[]
+  readonly credits: ChargedCredits | null
+}
+
 export class Limiter {
+  readonly #shapes = new WeakMap<StoredKey, PlanShape | null>()
+
   constructor(private readonly limits: ResolvedLimits) {}
 
   /** Whether a key with this stored record is limited at all (the cheap check of the hot path). */
@@ -67,12 +76,28 @@ export class Limiter {
 
   /** The counters and balance of a key at `now`; `null` when nothing limits it. */
   plan(record: StoredKey, key: () => ApiKey, now: number): UsagePlan | null {
-    const policy = this.policyFor(record, key)
-    const credits = this.#creditsOf(record, policy)
-    if ((policy === null || policy.rate.length === 0) && credits === null) return null
-    const counters = policy === null ? [] : policy.rate.map((rule) => counter(policy.name, rule, record))
+    const shape = this.#shapeOf(record, key)
+    if (shape === null) return null
+    const { policy, counters, credits } = shape
     const { pool, refillAt } = credits === null ? { pool: null, refillAt: null } : creditPool(credits.rule, credits.id, now, credits.anchor)
     return { policy, counters, pool, refillAt, poolScope: credits?.scope ?? null }
+  }
+
+  /**
+   * What of a plan depends on the record alone (policy, counter IDs, balance), kept per record object:
+   * records are immutable, and a store that hands out the same object (memory) skips rebuilding them.
+   */
+  #shapeOf(record: StoredKey, key: () => ApiKey): PlanShape | null {
+    const known = this.#shapes.get(record)
+    if (known !== undefined) return known
+    const policy = this.policyFor(record, key)
+    const credits = this.#creditsOf(record, policy)
+    const shape =
+      (policy === null || policy.rate.length === 0) && credits === null
+        ? null
+        : { policy, counters: policy === null ? [] : policy.rate.map((rule) => counter(policy.name, rule, record)), credits }
+    this.#shapes.set(record, shape)
+    return shape
   }
 
   /** The pool a management call on `target` changes, with its refill. */

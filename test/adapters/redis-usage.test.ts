@@ -12,7 +12,7 @@ import { orderMember } from '../../adapters/redis/keys.js'
 import { CONSUME_IF_CURRENT } from '../../adapters/redis/scripts/consume-if-current.js'
 import { CONSUME_USAGE } from '../../adapters/redis/scripts/consume-usage.js'
 import { counterExpiresAt } from '../../src/limits/usage-arithmetic.js'
-import type { CreditAdjustment, CreditPool, GuardedUsageRequest, RateCounter, UsageRequest, UsageStore } from '../../src/limits/usage-store.js'
+import { guardHolds, type CreditAdjustment, type CreditPool, type GuardedUsageOutcome, type GuardedUsageRequest, type RateCounter, type UsageRequest, type UsageStore } from '../../src/limits/usage-store.js'
 import { StoreError, type KeyManager, type LimitsOptions, type VerifyResult } from '../../src/index.js'
 import { makeRecord, T0, type MutableStoredKey } from '../conformance/records.js'
 import { forgeToken, setup } from '../helpers.js'
@@ -605,7 +605,12 @@ describe.skipIf(!gate.available)('RedisStore usage', () => {
           const usage = { now, cost: int(0, 4), commit: next() < 0.85, rate, credits: next() < 0.5 ? pick(pools(now)) : null }
           const guarded: GuardedUsageRequest = { ...usage, keyId, version, hash }
 
-          const expected = await memory.consumeIfCurrent(guarded)
+          // The reference: the contract's guard on the memory store's record, then its consumeUsage.
+          const stored = await memory.get(keyId)
+          const expected: GuardedUsageOutcome =
+            stored === null || !guardHolds(stored, guarded)
+              ? { applied: false, record: stored }
+              : { applied: true, outcome: await memory.consumeUsage(guarded), lastUsedAt: stored.lastUsedAt }
           const actual = await redis.consumeIfCurrent(guarded)
           expect(actual, `step ${step}: ${JSON.stringify(guarded)}`).toEqual(expected)
           if (expected.applied) {
