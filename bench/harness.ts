@@ -5,6 +5,8 @@ export interface BenchResult {
   readonly opsPerSecond: number
   /** Ratio to the case's baseline measured in the same run; `null` for a baseline itself. */
   readonly ratioToBaseline: number | null
+  /** A second same-round ratio or remark, printed in a last column when any row has one. */
+  readonly note?: string
 }
 
 /**
@@ -82,10 +84,12 @@ export function printTable(results: readonly BenchResult[]): void {
     result.name,
     Math.round(result.opsPerSecond).toLocaleString('en-US'),
     result.ratioToBaseline === null ? 'baseline' : `${result.ratioToBaseline.toFixed(2)}x`,
+    ...(results.some((other) => other.note !== undefined) ? [result.note ?? ''] : []),
   ])
-  const header = ['case', 'ops/s', 'vs baseline']
+  const header = ['case', 'ops/s', 'vs baseline', ...(results.some((result) => result.note !== undefined) ? ['note'] : [])]
   const widths = header.map((_, column) => Math.max(...[header, ...rows].map((row) => row[column]!.length)))
-  const line = (row: string[]) => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ')
+  const line = (row: string[]) =>
+    row.map((cell, column) => (column === 0 || column === 3 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ').trimEnd()
   console.log(line(header))
   for (const row of rows) console.log(line(row))
 }

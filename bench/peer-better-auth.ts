@@ -23,6 +23,15 @@
  * better-auth with plain SHA-256, keywarden here with HMAC-SHA-256 under a pepper (as in the other
  * benchmarks and as its docs recommend).
  *
+ * Limited mode (`limited: true`, the `limits` rows): the same comparison with usage limits on both
+ * sides, at each given concurrency. better-auth: its per-key rate limit on (`rateLimit: { enabled:
+ * true, timeWindow: 1 day, maxRequests: 10^9 }`, its one fixed window per key, counted in the key's
+ * row) and a `remaining` count of 10^9 per key (its credits: a guarded decrement of the same row);
+ * each verify is then one read and three guarded writes of the key's row on SQL (decrement
+ * `remaining`, count the request, write `updatedAt`).
+ * keywarden: two rate rules (token bucket + daily fixed window) and a per-key credit balance of 10^12
+ * (bench/limits-policy.ts), counters in the key store. Nothing is refused (every answer is checked).
+ *
  * Clean-up: PostgreSQL tables of both libraries live in a dedicated schema (through the pool's
  * `search_path`), dropped with CASCADE at the end; SQLite files live in a temp directory, deleted.
  */
@@ -39,6 +48,7 @@ import { KeyManager, type KeyStore } from 'keywarden'
 import { MemoryStore } from 'keywarden/adapters/memory'
 import { PostgresStore, SqliteStore } from 'keywarden/adapters/sql'
 import { forEachConcurrently, interleave, measure, ROUNDS, type BenchResult } from './harness.js'
+import { expectAccepted, limitsFor } from './limits-policy.js'
 
 export type PeerStore = 'memory' | 'postgres' | 'sqlite'
 
@@ -60,6 +70,9 @@ const SECRET = 'bench-better-auth-secret-0123456789abcdef' // fixed test value, 
 const PEPPER = 'bench-pepper-0123456789abcdef'
 const KEYWARDEN_TABLE = `bench_peer_keys_${process.pid}`
 const CREATE_CONCURRENCY = 20
+/** better-auth's limits in limited mode: out of reach, so nothing is refused (see the header). */
+const BETTER_AUTH_RATE_LIMIT = { enabled: true, timeWindow: 86_400_000, maxRequests: 1e9 }
+const BETTER_AUTH_REMAINING = 1e9
 
 function memorySubject(): PeerSubject {
   // better-auth's memory adapter needs every model's array to exist before the first lookup.
@@ -129,7 +142,7 @@ async function sqliteSubject(): Promise<PeerSubject> {
 
 const SUBJECTS: Record<PeerStore, () => PeerSubject | Promise<PeerSubject>> = { memory: memorySubject, postgres: postgresSubject, sqlite: sqliteSubject }
 
-function betterAuthOptions(database: BetterAuthOptions['database']) {
+function betterAuthOptions(database: BetterAuthOptions['database'], limited: boolean) {
   return {
     secret: SECRET,
     baseURL: 'http://localhost:3000',
@@ -139,7 +152,8 @@ function betterAuthOptions(database: BetterAuthOptions['database']) {
     rateLimit: { enabled: false }, // the HTTP endpoint rate limiter (not on the auth.api path anyway)
     // Per-key rate limiting off (default: 10 requests per key per day). Everything else default,
     // including usage recording on verify (lastRequest / updatedAt written on every call).
-    plugins: [apiKey({ rateLimit: { enabled: false } })],
+    // Limited mode: per-key rate limiting on, with a limit out of reach.
+    plugins: [apiKey({ rateLimit: limited ? BETTER_AUTH_RATE_LIMIT : { enabled: false } })],
   } satisfies BetterAuthOptions
 }
 
@@ -157,14 +171,15 @@ interface Contender {
   readonly close: () => Promise<void>
 }
 
-async function prepareBetterAuth(subject: PeerSubject, keyCount: number): Promise<Contender> {
-  const options = betterAuthOptions(subject.betterAuthDatabase)
+async function prepareBetterAuth(subject: PeerSubject, keyCount: number, limited: boolean): Promise<Contender> {
+  const options = betterAuthOptions(subject.betterAuthDatabase, limited)
   if (subject.migrate) await (await getMigrations(options)).runMigrations()
   const auth = betterAuth(options)
   const { user } = await auth.api.signUpEmail({ body: { email: 'bench@example.com', password: 'bench-password-0123', name: 'bench' } })
   const tokens: string[] = []
   await forEachConcurrently(Array.from({ length: keyCount }, (_, i) => i), CREATE_CONCURRENCY, async (i) => {
-    tokens.push((await auth.api.createApiKey({ body: { userId: user.id, name: `k${i}` } })).key)
+    const body = { userId: user.id, name: `k${i}`, ...(limited ? { remaining: BETTER_AUTH_REMAINING } : {}) }
+    tokens.push((await auth.api.createApiKey({ body })).key)
   })
   const verify = async (key: string) => {
     const result = await auth.api.verifyApiKey({ body: { key } })
@@ -177,16 +192,13 @@ async function prepareBetterAuth(subject: PeerSubject, keyCount: number): Promis
   return { verifyNext: () => verify(tokens[order[next++ % keyCount]!]!), close: async () => {} }
 }
 
-async function prepareKeywarden(subject: PeerSubject, keyCount: number): Promise<Contender> {
-  const keys = new KeyManager({ store: await subject.keywardenStore(), prefix: 'bench', pepper: PEPPER })
+async function prepareKeywarden(subject: PeerSubject, keyCount: number, limited: boolean): Promise<Contender> {
+  const keys = new KeyManager({ store: await subject.keywardenStore(), prefix: 'bench', pepper: PEPPER, ...(limited ? { limits: limitsFor('metered') } : {}) })
   const tokens: string[] = []
   await forEachConcurrently(Array.from({ length: keyCount }, (_, i) => i), CREATE_CONCURRENCY, async (i) => {
     tokens.push((await keys.create({ name: `k${i}`, environment: 'live' })).token)
   })
-  const verify = async (token: string) => {
-    const result = await keys.verify(token)
-    if (!result.valid) throw new Error(`keywarden rejected a valid key: ${result.reason}`)
-  }
+  const verify = async (token: string) => expectAccepted(await keys.verify(token), limited)
   await forEachConcurrently(tokens, CREATE_CONCURRENCY, verify)
   const order = strideOrder(keyCount)
   let next = 0
@@ -197,12 +209,14 @@ async function prepareKeywarden(subject: PeerSubject, keyCount: number): Promise
 /**
  * Measures better-auth's API-key verify and keywarden's in interleaved rounds, on each of `stores`, with
  * `keyCounts.memory` keys on the memory stores and `keyCounts.sql` keys on PostgreSQL and SQLite.
- * A store that cannot be set up (e.g. PostgreSQL not running) is skipped with a warning.
+ * A store that cannot be set up (e.g. PostgreSQL not running) is skipped with a warning. `limited`:
+ * both with usage limits (see the header), measured at each of `concurrencies` (default: 1 only).
  */
 export async function benchBetterAuth(
   durationMs: number,
   keyCounts: { memory: number; sql: number },
   stores: readonly PeerStore[],
+  { limited = false, concurrencies = [1] }: { limited?: boolean; concurrencies?: readonly number[] } = {},
 ): Promise<BenchResult[]> {
   const results: BenchResult[] = []
   for (const store of stores) {
@@ -216,14 +230,19 @@ export async function benchBetterAuth(
     }
     const contenders: Contender[] = []
     try {
-      contenders.push(await prepareBetterAuth(subject, keyCount), await prepareKeywarden(subject, keyCount))
+      contenders.push(await prepareBetterAuth(subject, keyCount, limited), await prepareKeywarden(subject, keyCount, limited))
       const slice = durationMs / ROUNDS
-      const comparison = await interleave(contenders.map((contender) => () => measure(contender.verifyNext, slice)))
-      const suffix = `verify valid (${subject.label}, ${keyCount} keys)`
-      results.push(
-        { name: `better-auth api-key: ${suffix}`, opsPerSecond: comparison.opsPerSecond(0), ratioToBaseline: null },
-        { name: `keywarden: ${suffix}`, opsPerSecond: comparison.opsPerSecond(1), ratioToBaseline: comparison.ratio(1) },
-      )
+      for (const concurrency of limited ? concurrencies : [1]) {
+        const comparison = await interleave(contenders.map((contender) => () => measure(contender.verifyNext, slice, concurrency)))
+        const where = `${subject.label}, ${keyCount} keys${limited ? `, c=${concurrency}` : ''}`
+        const [theirs, ours] = limited
+          ? [`better-auth api-key: verify, rate limit + remaining (${where})`, `keywarden: verify + 2 rate rules + credits (${where})`]
+          : [`better-auth api-key: verify valid (${where})`, `keywarden: verify valid (${where})`]
+        results.push(
+          { name: theirs, opsPerSecond: comparison.opsPerSecond(0), ratioToBaseline: null },
+          { name: ours, opsPerSecond: comparison.opsPerSecond(1), ratioToBaseline: comparison.ratio(1) },
+        )
+      }
     } finally {
       await Promise.all(contenders.map((contender) => contender.close()))
       await subject.cleanup()

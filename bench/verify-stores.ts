@@ -17,7 +17,7 @@ import { RedisStore } from 'keywarden/adapters/redis'
 import { MySqlStore, PostgresStore, SqliteStore } from 'keywarden/adapters/sql'
 import { forEachConcurrently, interleave, measure, ROUNDS, type BenchResult } from './harness.js'
 
-interface StoreUnderTest {
+export interface StoreUnderTest {
   readonly name: string
   readonly store: KeyStore
   /** The same driver reading one row or value by key, without keywarden. */
@@ -58,6 +58,7 @@ async function postgresStore(): Promise<StoreUnderTest> {
     store,
     plainRead: (id) => pool.query(`SELECT * FROM ${TABLE} WHERE id = $1`, [id]),
     cleanup: async () => {
+      await pool.query(`DROP TABLE IF EXISTS ${TABLE}_usage`)
       await pool.query(`DROP TABLE IF EXISTS ${TABLE}`)
       await pool.end()
     },
@@ -73,6 +74,7 @@ async function mariadbStore(): Promise<StoreUnderTest> {
     store,
     plainRead: (id) => pool.query(`SELECT * FROM ${TABLE} WHERE id = ?`, [id]),
     cleanup: async () => {
+      await pool.query(`DROP TABLE IF EXISTS ${TABLE}_usage`)
       await pool.query(`DROP TABLE IF EXISTS ${TABLE}`)
       await pool.query(`DROP TABLE IF EXISTS ${TABLE}_locks`).catch(() => undefined)
       await pool.end()
