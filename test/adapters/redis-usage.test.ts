@@ -657,6 +657,46 @@ describe.skipIf(!gate.available)('RedisStore usage', () => {
       })
     })
 
+    it('compares hashes of every length exactly, whichever byte differs (the Lua compares 16 bytes at a time)', async () => {
+      await withNamespace(async (namespace) => {
+        const store = new RedisStore({ client: ioredis, namespace })
+        const alphabet = 'kw1$hmac-sha256$default$0123456789abcdef\u00e9'
+        for (let length = 1; length <= 40; length++) {
+          const hash = Array.from({ length }, (_, i) => alphabet[(i * 7 + length) % alphabet.length]).join('')
+          const id = `len${length}`
+          await store.insert(makeRecord({ id, hash }), null)
+          const counter: RateCounter = { id: `rate:${id}`, algorithm: 'token-bucket', limit: 1000, capacity: 1000, windowMs: 1000 }
+          const attempt = (presented: string) => store.consumeIfCurrent({ ...request({ rate: [counter] }), keyId: id, version: 1, hash: presented })
+          const changed = (at: number) => hash.slice(0, at) + (hash[at] === '#' ? '%' : '#') + hash.slice(at + 1)
+          for (const presented of [changed(0), changed(length - 1), changed(length >> 1), hash + 'x', hash.slice(0, -1), '']) {
+            expect((await attempt(presented)).applied, `length ${length}: ${JSON.stringify(presented)}`).toBe(false)
+          }
+          expect((await attempt(hash)).applied, `length ${length}`).toBe(true)
+        }
+      })
+    })
+
+    it('a key of another type is named in the error, as TYPE names it, and nothing is written', async () => {
+      await withNamespace(async (namespace) => {
+        const store = new RedisStore({ client: ioredis, namespace })
+        const hash = `kw1$sha256$-$${'ef'.repeat(32)}`
+        await store.insert(makeRecord({ id: 'k1', hash }), null)
+        const counter: RateCounter = { id: 'rate:k1', algorithm: 'fixed-window', limit: 5, capacity: 5, windowMs: 60_000 }
+        const credits: CreditPool = { id: 'credits:k1', initial: 5, refill: null }
+        const guarded = { ...request({ rate: [counter], credits }), keyId: 'k1', version: 1, hash }
+        const cause = async (promise: Promise<unknown>) => String(((await promise.catch((error: unknown) => error)) as StoreError).cause)
+
+        await ioredis.rpush(`{${namespace}}:balance:credits:k1`, 'written by someone else')
+        expect(await cause(store.consumeIfCurrent(guarded))).toMatch(/WRONGTYPE keywarden: the credit balance holds a list, expected a hash/)
+        expect(await cause(store.consumeUsage(request({ rate: [counter], credits })))).toMatch(/WRONGTYPE keywarden: the credit balance holds a list, expected a hash/)
+        expect(await ioredis.exists(`{${namespace}}:counter:rate:k1`)).toBe(0)
+        await ioredis.del(`{${namespace}}:balance:credits:k1`)
+        await ioredis.set(`{${namespace}}:key:other`, 'written by someone else')
+        expect(await cause(store.consumeIfCurrent({ ...guarded, keyId: 'other' }))).toMatch(/WRONGTYPE keywarden: the record holds a string, expected a hash/)
+        expect(await ioredis.exists(`{${namespace}}:counter:rate:k1`, `{${namespace}}:balance:credits:k1`)).toBe(0)
+      })
+    })
+
     it('a document Lua cannot decode fails the guard safely: the record comes back and the caller decides', async () => {
       await withNamespace(async (namespace) => {
         const store = new RedisStore({ client: ioredis, namespace })

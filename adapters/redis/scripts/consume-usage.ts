@@ -13,14 +13,17 @@ import { defineScript, type ScriptCall } from './script.js'
 import { USAGE_LUA } from './usage-lua.js'
 
 /**
- * The body of {@link CONSUME_USAGE}, as two Lua functions, so that a script guarding the consumption
- * (consume-if-current.ts) runs the very same code after its own check:
+ * The body of {@link CONSUME_USAGE}, as three Lua functions, so that a script guarding the consumption
+ * (consume-if-current.ts) runs the very same code around its own check:
  *
- * - `read_usage(extra_keys, extra_args)` checks the request in ARGV[1..] and its keys in KEYS[1..]
- *   (see {@link CONSUME_USAGE}), allowing that many further keys and arguments after them, and answers
+ * - `read_usage(extra_keys, extra_args)` checks the request in ARGV[1..] and the key count (see
+ *   {@link CONSUME_USAGE}), allowing that many further keys and arguments after them, and answers
  *   the parsed request (`args` is how many arguments it took). It writes nothing and reads no state.
- * - `apply_usage(usage)` reads the states, decides, writes what a committed request moves, and answers
- *   as {@link CONSUME_USAGE} does. Every stored state is checked before its first write.
+ * - `read_states(usage)` reads every counter and the balance (one HMGET each), unparsed; a key of
+ *   another type fails here, as a WRONGTYPE naming its role (no TYPE is sent otherwise).
+ * - `apply_usage(usage, states)` checks and parses the stored states, decides, writes what a committed
+ *   request moves, and answers as {@link CONSUME_USAGE} does. Every stored state is checked before its
+ *   first write.
  */
 export const CONSUME_LUA = `
 -- No state lives longer than this (about 31,700 years), so PEXPIRE never refuses an overflow.
@@ -57,62 +60,77 @@ local function read_usage(extra_keys, extra_args)
       capacity = positive_integer(at + 3, 'counter capacity'),
       windowMs = positive_integer(at + 4, 'counter window'),
     }
-    expect_type(i, 'hash', 'rate counter')
   end
   if u.hasPool then
     u.initial = integer(base + 2, 'initial balance')
     u.refill = read_refill(base + 3, 'pool')
-    expect_type(u.n + 1, 'hash', 'credit balance')
   end
   return u
 end
 
-local function apply_usage(u)
+-- The stored hashes, as HMGET answers them, unparsed: a key of another type fails here.
+local function read_states(u)
+  local raw = {}
+  for i = 1, u.n do raw[i] = read_counter_hash(i) end
+  if u.hasPool then raw.balance = read_balance_hash(u.n + 1) end
+  return raw
+end
+
+local function apply_usage(u, raw)
   local n, now, cost, counters = u.n, u.now, u.cost, u.counters
   local states = {}
-  for i = 1, n do states[i] = current_counter(counters[i], read_counter(i), now) end
+  for i = 1, n do states[i] = current_counter(counters[i], parse_counter(raw[i]), now) end
   local balance, previous
   if u.hasPool then
-    local stored = read_balance(n + 1)
+    local stored = parse_balance(raw.balance)
     balance = current_credits(u.initial, u.refill, stored)
     previous = u.initial
     if stored ~= nil then previous = stored.remaining end
   end
 
-  local function answer(refused, rate, remaining)
+  -- Each counter's value and at as text, formatted once for both the write and the answer.
+  local function texts_of(rate)
+    local texts = {}
+    for i = 1, n do
+      texts[2 * i - 1] = exact(rate[i].value)
+      texts[2 * i] = exact(rate[i].at)
+    end
+    return texts
+  end
+
+  local function answer(refused, texts, remaining_text)
     local out = { refused, '', '' }
     if balance ~= nil then
       out[2] = exact(previous)
-      out[3] = exact(remaining)
+      out[3] = remaining_text
     end
-    for i = 1, n do
-      out[#out + 1] = exact(rate[i].value)
-      out[#out + 1] = exact(rate[i].at)
-    end
+    for i = 1, 2 * n do out[3 + i] = texts[i] end
     return out
   end
 
   for i = 1, n do
     if not counter_allows(counters[i], states[i], cost) then
-      if balance == nil then return answer('rate_limited', states, nil) end
-      return answer('rate_limited', states, balance.remaining)
+      if balance == nil then return answer('rate_limited', texts_of(states), nil) end
+      return answer('rate_limited', texts_of(states), exact(balance.remaining))
     end
   end
 
   local charged = {}
   for i = 1, n do charged[i] = charge_counter(counters[i], states[i], cost) end
+  local texts = texts_of(charged)
   if u.commit then
     for i = 1, n do
       local ttl = math.min(MAX_TTL_MS, math.max(1, counter_expires_at(counters[i], charged[i]) - now) + TTL_GRACE_MS)
-      redis.call('HSET', KEYS[i], 'value', exact(charged[i].value), 'at', exact(charged[i].at))
-      redis.call('PEXPIRE', KEYS[i], string.format('%d', ttl))
+      redis.call('HSET', KEYS[i], 'value', texts[2 * i - 1], 'at', texts[2 * i])
+      redis.call('PEXPIRE', KEYS[i], format('%d', ttl))
     end
   end
-  if balance == nil then return answer('', charged, nil) end
-  if balance.remaining < cost then return answer('usage_exceeded', charged, balance.remaining) end
+  if balance == nil then return answer('', texts, nil) end
+  if balance.remaining < cost then return answer('usage_exceeded', texts, exact(balance.remaining)) end
   local after = { remaining = balance.remaining - cost, refilledAt = balance.refilledAt }
-  if u.commit then write_balance(n + 1, after) end
-  return answer('', charged, after.remaining)
+  local remaining_text = exact(after.remaining)
+  if u.commit then write_balance(n + 1, after, remaining_text) end
+  return answer('', texts, remaining_text)
 end
 `
 
@@ -129,7 +147,8 @@ end
  * so the request's clock and the server's need not agree (and a test clock in the past deletes nothing).
  */
 export const CONSUME_USAGE = defineScript(`${USAGE_LUA}${CONSUME_LUA}
-return apply_usage(read_usage(0, 0))
+local usage = read_usage(0, 0)
+return apply_usage(usage, read_states(usage))
 `)
 
 const REFUSALS = ['', 'rate_limited', 'usage_exceeded'] as const

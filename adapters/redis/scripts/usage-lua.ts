@@ -6,7 +6,13 @@
  * `tostring` would keep only 14 digits, and a number returned as such becomes a truncated integer.
  */
 export const USAGE_LUA = `
-local function exact(x) return string.format('%.17g', x) end
+local format, floor = string.format, math.floor
+-- An integer of fewer than 16 digits prints the same digits under %d as under %.17g (which switches to
+-- an exponent at 17), and %d costs a third as much; 0 keeps %.17g, which tells -0 from 0.
+local function exact(x)
+  if x ~= 0 and x > -1e15 and x < 1e15 and x == floor(x) then return format('%d', x) end
+  return format('%.17g', x)
+end
 
 local function positive_integer(index, role)
   local value = integer(index, role)
@@ -20,16 +26,31 @@ local function stored_number(text, role)
   return value
 end
 
--- A counter state from its hash: nil when none is stored.
-local function read_counter(position)
-  local stored = redis.call('HMGET', KEYS[position], 'value', 'at')
+-- HMGET of the hash at KEYS[position]. A key of another type fails as expect_type does, naming the
+-- role and the type found (TYPE is asked only then), so the common case is one command, not two.
+-- Scripts do every such read before their first write, so a failed read still writes nothing.
+local function read_hash(position, role, ...)
+  local stored = redis.pcall('HMGET', KEYS[position], ...)
+  if stored.err then
+    expect_type(position, 'hash', role)
+    error(stored)
+  end
+  return stored
+end
+
+-- A counter state from its HMGET of value and at: nil when none is stored.
+local function parse_counter(stored)
   if not stored[1] and not stored[2] then return nil end
   return { value = stored_number(stored[1], 'counter value'), at = stored_number(stored[2], 'counter instant') }
 end
 
--- A balance from its hash: nil when none is stored; refilledAt nil while never refilled.
-local function read_balance(position)
-  local stored = redis.call('HMGET', KEYS[position], 'remaining', 'refilledAt')
+local function read_counter_hash(position)
+  return read_hash(position, 'rate counter', 'value', 'at')
+end
+
+-- A balance from its HMGET of remaining and refilledAt: nil when none is stored; refilledAt nil while
+-- never refilled.
+local function parse_balance(stored)
   if not stored[1] then
     if stored[2] then reject('ERR', 'the stored balance has no remaining credits') end
     return nil
@@ -37,6 +58,14 @@ local function read_balance(position)
   local refilledAt = nil
   if stored[2] then refilledAt = stored_number(stored[2], 'refill instant') end
   return { remaining = stored_number(stored[1], 'balance'), refilledAt = refilledAt }
+end
+
+local function read_balance_hash(position)
+  return read_hash(position, 'credit balance', 'remaining', 'refilledAt')
+end
+
+local function read_balance(position)
+  return parse_balance(read_balance_hash(position))
 end
 
 -- A pool's refill from ARGV: nil, or { amount, periodStart }.
@@ -87,12 +116,16 @@ local function current_credits(initial, refill, stored)
   return stored
 end
 
-local function write_balance(position, state)
-  redis.call('HSET', KEYS[position], 'remaining', exact(state.remaining))
+-- The state comes from current_credits on the balance as stored, whose refilledAt is nil only when the
+-- stored hash has none (a stored one is kept or replaced, never dropped): so there is never a stale
+-- refilledAt to delete, and one HSET writes the balance.
+-- remaining_text, when given, is exact(state.remaining), already computed by the caller.
+local function write_balance(position, state, remaining_text)
+  local remaining = remaining_text or exact(state.remaining)
   if state.refilledAt == nil then
-    redis.call('HDEL', KEYS[position], 'refilledAt')
+    redis.call('HSET', KEYS[position], 'remaining', remaining)
   else
-    redis.call('HSET', KEYS[position], 'refilledAt', exact(state.refilledAt))
+    redis.call('HSET', KEYS[position], 'remaining', remaining, 'refilledAt', exact(state.refilledAt))
   end
 end
 `
