@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import type { InsertResult, KeyQuery, KeyStore, QuotaCheck, StoredKey, UpdateResult } from '../../src/index.js'
+import type { CreditAdjustment, CreditsAdjusted, InsertResult, KeyQuery, KeyStore, QuotaCheck, StoredKey, UpdateResult, UsageOutcome, UsageRequest } from '../../src/index.js'
 import type * as Testing from '../../src/testing/index.js'
 import type * as Memory from '../../adapters/memory/index.js'
 
@@ -185,7 +185,15 @@ built.describeKeyStore('memory (built entry, vitest found on its own)', () => ne
 class TenantBlindStore implements KeyStore {
   private turn: Promise<unknown> = Promise.resolve()
 
-  constructor(private readonly inner: KeyStore) {}
+  constructor(private readonly inner: Memory.MemoryStore) {}
+
+  // Its counters are the memory store's, and right: only the tenant cases may fail.
+  consumeUsage(request: UsageRequest): Promise<UsageOutcome> {
+    return this.inner.consumeUsage(request)
+  }
+  adjustCredits(change: CreditAdjustment): Promise<CreditsAdjusted> {
+    return this.inner.adjustCredits(change)
+  }
 
   insert(record: StoredKey, quota: QuotaCheck | null): Promise<InsertResult> {
     const next = this.turn.then(async () => {
