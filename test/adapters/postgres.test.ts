@@ -40,6 +40,7 @@ function freshStore(table = `kw_${uniqueSuffix()}`): PostgresStore {
 
 async function drop(store: PostgresStore): Promise<void> {
   await db().query(`DROP TABLE IF EXISTS "${store.table}", "${store.table}_usage"`)
+  await db().query(`DROP FUNCTION IF EXISTS "${store.table}_consume"`)
 }
 
 describe.skipIf(!gate.available)('PostgresStore', () => {

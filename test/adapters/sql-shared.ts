@@ -16,15 +16,25 @@ export function migrationFileStatements(name: 'postgres' | 'mysql' | 'sqlite'): 
   return splitStatements(readFileSync(new URL(`../../adapters/sql/${name}/migration.sql`, import.meta.url), 'utf8'))
 }
 
-/** Splits a SQL script at the semicolons ending lines, dropping `--` comment lines. */
+/**
+ * Splits a SQL script at the semicolons ending lines, dropping `--` comment lines; a dollar-quoted
+ * body (`$$ … $$`, PostgreSQL's function bodies) is kept whole, its semicolons and comments included.
+ */
 export function splitStatements(script: string): string[] {
-  return script
-    .split('\n')
-    .filter((line) => !line.startsWith('--'))
-    .join('\n')
-    .split(/;\s*$/m)
-    .map((statement) => statement.trim())
-    .filter((statement) => statement.length > 0)
+  const statements: string[] = []
+  let current: string[] = []
+  let quoted = false
+  for (const line of script.split('\n')) {
+    if (!quoted && line.startsWith('--')) continue
+    current.push(line)
+    if ((line.match(/\$\$/g)?.length ?? 0) % 2 === 1) quoted = !quoted
+    if (!quoted && /;\s*$/.test(line)) {
+      statements.push(current.join('\n').replace(/;\s*$/, ''))
+      current = []
+    }
+  }
+  statements.push(current.join('\n'))
+  return statements.map((statement) => statement.trim()).filter((statement) => statement.length > 0)
 }
 
 /** Table names the stores must refuse. */

@@ -12,10 +12,11 @@ const ER_LOCK_DEADLOCK = 1213
 /** The usage table's statements. */
 function usageStatements(usage: string): UsageStatements {
   return {
+    absentRowsLockGaps: true,
     // Equalities on the primary key, OR-ed: a range scan of the primary key, which locks the rows in key
     // order (two consumptions sharing counters never wait for each other crosswise) and no other row.
-    // An absent row gets a gap lock at REPEATABLE READ: two transactions can both hold one, and when
-    // both then insert, InnoDB reports a deadlock and SqlStore runs the loser again.
+    // An absent row gets a gap lock at REPEATABLE READ instead, which many transactions can hold at
+    // once: absentRowsLockGaps makes SqlStore insert absent rows from a transaction that holds none.
     read: (keys: readonly UsageKey[], lock: boolean) => ({
       sql: `SELECT kind, id, value, at FROM ${usage} WHERE ${keys.map(() => '(kind = ? AND id = ?)').join(' OR ')}${lock ? ' FOR UPDATE' : ''}`,
       params: keys.flatMap((key) => [key.kind, key.id]),
@@ -24,10 +25,25 @@ function usageStatements(usage: string): UsageStatements {
       sql: `INSERT INTO ${usage} (kind, id, value, at, expires_at) VALUES ${rows.map(() => '(?, ?, ?, ?, ?)').join(', ')}`,
       params: rows.flatMap((row) => [row.kind, row.id, row.value, row.at, row.expiresAt]),
     }),
-    // One UPDATE per row, each parameter typed by the column it is assigned to. (A multi-row upsert
-    // needs VALUES(), deprecated in MySQL 8.0.20, or a row alias, which MariaDB lacks.)
-    update: (rows: readonly UsageRow[]) =>
-      rows.map((row) => ({ sql: `UPDATE ${usage} SET value = ?, at = ?, expires_at = ? WHERE kind = ? AND id = ?`, params: [row.value, row.at, row.expiresAt, row.kind, row.id] })),
+    // One UPDATE for all the rows, one round trip. (A multi-row upsert needs VALUES(), deprecated in
+    // MySQL 8.0.20, or a row alias, which MariaDB lacks.) With several rows each column takes its
+    // value from a CASE over the rows' keys; `? + 0e0` and `CAST(? AS SIGNED)` type the parameters
+    // as the DOUBLE and BIGINT they are assigned to, whatever type a server would infer for a bare
+    // parameter in a CASE (mysql2 sends every number as a DOUBLE: the cast of an integral one is exact).
+    update: (rows: readonly UsageRow[]) => {
+      if (rows.length === 1) {
+        const [row] = rows as [UsageRow]
+        return [{ sql: `UPDATE ${usage} SET value = ?, at = ?, expires_at = ? WHERE kind = ? AND id = ?`, params: [row.value, row.at, row.expiresAt, row.kind, row.id] }]
+      }
+      const cases = (value: string) => `CASE ${rows.map(() => `WHEN kind = ? AND id = ? THEN ${value}`).join(' ')} END`
+      const of = (pick: (row: UsageRow) => number | null) => rows.flatMap((row) => [row.kind, row.id, pick(row)])
+      return [
+        {
+          sql: `UPDATE ${usage} SET value = ${cases('? + 0e0')}, at = ${cases('CAST(? AS SIGNED)')}, expires_at = ${cases('CAST(? AS SIGNED)')} WHERE ${rows.map(() => '(kind = ? AND id = ?)').join(' OR ')}`,
+          params: [...of((row) => row.value), ...of((row) => row.at), ...of((row) => row.expiresAt), ...rows.flatMap((row) => [row.kind, row.id])],
+        },
+      ]
+    },
     purge: (now: number) => ({ sql: `DELETE FROM ${usage} WHERE expires_at IS NOT NULL AND expires_at <= ?`, params: [now] }),
   }
 }
@@ -113,6 +129,9 @@ export function mysqlDialect(table: string): SqlDialect {
     insert: `INSERT INTO ${quoted} (${columns}) VALUES (${COLUMNS.map(() => '?').join(', ')})`,
     select: `SELECT ${columns} FROM ${quoted}`,
     selectById: `SELECT ${columns} FROM ${quoted} WHERE id = ?`,
+    // A shared record lock on the key row (the primary key finds it: no gap lock while it exists).
+    // LOCK IN SHARE MODE rather than FOR SHARE: MariaDB and MySQL 5.7 know only this spelling.
+    selectByIdLocked: `SELECT ${columns} FROM ${quoted} WHERE id = ? LOCK IN SHARE MODE`,
     existsById: `SELECT 1 AS found FROM ${quoted} WHERE id = ?`,
     // <=> is MySQL's null-safe equality: a NULL tenant matches the rows without one. owner_id = ? leads,
     // so the owner index (owner_id, created_at, id) finds the rows; tenant and revocation are checked on each.

@@ -95,8 +95,10 @@ const POSTGRES_TIMEOUTS = { connectionTimeoutMillis: 5_000, query_timeout: 5_000
 /**
  * A `KeyStore` and `UsageStore` in PostgreSQL (9.6 or later; tested with 15) through `pg`. Quota
  * inserts serialise per owner with a transaction-scoped advisory lock; updates are one compare-and-set
- * `UPDATE`; a consumption locks its counter and balance rows (`SELECT … FOR UPDATE`) in
- * `<table>_usage`. Works at the default READ COMMITTED isolation (and retries deadlocks and
+ * `UPDATE`; a consumption (`consumeUsage`, and `consumeIfCurrent`, which also checks the key row) is
+ * one call of the PL/pgSQL function `<table>_consume` that `migrate()` creates: it locks the counter
+ * and balance rows of `<table>_usage` (`FOR UPDATE`, in key order), applies the arithmetic and writes,
+ * in one round trip. Works at the default READ COMMITTED isolation (and retries deadlocks and
  * serialization failures).
  *
  * @example

@@ -17,8 +17,8 @@ import { ConfigError } from '../../../src/errors.js'
 export const DEFAULT_TABLE = 'keywarden_keys'
 
 // Leaves room for the longest derived name (`<table>_usage_exp_idx`; also `<table>_expires_idx`,
-// `<table>_locks`, `<table>_usage`) within the 63-byte (PostgreSQL) and 64-character (MySQL)
-// identifier limits.
+// `<table>_consume`, `<table>_locks`, `<table>_usage`) within the 63-byte (PostgreSQL) and
+// 64-character (MySQL) identifier limits.
 const TABLE_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/
 
 /** Checks a configured table name; only identifier characters, so it can be quoted safely in every dialect. */

@@ -4,6 +4,8 @@
  * on one client library). Types only.
  */
 
+import type { UsageRequest } from '../../../src/limits/usage-store.js'
+
 /** A value bound to a statement parameter. */
 export type SqlValue = string | number | boolean | null
 
@@ -71,14 +73,35 @@ export interface UsageRow extends UsageKey {
   readonly expiresAt: number | null
 }
 
+/** What a guarded consumption checks the stored key against (see `GuardedUsageRequest`). */
+export interface UsageGuard {
+  readonly keyId: string
+  readonly version: number
+  readonly hash: string
+}
+
 /** The statements of the usage table (`<table>_usage`), built for the rows at hand. */
 export interface UsageStatements {
+  /**
+   * A locking read of an absent row locks the gap where it would go (InnoDB at REPEATABLE READ), and
+   * transactions that all hold that gap and then insert into it deadlock. Rows found absent are then
+   * inserted by a second transaction that only lock-reads the rows that exist.
+   */
+  readonly absentRowsLockGaps: boolean
   /** `kind, id, value, at` of the rows with these keys; `lock` locks them for the transaction (`FOR UPDATE`), in key order. */
   read(keys: readonly UsageKey[], lock: boolean): SqlStatement
   /** Inserts rows that did not exist: a concurrent insert of one of them fails with a unique violation. */
   insert(rows: readonly UsageRow[]): SqlStatement
   /** Overwrites rows that exist and that this transaction has locked. */
   update(rows: readonly UsageRow[]): readonly SqlStatement[]
+  /**
+   * A committed consumption as one statement, where the database runs it whole on its side (a stored
+   * function: PostgreSQL): with `guard`, the guarded consumption of `consumeIfCurrent`, else
+   * `consumeUsage`'s. Answers one row in the shape `readConsumed` (shared/usage.ts) reads. A lost
+   * race to insert a row fails the statement with a unique violation, and it is run again. Without
+   * it, SqlStore runs the consumption as a transaction of several statements.
+   */
+  consume?(request: UsageRequest, guard: UsageGuard | null): SqlStatement
   /** Deletes the counter states with `expires_at <= ?`; balances (`expires_at IS NULL`) stay. */
   purge(now: number): SqlStatement
 }
@@ -101,6 +124,11 @@ export interface SqlDialect {
   readonly select: string
   /** The row with `id = ?`. */
   readonly selectById: string
+  /**
+   * `selectById` for a guarded consumption's transaction: locks the row against updates and deletes
+   * until the transaction ends (a row lock; SQLite's write transaction already excludes every writer).
+   */
+  readonly selectByIdLocked: string
   /** Whether a row with `id = ?` exists (any column). */
   readonly existsById: string
   /**

@@ -3,14 +3,14 @@
  * insert flow, compare-and-set updates, locked usage transactions, retries, error wrapping), run
  * through one dialect and one driver.
  */
-import type { CreditAdjustment, CreditsAdjusted, UsageOutcome, UsageRequest, UsageStore } from '../../../src/limits/usage-store.js'
+import type { CreditAdjustment, CreditsAdjusted, GuardedUsageOutcome, GuardedUsageRequest, UsageOutcome, UsageRequest, UsageStore } from '../../../src/limits/usage-store.js'
 import { applyUsage } from '../../../src/limits/usage-arithmetic.js'
 import { callStore } from '../../../src/store-failure.js'
 import type { InsertResult, KeyQuery, KeyStore, QuotaCheck, StoredKey, UpdateResult } from '../../../src/store.js'
 import { listStatement } from './list-statement.js'
 import { insertParams, readCount, rowToRecord, updateParams } from './row-mapping.js'
-import type { SqlDialect, SqlDriver, SqlStatement, TransactionSteps } from './seams.js'
-import { adjustSteps, consumeSteps, evaluateUsage, usageKeys } from './usage.js'
+import type { SqlDialect, SqlDriver, SqlStatement, TransactionSteps, UsageKey } from './seams.js'
+import { adjustSteps, consumeSteps, evaluateGuarded, evaluateUsage, guardedSteps, readConsumed, RunAgain, usageKeys } from './usage.js'
 
 const MAX_ATTEMPTS = 5
 
@@ -72,8 +72,9 @@ export abstract class SqlStore implements KeyStore, UsageStore {
 
   /**
    * Creates the keys table, its indexes and the usage table `<table>_usage` if they do not exist, and
-   * adds the columns 0.2.0 introduced (`policy`, `has_credits`) to a table created by 0.1.0; safe to
-   * run at every start, on a fresh database or an old one. Run it from one process at a time (e.g. at
+   * adds the columns 0.2.0 introduced (`policy`, `has_credits`) to a table created by 0.1.0; on
+   * PostgreSQL it also creates (or replaces) the function `<table>_consume` that consumptions call.
+   * Safe to run at every start, on a fresh database or an old one. Run it from one process at a time (e.g. at
    * deploy), or apply the shipped migration file with your own migration tool instead:
    * `keywarden/adapters/sql/migrations/{postgres,mysql,sqlite}.sql`. All statements run on one
    * connection.
@@ -177,13 +178,16 @@ export abstract class SqlStore implements KeyStore, UsageStore {
   }
 
   /**
-   * Applies one {@link UsageRequest} ({@link UsageStore.consumeUsage}) in one transaction: locks the
-   * rows of every counter and of the balance (`SELECT … FOR UPDATE` in key order on PostgreSQL and
-   * MySQL; SQLite's `BEGIN IMMEDIATE` takes the database's write lock), reads absent ones as `null`,
-   * decides with the shared arithmetic and writes the states it returns. Two transactions that both
-   * found a row absent race to insert it: the loser's insert fails (a unique violation, or a deadlock
-   * on MySQL) and its whole consumption runs again, now finding the row. A dry run (`commit: false`)
-   * is one unlocked read, and writes (and creates) nothing.
+   * Applies one {@link UsageRequest} ({@link UsageStore.consumeUsage}) atomically: locks the rows of
+   * every counter and of the balance (`FOR UPDATE` in key order on PostgreSQL and MySQL; SQLite's
+   * `BEGIN IMMEDIATE` takes the database's write lock), reads absent ones as `null`, decides with the
+   * shared arithmetic and writes the states it returns. On PostgreSQL that is one statement, the
+   * function `<table>_consume` created by `migrate()` (the same arithmetic, run on the server); on
+   * MySQL and SQLite one transaction. Two consumptions that both found a row absent race to insert it:
+   * the loser's insert fails with a unique violation and its whole consumption runs again, now finding
+   * the row. (On MySQL, where a locking read of an absent row locks a gap, a consumption that must
+   * insert rows rolls back and inserts them from a second transaction that lock-reads only the rows
+   * that exist.) A dry run (`commit: false`) is one unlocked read, and writes (and creates) nothing.
    *
    * @example
    * ```ts
@@ -205,7 +209,67 @@ export abstract class SqlStore implements KeyStore, UsageStore {
       const keys = usageKeys(request)
       if (keys.length === 0) return applyUsage(request, [], null).outcome
       if (!request.commit) return evaluateUsage(request, (await this.#driver.execute(this.#dialect.usage.read(keys, false))).rows)
-      return this.#retrying(() => this.#driver.transaction(consumeSteps(this.#dialect.usage, request, keys)), true)
+      const { consume } = this.#dialect.usage
+      if (consume !== undefined) {
+        const answer = await this.#oneStatement(() => consume(request, null), request)
+        if (!answer.applied) throw new TypeError('The consume function refused an unguarded consumption')
+        return answer.outcome
+      }
+      return this.#usageTransaction((absent) => consumeSteps(this.#dialect.usage, request, keys, absent))
+    })
+  }
+
+  /**
+   * A {@link GuardedUsageRequest} ({@link UsageStore.consumeIfCurrent}): reads the key row and
+   * consumes in one atomic step, so a limited verify costs one store call instead of a `get` and a
+   * `consumeUsage`. The guard is checked on the key row as read inside that step, locked against
+   * updates and deletes until it ends; when it fails nothing is written and the row comes back as
+   * `get` maps it (`null` when there is none). Hashes are compared in constant time.
+   *
+   * - PostgreSQL: one statement, the function `<table>_consume` that `migrate()` creates (the key
+   *   row locked `FOR NO KEY UPDATE`, guard, arithmetic and writes on the server; see the shipped
+   *   migration). Run again after a lost race to insert a row, a deadlock or a serialization failure.
+   * - MySQL: one transaction: the key row `LOCK IN SHARE MODE` (InnoDB queues a waiting update ahead
+   *   of later share locks), then the consumption as {@link SqlStore.consumeUsage} runs it (one
+   *   locking read, one `UPDATE` for all the rows).
+   * - SQLite: the same reads and writes inside `BEGIN IMMEDIATE`, which holds every other writer off.
+   *
+   * A dry run (`commit: false`) locks and writes nothing.
+   *
+   * @example
+   * ```ts
+   * import { PostgresStore } from 'keywarden/adapters/sql'
+   *
+   * declare const presentedHash: string // the keyed hash of the secret presented with keyId
+   * const store = new PostgresStore({ pool })
+   * const answer = await store.consumeIfCurrent({
+   *   now: Date.now(),
+   *   cost: 1,
+   *   commit: true,
+   *   rate: [{ id: 'rate:free:minute:key:5hJ2kQ9xWmTz3LbN', algorithm: 'fixed-window', limit: 60, capacity: 60, windowMs: 60_000 }],
+   *   credits: null,
+   *   keyId,
+   *   version: 3,
+   *   hash: presentedHash,
+   * })
+   * if (!answer.applied) console.info('the key changed since it was last seen', answer.record?.version)
+   * else if (answer.outcome.refused !== null) console.info('refused:', answer.outcome.refused)
+   * ```
+   */
+  async consumeIfCurrent(request: GuardedUsageRequest): Promise<GuardedUsageOutcome> {
+    return this.#wrap('consumeIfCurrent', async () => {
+      const { consume } = this.#dialect.usage
+      if (consume !== undefined) {
+        const guard = { keyId: request.keyId, version: request.version, hash: request.hash }
+        return this.#oneStatement(() => consume(request, guard), request)
+      }
+      const keys = usageKeys(request)
+      if (!request.commit) {
+        const keyRead = { sql: this.#dialect.selectById, params: [request.keyId] }
+        return evaluateGuarded((statement) => this.#driver.execute(statement), keyRead, this.#dialect.usage, request, keys)
+      }
+      const keyRead = { sql: this.#dialect.selectByIdLocked, params: [request.keyId] }
+      return this.#usageTransaction((absent) => guardedSteps(keyRead, this.#dialect.usage, request, keys, absent))
     })
   }
 
@@ -227,7 +291,7 @@ export abstract class SqlStore implements KeyStore, UsageStore {
    * ```
    */
   async adjustCredits(change: CreditAdjustment): Promise<CreditsAdjusted> {
-    return this.#wrap('adjustCredits', () => this.#retrying(() => this.#driver.transaction(adjustSteps(this.#dialect.usage, change)), true))
+    return this.#wrap('adjustCredits', () => this.#usageTransaction((absent) => adjustSteps(this.#dialect.usage, change, absent)))
   }
 
   /**
@@ -264,16 +328,52 @@ export abstract class SqlStore implements KeyStore, UsageStore {
     return { sql: this.#dialect.insert, params: insertParams(record, this.#dialect.boolean) }
   }
 
-  /** `orUniqueViolation`: for the usage transactions, whose insert of a row found absent can lose a race. */
-  async #retrying<T>(operation: () => Promise<T>, orUniqueViolation = false): Promise<T> {
+  async #retrying<T>(operation: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await operation()
       } catch (error) {
         // Deadlocks and serialization failures are rolled back whole by the database, so the operation
         // can run again; a few attempts, then the error surfaces as a StoreError.
-        const retryable = this.#dialect.isRetryable(error) || (orUniqueViolation && this.#dialect.isUniqueViolation(error))
-        if (attempt >= MAX_ATTEMPTS || !retryable) throw error
+        if (attempt >= MAX_ATTEMPTS || !this.#dialect.isRetryable(error)) throw error
+      }
+    }
+  }
+
+  /**
+   * Runs a usage transaction; runs it again after a deadlock or a serialization failure (as #retrying
+   * does), after a unique violation (its insert of a row found absent lost the race), and when the
+   * body asks for it ({@link RunAgain}).
+   */
+  async #usageTransaction<T>(steps: (absent: readonly UsageKey[] | null) => TransactionSteps<T>): Promise<T> {
+    let absent: readonly UsageKey[] | null = null
+    for (let failures = 0, reruns = 0; ; ) {
+      try {
+        return await this.#driver.transaction(steps(absent))
+      } catch (error) {
+        if (error instanceof RunAgain && ++reruns < MAX_ATTEMPTS) {
+          absent = error.absent
+          continue
+        }
+        const retryable = this.#dialect.isRetryable(error) || this.#dialect.isUniqueViolation(error)
+        if (++failures >= MAX_ATTEMPTS || !retryable) throw error
+        absent = null
+      }
+    }
+  }
+
+  /**
+   * Runs a one-statement consumption (its own implicit transaction); runs it again, as
+   * {@link SqlStore.#usageTransaction} does, after a unique violation (its insert of a row found
+   * absent lost the race), a deadlock or a serialization failure.
+   */
+  async #oneStatement(statement: () => SqlStatement, request: UsageRequest): Promise<GuardedUsageOutcome> {
+    for (let failures = 1; ; failures++) {
+      try {
+        return readConsumed((await this.#driver.execute(statement())).rows[0], request)
+      } catch (error) {
+        const retryable = this.#dialect.isRetryable(error) || this.#dialect.isUniqueViolation(error)
+        if (failures >= MAX_ATTEMPTS || !retryable) throw error
       }
     }
   }

@@ -13,6 +13,7 @@ function rowParams(rows: readonly UsageRow[]): (string | number | null)[] {
 function usageStatements(usage: string): UsageStatements {
   const insert = (rows: readonly UsageRow[]) => `INSERT INTO ${usage} (kind, id, value, at, expires_at) VALUES ${rows.map(() => '(?, ?, ?, ?, ?)').join(', ')}`
   return {
+    absentRowsLockGaps: false,
     // Nothing to lock row by row: a consumption runs in BEGIN IMMEDIATE, holding the database's write lock.
     read: (keys: readonly UsageKey[]) => ({
       sql: `SELECT kind, id, value, at FROM ${usage} WHERE ${keys.map(() => '(kind = ? AND id = ?)').join(' OR ')}`,
@@ -88,6 +89,8 @@ export function sqliteDialect(table: string): SqlDialect {
     insert: `INSERT INTO ${quoted} (${columns}) VALUES (${COLUMNS.map(() => '?').join(', ')})`,
     select: `SELECT ${columns} FROM ${quoted}`,
     selectById: `SELECT ${columns} FROM ${quoted} WHERE id = ?`,
+    // Nothing to lock row by row: a guarded consumption runs in BEGIN IMMEDIATE, holding the write lock.
+    selectByIdLocked: `SELECT ${columns} FROM ${quoted} WHERE id = ?`,
     existsById: `SELECT 1 AS found FROM ${quoted} WHERE id = ?`,
     // IS compares NULLs as equal: a NULL tenant matches the rows without one. owner_id = ? leads, so the
     // owner index (owner_id, created_at, id) finds the rows; tenant and revocation are checked on each.
