@@ -59,6 +59,7 @@ async function postgresStore(): Promise<StoreUnderTest> {
     plainRead: (id) => pool.query(`SELECT * FROM ${TABLE} WHERE id = $1`, [id]),
     cleanup: async () => {
       await pool.query(`DROP TABLE IF EXISTS ${TABLE}_usage`)
+      await pool.query(`DROP FUNCTION IF EXISTS ${TABLE}_consume`)
       await pool.query(`DROP TABLE IF EXISTS ${TABLE}`)
       await pool.end()
     },

@@ -111,7 +111,7 @@ describe.skipIf(!postgres.available)('PostgresStore.connect', () => {
         : await PostgresStore.connect({ ...SERVICES.postgres, host: '127.0.0.1', port: proxy.port, ...extra }, { table })
     cleanup.push(async () => {
       await store.close()
-      await admin.query(`DROP TABLE IF EXISTS "${table}", "${table}_usage"`)
+      await admin.query(`DROP TABLE IF EXISTS "${table}", "${table}_usage"; DROP FUNCTION IF EXISTS "${table}_consume"`)
       await admin.end()
     })
     return store

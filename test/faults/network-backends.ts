@@ -117,7 +117,7 @@ const postgres: NetworkBackend = {
       recovered: async () => void (await store.get('recovered')),
       close: async () => {
         await pool.end()
-        await admin.query(`DROP TABLE IF EXISTS "${table}", "${table}_usage"`)
+        await admin.query(`DROP TABLE IF EXISTS "${table}", "${table}_usage"; DROP FUNCTION IF EXISTS "${table}_consume"`)
         await admin.end()
       },
     }

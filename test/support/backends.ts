@@ -124,7 +124,7 @@ function postgresBackend(): Backend {
       const store = new PostgresStore({ pool: db, table: `kwt_${uniqueSuffix()}` })
       await store.migrate()
       const dump = async () => JSON.stringify((await db.query(`SELECT * FROM "${store.table}"`)).rows)
-      const cleanup = async () => void (await db.query(`DROP TABLE IF EXISTS "${store.table}", "${store.table}_usage"`))
+      const cleanup = async () => void (await db.query(`DROP TABLE IF EXISTS "${store.table}", "${store.table}_usage"; DROP FUNCTION IF EXISTS "${store.table}_consume"`))
       return { store, dump, cleanup }
     },
     close: async () => {
