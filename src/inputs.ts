@@ -3,6 +3,7 @@
  */
 
 import * as z from 'zod/mini'
+import type { ResolvedLimits } from './limits/config.js'
 import type { ResolvedOptions } from './options.js'
 import {
   dateSchema,
@@ -46,12 +47,12 @@ function uniqueList<T extends z.ZodMiniType<string>>(item: T, what: string) {
 }
 
 /** The zod schemas for one KeyManager's inputs (they depend on its environments, roles and groups). */
-export function inputSchemas(options: ResolvedOptions) {
+export function inputSchemas(options: ResolvedOptions, limits: ResolvedLimits) {
   const scopes = scopeListSchema(options.scopeWildcards).check(unique('scope'))
   const roles = uniqueList(roleNameSchema.check(z.refine((role: string) => Object.hasOwn(options.roles, role), 'names a role that is not configured')), 'role')
   const groups = uniqueList(roleNameSchema.check(z.refine((group: string) => Object.hasOwn(options.groups, group), 'names a group that is not configured')), 'group')
   const environment = z.enum(options.environments as [string, ...string[]])
-  const policy = z.nullish(z.string().check(z.refine((name: string) => options.limits.policies.has(name), 'names a policy that is not configured')))
+  const policy = z.nullish(z.string().check(z.refine((name: string) => limits.policies.has(name), 'names a policy that is not configured')))
   const filters = {
     ownerId: z.optional(identifierSchema),
     tenantId: z.optional(identifierSchema),

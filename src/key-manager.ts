@@ -13,6 +13,7 @@ import { Credits } from './manager/credits.js'
 import { RecentKeys } from './manager/recent-keys.js'
 import { Limiter } from './limits/limiter.js'
 import type { CreditTarget } from './limits/credit-targets.js'
+import type { UsageStore } from './limits/usage-store.js'
 import type { CreditBalance } from './limits/limit-state.js'
 import { ExpiryNotices } from './manager/expiry-notices.js'
 import { Idempotency } from './manager/idempotency.js'
@@ -129,10 +130,11 @@ export class KeyManager {
   readonly #paging: Paging
   readonly #verifier: Verifier
   readonly #credits: Credits
+  readonly #counters: UsageStore | null
 
   /** @throws {@link ConfigError} naming every invalid option. */
   constructor(options: KeyManagerOptions) {
-    const { options: resolved, peppers } = resolveOptions(options)
+    const { options: resolved, peppers, limits } = resolveOptions(options)
     this.options = resolved
     const { store, clock, prefix, environments, roles, groups, scopeWildcards } = resolved
     this.#store = store
@@ -140,7 +142,7 @@ export class KeyManager {
     this.#hasher = new SecretHasher(peppers, { acceptUnpeppered: resolved.acceptUnpepperedHashes })
     this.#parser = new TokenParser(prefix, environments)
     this.#events = new KeyEventEmitter((error, event) => resolved.onListenerError(error, event.type))
-    this.#schemas = inputSchemas(resolved)
+    this.#schemas = inputSchemas(resolved, limits)
     this.tokenPattern = new RegExp(tokenPatternSource(prefix, environments))
     this.secretScanningPattern = secretScanningPatternSource(prefix, environments)
     this.#usage = new UsageBuffer(store, { ...resolved.usage, concurrency: 8 })
@@ -151,17 +153,18 @@ export class KeyManager {
     this.#rotation = new Rotation(this.#hasher, this.#idempotency, resolved.startLength, resolved.rotation.maxGracePeriodMs)
     this.#notices = new ExpiryNotices(store, this.#records, (record) => this.#publicKey(record))
     this.#paging = new Paging(store, this.#hasher)
-    const limiter = new Limiter(resolved.limits)
+    const limiter = new Limiter(limits)
     this.#credits = new Credits({
       store,
       records: this.#records,
       limiter,
-      limits: resolved.limits,
+      limits,
       events: this.#events,
       clock,
       project: (record) => this.#publicKey(record),
     })
-    const counters = resolved.limits.counters
+    const counters = limits.counters
+    this.#counters = counters
     // One round trip per verify of a limited key, when the key store keeps the counters and can read
     // and charge at once. With a verification cache the read is local anyway.
     const oneTrip =
@@ -560,7 +563,7 @@ export class KeyManager {
    * ```
    */
   async purgeUsage(): Promise<number> {
-    const counters = this.options.limits.counters
+    const counters = this.#counters
     if (counters?.purgeUsage === undefined) return 0
     return callStore('purgeUsage', () => counters.purgeUsage!(this.#clock()))
   }

@@ -240,8 +240,6 @@ export interface ResolvedOptions {
   readonly clock: () => number
   /** Hears of listeners that throw or reject. */
   readonly onListenerError: (error: unknown, eventType: string) => void
-  /** Usage policies, compiled, and the counter store (`null` when none is available). */
-  readonly limits: ResolvedLimits
 }
 
 /** Default of `rotation.maxGracePeriod`: a week, enough to roll a new token out everywhere. */
@@ -389,6 +387,8 @@ function defaultListenerErrorHandler(error: unknown, eventType: string): void {
 export interface Configuration {
   readonly options: ResolvedOptions
   readonly peppers: readonly Pepper[]
+  /** Usage policies, compiled, and the counter store; kept out of `options`, whose type is public. */
+  readonly limits: ResolvedLimits
 }
 
 /** Validates options and fills in defaults. Throws {@link ConfigError} naming every bad option. */
@@ -440,7 +440,6 @@ export function resolveOptions(options: KeyManagerOptions): Configuration {
           }),
     clock: parsed.clock,
     onListenerError: parsed.onListenerError ?? defaultListenerErrorHandler,
-    limits: resolveLimits(parsed.limits, parsed.store),
   })
-  return { options: resolved, peppers }
+  return { options: resolved, peppers, limits: resolveLimits(parsed.limits, parsed.store) }
 }

@@ -434,11 +434,15 @@ export type VerifyResult =
       /** The key's rate limits after this request, in policy order; empty when none apply. */
       readonly limits: readonly LimitState[]
       /** The balance after this request, when the key is charged credits; else `null`. */
-      readonly credits: { readonly remaining: number } | null
+      readonly credits: {
+        /** Credits left after this request. */
+        readonly remaining: number
+      } | null
     }
   | {
       /** The token was accepted but a rate limit is spent: answer 429. */
       readonly valid: false
+      /** A rate limit of the key's policy is spent. */
       readonly reason: 'rate_limited'
       /** The key ID named by the token. */
       readonly keyId: string
@@ -452,6 +456,7 @@ export type VerifyResult =
   | {
       /** The token was accepted but the credits are spent: answer 429. */
       readonly valid: false
+      /** The key's credits are spent. */
       readonly reason: 'usage_exceeded'
       /** The key ID named by the token. */
       readonly keyId: string

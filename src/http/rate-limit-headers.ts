@@ -103,7 +103,13 @@ export function rateLimitHeaders(limits: readonly LimitState[], now: number): Ra
  * const refusal: LimitRefusal | null = !result.valid && (result.reason === 'rate_limited' || result.reason === 'usage_exceeded') ? result : null
  * ```
  */
-export type LimitRefusal = Extract<VerifyResult, { reason: 'rate_limited' | 'usage_exceeded' }>
+export type LimitRefusal = Extract<
+  VerifyResult,
+  {
+    /** The two usage refusals. */
+    reason: 'rate_limited' | 'usage_exceeded'
+  }
+>
 
 /**
  * `Retry-After` (seconds) for a 429, or `null` when waiting will not help.

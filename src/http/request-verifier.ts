@@ -163,7 +163,10 @@ export interface AcceptedRequest {
   /** The key's rate limits after this request, in policy order; empty when none apply. */
   readonly limits: readonly LimitState[]
   /** The credit balance after this request, when the key is charged credits; else `null`. */
-  readonly credits: { readonly remaining: number } | null
+  readonly credits: {
+    /** Credits left after this request. */
+    readonly remaining: number
+  } | null
   /** Headers to add to the response: `RateLimit` and `RateLimit-Policy`, unless none apply or `rateLimitHeaders` is `false`. */
   readonly headers: Readonly<Record<string, string>>
 }

@@ -103,7 +103,12 @@ export function applyUsage(
   request: UsageRequest,
   storedCounters: readonly (CounterState | null)[],
   storedCredits: CreditState | null,
-): { readonly outcome: UsageOutcome; readonly writes: UsageWrites } {
+): {
+  /** What the store returns. */
+  readonly outcome: UsageOutcome
+  /** What the store writes, in the same atomic step. */
+  readonly writes: UsageWrites
+} {
   const { now, cost, rate, credits: pool, commit } = request
   const states = rate.map((counter, index) => currentCounter(counter, storedCounters[index] ?? null, now))
   const balance = pool === null ? null : currentCredits(pool, storedCredits)
@@ -144,7 +149,15 @@ export function applyUsage(
  * const { state, previous } = applyCreditAdjustment(change, stored)
  * ```
  */
-export function applyCreditAdjustment(change: CreditAdjustment, stored: CreditState | null): { readonly state: CreditState; readonly previous: number } {
+export function applyCreditAdjustment(
+  change: CreditAdjustment,
+  stored: CreditState | null,
+): {
+  /** The balance to write. */
+  readonly state: CreditState
+  /** The balance before the change (the pool's `initial` when none was stored). */
+  readonly previous: number
+} {
   const balance = currentCredits(change.pool, stored)
   const remaining = Math.max(0, change.mode === 'set' ? change.amount : balance.remaining + change.amount)
   return { state: { remaining, refilledAt: balance.refilledAt }, previous: stored?.remaining ?? change.pool.initial }
