@@ -12,7 +12,8 @@ import { orderMember } from '../../adapters/redis/keys.js'
 import { CONSUME_IF_CURRENT } from '../../adapters/redis/scripts/consume-if-current.js'
 import { CONSUME_USAGE } from '../../adapters/redis/scripts/consume-usage.js'
 import { counterExpiresAt } from '../../src/limits/usage-arithmetic.js'
-import { guardHolds, type CreditAdjustment, type CreditPool, type GuardedUsageOutcome, type GuardedUsageRequest, type RateCounter, type UsageRequest, type UsageStore } from '../../src/limits/usage-store.js'
+import type { CreditAdjustment, CreditPool, GuardedUsageRequest, RateCounter, UsageRequest, UsageStore } from '../../src/limits/usage-store.js'
+import { referenceConsumeIfCurrent, seededRandom } from '../support/differential.js'
 import { StoreError, type KeyManager, type LimitsOptions, type VerifyResult } from '../../src/index.js'
 import { makeRecord, T0, type MutableStoredKey } from '../conformance/records.js'
 import { forgeToken, setup } from '../helpers.js'
@@ -20,16 +21,6 @@ import { redisGate } from '../support/gates.js'
 import { deleteRedisNamespace, SERVICES, uniqueSuffix } from '../support/services.js'
 
 const gate = await redisGate()
-
-/** A deterministic pseudo-random sequence (mulberry32), so the differential run is reproducible. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** About a second alone; a loaded machine (the Redis suites in parallel on two cores) needs more than the default 5 s. */
 const DIFFERENTIAL_TIMEOUT_MS = 30_000
@@ -116,9 +107,7 @@ describe.skipIf(!gate.available)('RedisStore usage', () => {
     await withNamespace(async (namespace) => {
       const redis = new RedisStore({ client: persisting, namespace })
       const memory = new MemoryStore()
-      const next = random(20_261_201)
-      const int = (min: number, max: number) => min + Math.floor(next() * (max - min + 1))
-      const pick = <T>(values: readonly T[]): T => values[Math.floor(next() * values.length)]!
+      const { next, int, pick } = seededRandom(20_261_201)
 
       const counters: RateCounter[] = [
         { id: 'rate:odd:tb', algorithm: 'token-bucket', limit: 7, capacity: 10, windowMs: 3001 },
@@ -519,10 +508,7 @@ describe.skipIf(!gate.available)('RedisStore usage', () => {
       await withNamespace(async (namespace) => {
         const redis = new RedisStore({ client: persistingClient(), namespace })
         const memory = new MemoryStore()
-        const next = random(20_261_202)
-        const int = (min: number, max: number) => min + Math.floor(next() * (max - min + 1))
-        const pick = <T>(values: readonly T[]): T => values[Math.floor(next() * values.length)]!
-        const hex = (length: number) => Array.from({ length }, () => '0123456789abcdef'[int(0, 15)]).join('')
+        const { next, int, pick, hex } = seededRandom(20_261_202)
         const newHash = () => `kw1$sha256$-$${hex(64)}`
 
         const counters: RateCounter[] = [
@@ -605,12 +591,7 @@ describe.skipIf(!gate.available)('RedisStore usage', () => {
           const usage = { now, cost: int(0, 4), commit: next() < 0.85, rate, credits: next() < 0.5 ? pick(pools(now)) : null }
           const guarded: GuardedUsageRequest = { ...usage, keyId, version, hash }
 
-          // The reference: the contract's guard on the memory store's record, then its consumeUsage.
-          const stored = await memory.get(keyId)
-          const expected: GuardedUsageOutcome =
-            stored === null || !guardHolds(stored, guarded)
-              ? { applied: false, record: stored }
-              : { applied: true, outcome: await memory.consumeUsage(guarded), lastUsedAt: stored.lastUsedAt }
+          const expected = await referenceConsumeIfCurrent(memory, guarded)
           const actual = await redis.consumeIfCurrent(guarded)
           expect(actual, `step ${step}: ${JSON.stringify(guarded)}`).toEqual(expected)
           if (expected.applied) {

@@ -7,6 +7,7 @@ import { ConfigError, StoreError, type KeyQuery, type KeyStore, type StoredKey }
 import { describeKeyStore } from '../conformance/describe-key-store.js'
 import { makeRecord, T0 } from '../conformance/records.js'
 import { setup } from '../helpers.js'
+import { seededRandom } from '../support/differential.js'
 import { redisGate } from '../support/gates.js'
 import { SERVICES, uniqueSuffix } from '../support/services.js'
 
@@ -29,16 +30,6 @@ async function keysOf(client: Redis, namespace: string): Promise<string[]> {
 async function deleteNamespace(client: Redis, namespace: string): Promise<void> {
   const keys = await keysOf(client, namespace)
   if (keys.length > 0) await client.del(...keys)
-}
-
-/** A deterministic pseudo-random sequence (mulberry32), so the differential test is reproducible. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 describe.skipIf(!gate.available)('RedisStore', () => {
@@ -271,8 +262,7 @@ describe.skipIf(!gate.available)('RedisStore', () => {
     it('list agrees with the memory store on a few hundred records, across indexes, batches and the expiry window', async () => {
       await withStore(async (redis) => {
         const memory = new MemoryStore()
-        const next = random(42)
-        const pick = <T>(values: readonly T[]): T => values[Math.floor(next() * values.length)]!
+        const { next, pick } = seededRandom(42)
         const NOW = T0 + 50_000
         const records: StoredKey[] = Array.from({ length: 600 }, (_, i) =>
           makeRecord({

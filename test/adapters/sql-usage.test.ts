@@ -20,7 +20,8 @@ import { MySqlStore, PostgresStore, SqliteStore, type SqlStore } from '../../ada
 import { COLUMNS } from '../../adapters/sql/shared/columns.js'
 import { insertParams } from '../../adapters/sql/shared/row-mapping.js'
 import type { SqlValue } from '../../adapters/sql/shared/seams.js'
-import { guardHolds, type CreditAdjustment, type CreditPool, type GuardedUsageOutcome, type GuardedUsageRequest, type RateCounter, type UsageRequest } from '../../src/limits/usage-store.js'
+import type { CreditAdjustment, CreditPool, GuardedUsageRequest, RateCounter, UsageRequest } from '../../src/limits/usage-store.js'
+import { referenceConsumeIfCurrent, seededRandom } from '../support/differential.js'
 import type { KeyManager, LimitsOptions } from '../../src/index.js'
 import { makeRecord, makeRichRecord, T0, type MutableStoredKey } from '../conformance/records.js'
 import { setup } from '../helpers.js'
@@ -318,26 +319,6 @@ const bucket = (id: string, limit: number, windowMs = 3_600_000): RateCounter =>
 const pool = (id: string, initial: number, refill: CreditPool['refill'] = null): CreditPool => ({ id, initial, refill })
 const request = (overrides: Partial<UsageRequest>): UsageRequest => ({ now: T0, cost: 1, commit: true, rate: [], credits: null, ...overrides })
 
-/**
- * `consumeIfCurrent` as the contract states it (src/limits/usage-store.ts), on the reference store:
- * the record as stored, `guardHolds` on it, and the reference consumption only when it holds.
- */
-async function referenceConsumeIfCurrent(memory: MemoryStore, request: GuardedUsageRequest): Promise<GuardedUsageOutcome> {
-  const record = await memory.get(request.keyId)
-  if (record === null || !guardHolds(record, request)) return { applied: false, record }
-  return { applied: true, outcome: await memory.consumeUsage(request), lastUsedAt: record.lastUsedAt }
-}
-
-/** A deterministic pseudo-random sequence (mulberry32), so a differential run is reproducible. */
-function seeded(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 function countOf<T>(values: readonly T[], value: T): number {
   return values.filter((each) => each === value).length
 }
@@ -603,10 +584,7 @@ for (const backend of backends) {
       await withTable(async (table) => {
         const store = backend.store(table)
         const memory = new MemoryStore()
-        const next = seeded(20_261_203)
-        const int = (min: number, max: number) => min + Math.floor(next() * (max - min + 1))
-        const pick = <T>(values: readonly T[]): T => values[Math.floor(next() * values.length)]!
-        const hex = (length: number) => Array.from({ length }, () => '0123456789abcdef'[int(0, 15)]).join('')
+        const { next, int, pick, hex } = seededRandom(20_261_203)
         const newHash = () => `kw1$sha256$-$${hex(64)}`
 
         // Fractional refills (7 per 3001 ms into 10), windows that do not divide the epoch, a balance

@@ -66,17 +66,7 @@ export async function startServer(framework: Framework, keys: KeyManager, option
     app.use(router.routes())
     server = app.listen(0, '127.0.0.1')
   }
-  const port = await listen(server)
-  return {
-    port,
-    passed,
-    errors,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.closeAllConnections()
-        server.close((error) => (error ? reject(error) : resolve()))
-      }),
-  }
+  return served(server, passed, errors)
 }
 
 /** One guarded route of {@link startRoutes}. */
@@ -132,17 +122,7 @@ export async function startRoutes(framework: Framework, keys: KeyManager, routes
     app.use(router.routes())
     server = app.listen(0, '127.0.0.1')
   }
-  const port = await listen(server)
-  return {
-    port,
-    passed,
-    errors,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.closeAllConnections()
-        server.close((error) => (error ? reject(error) : resolve()))
-      }),
-  }
+  return served(server, passed, errors)
 }
 
 /** A parsed raw HTTP response; `raw` is the bytes as received. */
@@ -190,4 +170,19 @@ export async function rawRequest(port: number, headerLines: readonly string[], t
 /** The raw response without its Date line, which changes every second. */
 export function withoutDate(response: RawResponse): string {
   return response.raw.replace(/^Date: .*\r\n/im, '')
+}
+
+/** A started server's handle: its port, what its handlers saw, and a close that cuts open connections. */
+async function served(server: Server, passed: string[], errors: unknown[]) {
+  const port = await listen(server)
+  return {
+    port,
+    passed,
+    errors,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections()
+        server.close((error) => (error ? reject(error) : resolve()))
+      }),
+  }
 }
