@@ -10,10 +10,9 @@ import { inputSchemas, type InputSchemas } from './inputs.js'
 import { CompareAndSet, MAX_REVOKE_ATTEMPTS } from './manager/compare-and-set.js'
 import { Creation } from './manager/creation.js'
 import { Credits } from './manager/credits.js'
-import { RecentKeys } from './manager/recent-keys.js'
+import { oneTripFor } from './manager/recent-keys.js'
 import { Limiter } from './limits/limiter.js'
 import type { CreditTarget } from './limits/credit-targets.js'
-import type { UsageStore } from './limits/usage-store.js'
 import type { CreditBalance } from './limits/limit-state.js'
 import { ExpiryNotices } from './manager/expiry-notices.js'
 import { Idempotency } from './manager/idempotency.js'
@@ -130,7 +129,6 @@ export class KeyManager {
   readonly #paging: Paging
   readonly #verifier: Verifier
   readonly #credits: Credits
-  readonly #counters: UsageStore | null
 
   /** @throws {@link ConfigError} naming every invalid option. */
   constructor(options: KeyManagerOptions) {
@@ -162,16 +160,11 @@ export class KeyManager {
       events: this.#events,
       clock,
       project: (record) => this.#publicKey(record),
+      onWritten: (keyId) => this.#reads.invalidate(keyId),
     })
-    const counters = limits.counters
-    this.#counters = counters
-    // One round trip per verify of a limited key, when the key store keeps the counters and can read
-    // and charge at once. With a verification cache the read is local anyway.
-    const oneTrip =
-      resolved.cache === null && counters !== null && (counters as unknown) === store && typeof counters.consumeIfCurrent === 'function' ? { store: counters, recent: new RecentKeys() } : null
     this.#verifier = new Verifier({
       limiter,
-      oneTrip,
+      oneTrip: oneTripFor(store, limits.counters, resolved.cache !== null),
       parser: this.#parser,
       store,
       reads: this.#reads,
@@ -237,7 +230,7 @@ export class KeyManager {
     }
     const quota = quotaFor(this.options.maxKeysPerOwner, fields, parsed.owner)
     const { record, secret, created } = await this.#creation.insert(fields, quota, parsed.idempotencyKey, now)
-    if (created && parsed.credits !== undefined) await this.#startingBalance(record, parsed.credits)
+    if (created && parsed.credits !== undefined) await this.#credits.initialise(record, parsed.credits)
     const key = this.#publicKey(record)
     if (created) this.#emit({ type: 'created', at: new Date(now), key })
     return { key, token: this.#token(record, secret) }
@@ -562,21 +555,8 @@ export class KeyManager {
    * setInterval(() => void keys.purgeUsage().catch(console.error), 60 * 60 * 1000).unref()
    * ```
    */
-  async purgeUsage(): Promise<number> {
-    const counters = this.#counters
-    if (counters?.purgeUsage === undefined) return 0
-    return callStore('purgeUsage', () => counters.purgeUsage!(this.#clock()))
-  }
-
-  /** A new key's own balance; if it cannot be written, the key is taken back so no half-made key stays. */
-  async #startingBalance(record: StoredKey, amount: number): Promise<void> {
-    try {
-      await this.#credits.initialise(record, amount)
-    } catch (error) {
-      await this.#store.delete(record.id).catch(() => undefined)
-      this.#reads.invalidate(record.id)
-      throw error
-    }
+  purgeUsage(): Promise<number> {
+    return this.#credits.purge()
   }
 
   #publicKey(record: StoredKey): ApiKey {

@@ -3,6 +3,7 @@
  * once into {@link CompiledPolicy} values, so verify does no parsing.
  */
 import * as z from 'zod/mini'
+import { StoreError } from '../errors.js'
 import type { Duration } from '../policy/duration.js'
 import type { ApiKey } from '../types.js'
 import { durationSchema, roleNameSchema } from '../validation.js'
@@ -265,6 +266,12 @@ function compileCredits(credits: NonNullable<ParsedLimits['policies'][string]['c
         ? { amount: refill.amount, kind: 'interval', intervalMs: refill.interval }
         : { amount: refill.amount, kind: 'month', day: refill.day ?? 1 }
   return Object.freeze({ initial: credits.initial ?? refill?.amount ?? 0, refill: compiled && Object.freeze(compiled), per: credits.per ?? 'key' })
+}
+
+/** The counter store, or a StoreError naming `operation` when there is none to use. */
+export function countersOf(limits: ResolvedLimits, operation: string): UsageStore {
+  if (limits.counters === null) throw new StoreError(operation, { cause: new Error('the key store keeps no counters: set limits.counters') })
+  return limits.counters
 }
 
 function defaultCounterErrorHandler(error: unknown): void {

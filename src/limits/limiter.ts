@@ -3,15 +3,15 @@
  * one atomic consumption in the counter store, and the answer in public terms. Keys with no policy and
  * no credits of their own never reach the store.
  */
-import { StoreError } from '../errors.js'
 import type { StoredKey } from '../store.js'
 import { asStoreError } from '../store-failure.js'
 import type { ApiKey } from '../types.js'
-import type { CompiledCredits, CompiledPolicy, CompiledRule, LimitScope, ResolvedLimits } from './config.js'
+import { countersOf, type CompiledCredits, type CompiledPolicy, type CompiledRule, type LimitScope, type ResolvedLimits } from './config.js'
+import { counterAllows } from './usage-arithmetic.js'
 import { limitState, waitFor, type CreditBalance, type LimitState } from './limit-state.js'
 import { refillPeriod } from './refill.js'
 import { balanceId, counterId, effectiveScope, type UsageSubject } from './usage-ids.js'
-import type { CreditPool, RateCounter, UsageOutcome, UsageRequest, UsageStore } from './usage-store.js'
+import type { CreditPool, RateCounter, UsageOutcome, UsageRequest } from './usage-store.js'
 
 /** The counters and balance one key uses at one instant. */
 export interface UsagePlan {
@@ -91,7 +91,7 @@ export class Limiter {
     const known = this.#shapes.get(record)
     if (known !== undefined) return known
     const policy = this.policyFor(record, key)
-    const credits = this.#creditsOf(record, policy)
+    const credits = this.creditsFor(record, policy)
     const shape =
       (policy === null || policy.rate.length === 0) && credits === null
         ? null
@@ -105,11 +105,6 @@ export class Limiter {
     return creditPool(rule ?? NO_CREDITS_RULE, id, now, anchor)
   }
 
-  /** The credits rule and balance ID a key is charged to: its own balance first, else its policy's. */
-  creditsFor(record: StoredKey, policy: CompiledPolicy | null): ChargedCredits | null {
-    return this.#creditsOf(record, policy)
-  }
-
   /** The store request of a plan. */
   request(plan: UsagePlan, cost: number, commit: boolean, now: number): UsageRequest {
     return { now, cost, commit, rate: plan.counters, credits: plan.pool }
@@ -117,12 +112,12 @@ export class Limiter {
 
   /** Charges `cost` (or, with `commit: false`, only checks). Counter failures fail closed unless `failOpen` covers them. */
   async consume(plan: UsagePlan, cost: number, commit: boolean, now: number): Promise<UsageDecision> {
-    const store = this.#store()
+    const store = countersOf(this.limits, 'consumeUsage')
     let outcome: UsageOutcome
     try {
       outcome = await store.consumeUsage(this.request(plan, cost, commit, now))
     } catch (error) {
-      const failure = error instanceof StoreError ? error : asStoreError('consumeUsage', error)
+      const failure = asStoreError('consumeUsage', error)
       // Rate limits may fail open by choice; credits never do: an unknown balance is not a positive one.
       if (!this.limits.failOpen || plan.pool !== null) throw failure
       this.limits.onError(failure)
@@ -138,9 +133,15 @@ export class Limiter {
     const limits = rules.map((rule, index) => limitState(policyName, rule, outcome.rate[index]!, now))
     const credits = outcome.credits === null ? null : Object.freeze({ remaining: outcome.credits.remaining, refillAt: plan.refillAt === null ? null : new Date(plan.refillAt) })
     if (outcome.refused === 'rate_limited') {
-      const violated = rules.filter((rule, index) => !passes(rule, outcome.rate[index]!.value, cost))
-      const retryAfterMs = Math.max(...violated.map((rule) => waitFor(rule, outcome.rate[rules.indexOf(rule)]!, cost, now)))
-      return { refused: 'rate_limited', limits, credits, retryAfterMs, violated: violated.map((rule) => rule.name), creditChange: null }
+      const violated: string[] = []
+      let retryAfterMs = 0
+      rules.forEach((rule, index) => {
+        const state = outcome.rate[index]!
+        if (counterAllows(rule, state, cost)) return
+        violated.push(rule.name)
+        retryAfterMs = Math.max(retryAfterMs, waitFor(rule, state, cost, now))
+      })
+      return { refused: 'rate_limited', limits, credits, retryAfterMs, violated, creditChange: null }
     }
     if (outcome.refused === 'usage_exceeded') {
       const retryAfterMs = plan.refillAt === null ? 0 : plan.refillAt - now
@@ -153,14 +154,8 @@ export class Limiter {
     return { refused: null, limits, credits, retryAfterMs: 0, violated: [], creditChange }
   }
 
-  /** The counter store; its absence was refused when the KeyManager was built, if anything needs it. */
-  #store(): UsageStore {
-    const store = this.limits.counters
-    if (store === null) throw new StoreError('consumeUsage', { cause: new Error('the key store keeps no counters: set limits.counters') })
-    return store
-  }
-
-  #creditsOf(record: StoredKey, policy: CompiledPolicy | null): ChargedCredits | null {
+  /** The credits rule and balance ID a key is charged to: its own balance first, else its policy's. */
+  creditsFor(record: StoredKey, policy: CompiledPolicy | null): ChargedCredits | null {
     const rule = policy?.credits ?? null
     if (record.hasCredits === true) {
       // The key's own balance; the policy's refill applies only when the policy's credits are per key too.
@@ -178,11 +173,6 @@ const NO_CREDITS_RULE: CompiledCredits = Object.freeze({ initial: 0, refill: nul
 
 /** What a failed-open consumption answers: no limits known. */
 const OPEN: UsageDecision = Object.freeze({ refused: null, limits: Object.freeze([]), credits: null, retryAfterMs: 0, violated: Object.freeze([]), creditChange: null })
-
-/** Whether a counter at `value` has room for `cost` (the store's rule, for naming the violated limits). */
-function passes(rule: CompiledRule, value: number, cost: number): boolean {
-  return rule.algorithm === 'fixed-window' ? value + cost <= rule.limit : value >= cost
-}
 
 function counter(policy: string, rule: CompiledRule, subject: UsageSubject): RateCounter {
   return { id: counterId(policy, rule.name, rule.per, subject), algorithm: rule.algorithm, limit: rule.limit, capacity: rule.capacity, windowMs: rule.windowMs }

@@ -56,7 +56,7 @@ export function currentCounter(counter: RateCounter, stored: CounterState | null
 }
 
 /** Whether the counter has room for `cost`. */
-export function counterAllows(counter: RateCounter, state: CounterState, cost: number): boolean {
+export function counterAllows(counter: Pick<RateCounter, 'algorithm' | 'limit'>, state: CounterState, cost: number): boolean {
   return counter.algorithm === 'fixed-window' ? state.value + cost <= counter.limit : state.value >= cost
 }
 

@@ -1,15 +1,16 @@
 /**
- * The credits calls: reading, setting and topping up a balance named by a key or a pool, and a new
- * key's starting balance. Every change is one atomic store step, announced as `credits_changed`.
+ * The usage management calls: reading, setting and topping up a balance named by a key or a pool, a
+ * new key's starting balance, and purging spent counters. Every balance change is one atomic store
+ * step, announced as `credits_changed`.
  */
-import { KeyNotFoundError, StoreError, ValidationError } from '../errors.js'
+import { KeyNotFoundError, ValidationError } from '../errors.js'
 import type { KeyEventEmitter } from '../events.js'
-import type { CompiledPolicy, ResolvedLimits } from '../limits/config.js'
+import { countersOf, type CompiledPolicy, type ResolvedLimits } from '../limits/config.js'
 import { creditTargetOf, creditTargetSchema, type CreditTarget } from '../limits/credit-targets.js'
 import type { CreditBalance } from '../limits/limit-state.js'
 import type { Limiter } from '../limits/limiter.js'
 import { balanceId } from '../limits/usage-ids.js'
-import type { CreditPool, UsageStore } from '../limits/usage-store.js'
+import type { CreditPool } from '../limits/usage-store.js'
 import type { KeyStore, StoredKey } from '../store.js'
 import { callStore } from '../store-failure.js'
 import type { ApiKey } from '../types.js'
@@ -26,6 +27,8 @@ export interface CreditsParts {
   readonly events: KeyEventEmitter
   readonly clock: () => number
   readonly project: (record: StoredKey) => ApiKey
+  /** Called after a write to a key record (here: a create taken back), e.g. to drop a cached copy. */
+  readonly onWritten: (keyId: string) => void
 }
 
 /** A resolved target: the pool, its next refill, and what events say about it. */
@@ -43,7 +46,7 @@ export class Credits {
   async get(target: CreditTarget): Promise<CreditBalance | null> {
     const resolved = await this.#resolve(parseInput(creditTargetSchema, target), false)
     if (resolved === null) return null
-    const store = this.#counters()
+    const store = countersOf(this.parts.limits, 'consumeUsage')
     const outcome = await callStore('consumeUsage', () => store.consumeUsage({ now: this.parts.clock(), cost: 0, commit: false, rate: [], credits: resolved.pool }))
     return balance(outcome.credits!.remaining, resolved.refillAt)
   }
@@ -58,15 +61,31 @@ export class Credits {
     return this.#apply(resolved, mode, amount)
   }
 
-  /** Gives a new key its own starting balance (`credits` of create). */
+  /**
+   * Gives a new key its own starting balance (`credits` of create). If the balance cannot be written,
+   * the key is deleted again, so a failed create leaves no half-made key.
+   */
   async initialise(record: StoredKey, amount: number): Promise<void> {
     const charged = this.parts.limiter.creditsFor(record, this.#policyOf(record))!
     const { pool, refillAt } = this.parts.limiter.poolFor(charged.rule, charged.id, this.parts.clock(), charged.anchor)
-    await this.#apply({ pool, refillAt, target: { keyId: record.id }, keyId: record.id }, 'set', amount)
+    try {
+      await this.#apply({ pool, refillAt, target: { keyId: record.id }, keyId: record.id }, 'set', amount)
+    } catch (error) {
+      await this.parts.store.delete(record.id).catch(() => undefined)
+      this.parts.onWritten(record.id)
+      throw error
+    }
+  }
+
+  /** Deletes spent counter state where the counter store has no native expiry; 0 where it has. */
+  async purge(): Promise<number> {
+    const counters = this.parts.limits.counters
+    if (counters?.purgeUsage === undefined) return 0
+    return callStore('purgeUsage', () => counters.purgeUsage!(this.parts.clock()))
   }
 
   async #apply(resolved: ResolvedPool, mode: 'set' | 'add', amount: number): Promise<CreditBalance> {
-    const store = this.#counters()
+    const store = countersOf(this.parts.limits, 'adjustCredits')
     const now = this.parts.clock()
     const { previous, remaining } = await callStore('adjustCredits', () => store.adjustCredits({ pool: resolved.pool, now, mode, amount }))
     const { events } = this.parts
@@ -117,11 +136,6 @@ export class Credits {
     return typeof defaultPolicy === 'string' ? (policies.get(defaultPolicy) ?? null) : null
   }
 
-  #counters(): UsageStore {
-    const store = this.parts.limits.counters
-    if (store === null) throw new StoreError('adjustCredits', { cause: new Error('the key store keeps no counters: set limits.counters') })
-    return store
-  }
 }
 
 function balance(remaining: number, refillAt: number | null): CreditBalance {

@@ -8,9 +8,8 @@ import { HashMatch, type SecretHasher } from '../crypto/hash.js'
 import type { KeyEventEmitter } from '../events.js'
 import type { ScopeResolver } from '../policy/scopes.js'
 import type { Limiter, UsageDecision, UsagePlan } from '../limits/limiter.js'
-import type { UsageStore } from '../limits/usage-store.js'
 import { callStore } from '../store-failure.js'
-import type { RecentKeys } from './recent-keys.js'
+import type { OneTrip } from './recent-keys.js'
 import { creditTargetOf } from '../limits/credit-targets.js'
 import type { KeyStore, StoredKey } from '../store.js'
 import { ValidationError } from '../errors.js'
@@ -33,7 +32,7 @@ export interface VerifierParts {
   readonly lastUsedPrecisionMs: number
   readonly limiter: Limiter
   /** Present when the key store also keeps the counters and can read and charge in one round trip. */
-  readonly oneTrip: { readonly store: UsageStore; readonly recent: RecentKeys } | null
+  readonly oneTrip: OneTrip | null
 }
 
 /** The reasons a token itself fails for: every one but the usage refusals, which carry more. */
