@@ -62,6 +62,21 @@ export {
   type StoredKey,
   type UpdateResult,
 } from './store.js'
+export {
+  compareAuditPositions,
+  isAuditStore,
+  matchesAuditQuery,
+  type Actor,
+  type ActorType,
+  type AuditAction,
+  type AuditChanges,
+  type AuditPosition,
+  type AuditQuery,
+  type AuditRecord,
+  type AuditStore,
+  type ChangeContext,
+  type FieldChange,
+} from './audit/audit-store.js'
 export type { CreditRefill, CreditsRule, LimitPolicy, LimitScope, LimitsOptions, RateLimitRule } from './limits/config.js'
 export type { CreditBalance, LimitState } from './limits/limit-state.js'
 export type { CreditTarget } from './limits/credit-targets.js'

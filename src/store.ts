@@ -5,6 +5,7 @@
  * Stores keep and fetch records. They never decide policy and never read the clock: every instant they
  * need arrives as an argument, in epoch milliseconds.
  */
+import type { Actor, AuditRecord, AuditStore } from './audit/audit-store.js'
 
 /**
  * A JSON value, as accepted in key metadata.
@@ -128,6 +129,14 @@ export interface StoredKey {
    * Mutable.
    */
   readonly hasCredits?: boolean
+  /** Who created the key; `null` (or absent, in records written by 0.1.0) when unknown. Immutable. */
+  readonly createdBy?: Actor | null
+  /** Who made the last management change (the creator until then); `null` or absent when unknown. */
+  readonly updatedBy?: Actor | null
+  /** Why the key was disabled, while it is; `null` or absent otherwise. Up to 1,000 characters. */
+  readonly disabledReason?: string | null
+  /** Who disabled the key, while it is disabled; `null` or absent otherwise. */
+  readonly disabledBy?: Actor | null
 }
 
 /**
@@ -284,8 +293,11 @@ export interface KeyStore {
    * inserts against a limit of 2 insert exactly 2. `quota.ownerId` and `quota.tenantId` always equal
    * the record's. Returns `'id_taken'` (and writes nothing) when a record with this ID exists; that
    * check comes before the quota check. A failed insert writes nothing.
+   *
+   * An {@link AuditStore} also writes `audit` in the same atomic step, only when it returns
+   * `'inserted'`; other stores ignore it.
    */
-  insert(record: StoredKey, quota: QuotaCheck | null): Promise<InsertResult>
+  insert(record: StoredKey, quota: QuotaCheck | null, audit?: AuditRecord): Promise<InsertResult>
 
   /** The record with this ID, or `null`. */
   get(id: string): Promise<StoredKey | null>
@@ -296,11 +308,17 @@ export interface KeyStore {
    * stored `lastUsedAt`. Never re-creates a deleted record: returns `'not_found'` instead. The
    * KeyManager never changes the immutable fields (`ownerId`, `tenantId`, `environment`, `createdAt`);
    * a store may keep its stored values for them.
+   *
+   * An {@link AuditStore} also writes `audit` in the same atomic step, only when it returns
+   * `'updated'`; other stores ignore it.
    */
-  update(record: StoredKey, expectedVersion: number): Promise<UpdateResult>
+  update(record: StoredKey, expectedVersion: number, audit?: AuditRecord): Promise<UpdateResult>
 
-  /** Removes the record. Returns whether one existed. */
-  delete(id: string): Promise<boolean>
+  /**
+   * Removes the record. Returns whether one existed. An {@link AuditStore} also writes `audit` in the
+   * same atomic step when one existed, and keeps the key's earlier entries; other stores ignore it.
+   */
+  delete(id: string, audit?: AuditRecord): Promise<boolean>
 
   /** Records matching `query`, in the order `query.order`, at most `query.limit`. */
   list(query: KeyQuery): Promise<StoredKey[]>

@@ -11,6 +11,7 @@ import {
   type StoredKey,
   type UpdateResult,
 } from '../../src/store.js'
+import { compareAuditPositions, matchesAuditQuery, type AuditQuery, type AuditRecord, type AuditStore } from '../../src/audit/audit-store.js'
 import { applyCreditAdjustment, applyUsage } from '../../src/limits/usage-arithmetic.js'
 import type { CounterState, CreditAdjustment, CreditsAdjusted, CreditState, UsageOutcome, UsageRequest, UsageStore } from '../../src/limits/usage-store.js'
 
@@ -52,8 +53,10 @@ function quotaBucket(ownerId: string, tenantId: string | null): string {
  * const keys = new KeyManager({ store: new MemoryStore() })
  * ```
  */
-export class MemoryStore implements KeyStore, UsageStore {
+export class MemoryStore implements KeyStore, UsageStore, AuditStore {
   private readonly records = new Map<string, StoredKey>()
+  // Kept in ascending (at, id) order: entries almost always arrive newest last.
+  private readonly auditEntries: AuditRecord[] = []
   /** Rate counter states with the instant they stop mattering; dropped by purgeUsage and by the sweep. */
   private readonly counters = new Map<string, { state: CounterState; expiresAt: number }>()
   private readonly balances = new Map<string, CreditState>()
@@ -84,10 +87,11 @@ export class MemoryStore implements KeyStore, UsageStore {
     return { size: this.records.size }
   }
 
-  async insert(record: StoredKey, quota: QuotaCheck | null): Promise<InsertResult> {
+  async insert(record: StoredKey, quota: QuotaCheck | null, audit?: AuditRecord): Promise<InsertResult> {
     if (this.records.has(record.id)) return 'id_taken'
     if (quota !== null && this.countActive(quotaBucket(quota.ownerId, quota.tenantId)) >= quota.limit) return 'quota_exceeded'
     this.records.set(record.id, snapshot(record))
+    this.append(audit)
     if (record.ownerId !== null) {
       addTo(this.idsByOwner, record.ownerId, record.id)
       addTo(this.idsByBucket, quotaBucket(record.ownerId, record.tenantId), record.id)
@@ -99,7 +103,7 @@ export class MemoryStore implements KeyStore, UsageStore {
     return this.records.get(id) ?? null
   }
 
-  async update(record: StoredKey, expectedVersion: number): Promise<UpdateResult> {
+  async update(record: StoredKey, expectedVersion: number, audit?: AuditRecord): Promise<UpdateResult> {
     const current = this.records.get(record.id)
     if (current === undefined) return 'not_found'
     if (current.version !== expectedVersion) return 'conflict'
@@ -115,13 +119,15 @@ export class MemoryStore implements KeyStore, UsageStore {
         lastUsedAt: current.lastUsedAt,
       }),
     )
+    this.append(audit)
     return 'updated'
   }
 
-  async delete(id: string): Promise<boolean> {
+  async delete(id: string, audit?: AuditRecord): Promise<boolean> {
     const current = this.records.get(id)
     if (current === undefined) return false
     this.records.delete(id)
+    this.append(audit)
     if (current.ownerId !== null) {
       removeFrom(this.idsByOwner, current.ownerId, id)
       removeFrom(this.idsByBucket, quotaBucket(current.ownerId, current.tenantId), id)
@@ -156,7 +162,32 @@ export class MemoryStore implements KeyStore, UsageStore {
   async adjustCredits(change: CreditAdjustment): Promise<CreditsAdjusted> {
     const { state, previous } = applyCreditAdjustment(change, this.balances.get(change.pool.id) ?? null)
     this.balances.set(change.pool.id, state)
+    if (change.audit !== undefined) this.append({ ...change.audit, changes: { credits: { from: previous, to: state.remaining } } })
     return { previous, remaining: state.remaining }
+  }
+
+  async listAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    const found: AuditRecord[] = []
+    for (let i = this.auditEntries.length - 1; i >= 0 && found.length < query.limit; i--) {
+      const entry = this.auditEntries[i]!
+      if (matchesAuditQuery(entry, query)) found.push(entry)
+    }
+    return found
+  }
+
+  async pruneAudit(before: number, limit: number): Promise<number> {
+    let count = 0
+    while (count < limit && count < this.auditEntries.length && this.auditEntries[count]!.at < before) count++
+    this.auditEntries.splice(0, count)
+    return count
+  }
+
+  private append(entry: AuditRecord | undefined): void {
+    if (entry === undefined) return
+    const frozen = deepFreeze(structuredClone(entry))
+    let index = this.auditEntries.length
+    while (index > 0 && compareAuditPositions(this.auditEntries[index - 1]!, frozen) > 0) index--
+    this.auditEntries.splice(index, 0, frozen)
   }
 
   async purgeUsage(now: number): Promise<number> {

@@ -42,6 +42,10 @@ const PLACES = {
   version: 'own',
   policy: 'doc',
   hasCredits: 'doc',
+  createdBy: 'doc',
+  updatedBy: 'doc',
+  disabledReason: 'doc',
+  disabledBy: 'doc',
 } as const satisfies Record<keyof StoredKey, Place>
 
 const FIELDS = Object.keys(PLACES) as (keyof StoredKey)[]
@@ -115,5 +119,9 @@ export function decodeRecord(values: readonly (string | null)[]): StoredKey | nu
     // Absent from records written by 0.1.0: the defaults, so they need no data migration.
     policy: doc.policy ?? null,
     hasCredits: doc.hasCredits ?? false,
+    createdBy: doc.createdBy ?? null,
+    updatedBy: doc.updatedBy ?? null,
+    disabledReason: doc.disabledReason ?? null,
+    disabledBy: doc.disabledBy ?? null,
   }
 }

@@ -8,6 +8,7 @@
  * argument in epoch milliseconds; a store never reads the clock.
  */
 
+import type { AuditRecord, AuditStore } from '../audit/audit-store.js'
 import { constantTimeEqual } from '../crypto/constant-time.js'
 import type { StoredKey } from '../store.js'
 
@@ -203,6 +204,11 @@ export interface CreditAdjustment {
   readonly mode: 'set' | 'add'
   /** A safe integer. */
   readonly amount: number
+  /**
+   * For an {@link AuditStore}: the audit entry to write in the same atomic step, with `changes` set by
+   * the store to `{ credits: { from: previous, to: remaining } }`. Other stores ignore it.
+   */
+  readonly audit?: Omit<AuditRecord, 'changes'>
 }
 
 /**
