@@ -12,7 +12,7 @@
  *
  * const status: Record<KeywardenErrorCode, number> = {
  *   config_invalid: 500, validation_failed: 400, key_not_found: 404, quota_exceeded: 409,
- *   conflict: 409, idempotency_conflict: 409, key_revoked: 409, store_failed: 503,
+ *   conflict: 409, idempotency_conflict: 409, version_conflict: 409, key_revoked: 409, store_failed: 503,
  * }
  * ```
  */
@@ -23,6 +23,7 @@ export type KeywardenErrorCode =
   | 'quota_exceeded'
   | 'conflict'
   | 'idempotency_conflict'
+  | 'version_conflict'
   | 'key_revoked'
   | 'store_failed'
 

@@ -2,8 +2,31 @@
  * The lifecycle events a KeyManager emits, their payloads, and the emitter that never lets a
  * listener's failure reach the operation that emitted.
  */
+import type { Actor, AuditChanges } from './audit/audit-store.js'
 import type { CreditTarget } from './limits/credit-targets.js'
 import type { ApiKey, VerifyFailureReason } from './types.js'
+
+/**
+ * What every management event says about its change, as its audit entry records it.
+ *
+ * @example
+ * ```ts
+ * import type { ChangeDetails } from 'keywarden'
+ *
+ * const describe = (event: ChangeDetails) => `${event.actor?.id ?? 'someone'} changed ${Object.keys(event.changes).join(', ')}`
+ * keys.on('updated', (event) => console.info(describe(event)))
+ * ```
+ */
+export interface ChangeDetails {
+  /** Who made the change; `null` when the call named no actor. */
+  readonly actor: Actor | null
+  /** Why; `null` when not given. */
+  readonly reason: string | null
+  /** The caller's request ID; `null` when not given. */
+  readonly requestId: string | null
+  /** The fields that really changed, `{ from, to }` (for `created`: every field set, from `null`). */
+  readonly changes: AuditChanges
+}
 
 /**
  * Payloads of the lifecycle events, by event name. No payload ever carries a secret or a hash.
@@ -21,8 +44,25 @@ import type { ApiKey, VerifyFailureReason } from './types.js'
  * ```
  */
 export interface KeyEventMap {
+  /**
+   * A key's effective scopes may have changed: its scopes, roles or groups did. `before` and
+   * `after` are the effective scopes (roles and groups resolved) either side of the change, so a
+   * host can tell the users affected.
+   */
+  permissions_changed: ChangeDetails & {
+    /** The event name. */
+    readonly type: 'permissions_changed'
+    /** When it happened. */
+    readonly at: Date
+    /** The key after the change. */
+    readonly key: ApiKey
+    /** Effective scopes before the change. */
+    readonly before: readonly string[]
+    /** Effective scopes after the change. */
+    readonly after: readonly string[]
+  }
   /** A key was created. */
-  created: {
+  created: ChangeDetails & {
     /** The event name. */
     readonly type: 'created'
     /** When it happened. */
@@ -31,7 +71,7 @@ export interface KeyEventMap {
     readonly key: ApiKey
   }
   /** A key's name, description, type, grants, metadata or expiry changed. */
-  updated: {
+  updated: ChangeDetails & {
     /** The event name. */
     readonly type: 'updated'
     /** When it happened. */
@@ -40,12 +80,13 @@ export interface KeyEventMap {
     readonly key: ApiKey
     /**
      * The fields whose values really changed, e.g. `['scopes', 'expiresAt']` (a new expiry is listed as
-     * `expiresAt`, however it was given). An update that changes nothing emits no event.
+     * `expiresAt`, however it was given); `changes` has their values before and after. An update that
+     * changes nothing emits no event.
      */
-    readonly changes: readonly string[]
+    readonly fields: readonly string[]
   }
   /** A disabled key was enabled. */
-  enabled: {
+  enabled: ChangeDetails & {
     /** The event name. */
     readonly type: 'enabled'
     /** When it happened. */
@@ -54,7 +95,7 @@ export interface KeyEventMap {
     readonly key: ApiKey
   }
   /** A key was disabled. */
-  disabled: {
+  disabled: ChangeDetails & {
     /** The event name. */
     readonly type: 'disabled'
     /** When it happened. */
@@ -63,7 +104,7 @@ export interface KeyEventMap {
     readonly key: ApiKey
   }
   /** A key was revoked, for good. */
-  revoked: {
+  revoked: ChangeDetails & {
     /** The event name. */
     readonly type: 'revoked'
     /** When it happened. */
@@ -72,7 +113,7 @@ export interface KeyEventMap {
     readonly key: ApiKey
   }
   /** A key was deleted. */
-  deleted: {
+  deleted: ChangeDetails & {
     /** The event name. */
     readonly type: 'deleted'
     /** When it happened. */
@@ -81,7 +122,7 @@ export interface KeyEventMap {
     readonly key: ApiKey
   }
   /** A key's secret was replaced. */
-  rotated: {
+  rotated: ChangeDetails & {
     /** The event name. */
     readonly type: 'rotated'
     /** When it happened. */
@@ -149,6 +190,10 @@ export interface KeyEventMap {
     readonly remaining: number
     /** `verify` (spent), `add` (addCredits) or `set` (setCredits). */
     readonly cause: 'verify' | 'add' | 'set'
+    /** Who changed it (`add`/`set` with an actor); `null` otherwise. */
+    readonly actor?: Actor | null
+    /** Why; `null` when not given. */
+    readonly reason?: string | null
   }
   /** Emitted by {@link KeyManager.notifyExpiring}, once per key and expiry date. */
   expiring: {
@@ -231,6 +276,11 @@ export class KeyEventEmitter {
   /** Whether anyone listens, so that hot paths can skip building a payload. */
   has(name: KeyEventName): boolean {
     return (this.listeners.get(name)?.size ?? 0) > 0
+  }
+
+  /** Hands a failure met while preparing an event to the listener-error handler. */
+  reportFailure(error: unknown, type: KeyEventName): void {
+    this.onListenerError(error, { type } as KeyEvent)
   }
 
   emit<E extends KeyEventName>(event: KeyEventMap[E]): void {

@@ -33,7 +33,7 @@ export type {
   VerifyOptions,
   VerifyResult,
 } from './types.js'
-export type { KeyEvent, KeyEventListener, KeyEventMap, KeyEventName } from './events.js'
+export type { ChangeDetails, KeyEvent, KeyEventListener, KeyEventMap, KeyEventName } from './events.js'
 export {
   ConfigError,
   ConflictError,
@@ -62,6 +62,12 @@ export {
   type StoredKey,
   type UpdateResult,
 } from './store.js'
+export type { KeyCredential, SplitToken } from './token/key-pair.js'
+export type { VersionedChangeContext } from './audit/context.js'
+export type { AuditEntry, AuditInput, AuditPage, PruneAuditInput } from './manager/audit-trail.js'
+export type { KeyPermissions } from './manager/permissions.js'
+export type { GroupMap, RoleLookup, RoleMap } from './policy/role-directory.js'
+export type { PermissionGrant } from './policy/scopes.js'
 export {
   compareAuditPositions,
   isAuditStore,

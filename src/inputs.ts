@@ -3,6 +3,7 @@
  */
 
 import * as z from 'zod/mini'
+import { contextFields, contextSchema, expectedVersionField, versionedContextSchema } from './audit/context.js'
 import type { ResolvedLimits } from './limits/config.js'
 import type { ResolvedOptions } from './options.js'
 import {
@@ -47,10 +48,13 @@ function uniqueList<T extends z.ZodMiniType<string>>(item: T, what: string) {
 }
 
 /** The zod schemas for one KeyManager's inputs (they depend on its environments, roles and groups). */
-export function inputSchemas(options: ResolvedOptions, limits: ResolvedLimits) {
+export function inputSchemas(options: ResolvedOptions, limits: ResolvedLimits, dynamicRoles: boolean) {
   const scopes = scopeListSchema(options.scopeWildcards).check(unique('scope'))
-  const roles = uniqueList(roleNameSchema.check(z.refine((role: string) => Object.hasOwn(options.roles, role), 'names a role that is not configured')), 'role')
-  const groups = uniqueList(roleNameSchema.check(z.refine((group: string) => Object.hasOwn(options.groups, group), 'names a group that is not configured')), 'group')
+  // Roles and groups that come from a function of the tenant are checked once the tenant is known.
+  const known = (map: Readonly<Record<string, unknown>>, what: string) =>
+    dynamicRoles ? roleNameSchema : roleNameSchema.check(z.refine((name: string) => Object.hasOwn(map, name), `names a ${what} that is not configured`))
+  const roles = uniqueList(known(options.roles, 'role'), 'role')
+  const groups = uniqueList(known(options.groups, 'group'), 'group')
   const environment = z.enum(options.environments as [string, ...string[]])
   const policy = z.nullish(z.string().check(z.refine((name: string) => limits.policies.has(name), 'names a policy that is not configured')))
   const filters = {
@@ -94,6 +98,7 @@ export function inputSchemas(options: ResolvedOptions, limits: ResolvedLimits) {
       expiresIn: z.nullish(durationSchema),
       expiresAt: z.nullish(dateSchema),
       policy,
+      ...expectedVersionField,
     }),
     list: z.strictObject({
       ...filters,
@@ -109,7 +114,11 @@ export function inputSchemas(options: ResolvedOptions, limits: ResolvedLimits) {
     rotate: z.strictObject({
       gracePeriod: z._default(durationSchema, 0),
       idempotencyKey: z.optional(idempotencyKeySchema),
+      ...contextFields,
+      ...expectedVersionField,
     }),
+    context: contextSchema,
+    versionedContext: versionedContextSchema,
   }
 }
 

@@ -7,7 +7,13 @@ import { SecretHasher } from './crypto/hash.js'
 import { KeyNotFoundError, KeyRevokedError, ValidationError } from './errors.js'
 import { KeyEventEmitter, type KeyEventListener, type KeyEventMap, type KeyEventName } from './events.js'
 import { inputSchemas, type InputSchemas } from './inputs.js'
+import type { AuditAction, ChangeContext } from './audit/audit-store.js'
+import { changesBetween } from './audit/changes.js'
+import { resolveContext, type ResolvedContext, type VersionedChangeContext } from './audit/context.js'
+import { AuditTrail, type AuditInput, type AuditPage, type PruneAuditInput } from './manager/audit-trail.js'
 import { CompareAndSet, MAX_REVOKE_ATTEMPTS } from './manager/compare-and-set.js'
+import { Permissions, type KeyPermissions } from './manager/permissions.js'
+import { RoleDirectory } from './policy/role-directory.js'
 import { Creation } from './manager/creation.js'
 import { Credits } from './manager/credits.js'
 import { oneTripFor } from './manager/recent-keys.js'
@@ -30,6 +36,7 @@ import { ScopeResolver } from './policy/scopes.js'
 import { keyStatus, type KeyStatus, type KeyStore, type StoredKey } from './store.js'
 import { callStore } from './store-failure.js'
 import { formatToken, TokenParser } from './token/format.js'
+import { joinToken, splitToken, type KeyCredential, type SplitToken } from './token/key-pair.js'
 import { secretScanningPatternSource, tokenPatternSource } from './token/scanning-pattern.js'
 import type {
   ApiKey,
@@ -129,10 +136,13 @@ export class KeyManager {
   readonly #paging: Paging
   readonly #verifier: Verifier
   readonly #credits: Credits
+  readonly #trail: AuditTrail
+  readonly #roles: RoleDirectory
+  readonly #permissions: Permissions
 
   /** @throws {@link ConfigError} naming every invalid option. */
   constructor(options: KeyManagerOptions) {
-    const { options: resolved, peppers, limits } = resolveOptions(options)
+    const { options: resolved, peppers, limits, roleSources } = resolveOptions(options)
     this.options = resolved
     const { store, clock, prefix, environments, roles, groups, scopeWildcards } = resolved
     this.#store = store
@@ -140,17 +150,19 @@ export class KeyManager {
     this.#hasher = new SecretHasher(peppers, { acceptUnpeppered: resolved.acceptUnpepperedHashes })
     this.#parser = new TokenParser(prefix, environments)
     this.#events = new KeyEventEmitter((error, event) => resolved.onListenerError(error, event.type))
-    this.#schemas = inputSchemas(resolved, limits)
+    this.#roles = new RoleDirectory(roleSources.roles, roleSources.groups, scopeWildcards, resolved.rolesCacheTtlMs, clock)
+    this.#schemas = inputSchemas(resolved, limits, this.#roles.dynamic)
     this.tokenPattern = new RegExp(tokenPatternSource(prefix, environments))
     this.secretScanningPattern = secretScanningPatternSource(prefix, environments)
     this.#usage = new UsageBuffer(store, { ...resolved.usage, concurrency: 8 })
     this.#reads = new VerifyReads(store, clock, resolved.cache)
-    this.#records = new CompareAndSet(store, clock, (keyId) => this.#reads.invalidate(keyId))
+    this.#paging = new Paging(store, this.#hasher)
+    this.#trail = new AuditTrail(store, resolved.audit, this.#paging)
+    this.#records = new CompareAndSet(store, clock, (keyId) => this.#reads.invalidate(keyId), this.#trail)
     this.#idempotency = new Idempotency(this.#hasher)
-    this.#creation = new Creation(store, this.#hasher, this.#idempotency, resolved.startLength, (keyId) => this.#reads.invalidate(keyId))
+    this.#creation = new Creation(store, this.#hasher, this.#idempotency, resolved.startLength, (keyId) => this.#reads.invalidate(keyId), this.#trail)
     this.#rotation = new Rotation(this.#hasher, this.#idempotency, resolved.startLength, resolved.rotation.maxGracePeriodMs)
     this.#notices = new ExpiryNotices(store, this.#records, (record) => this.#publicKey(record))
-    this.#paging = new Paging(store, this.#hasher)
     const limiter = new Limiter(limits)
     this.#credits = new Credits({
       store,
@@ -161,7 +173,9 @@ export class KeyManager {
       clock,
       project: (record) => this.#publicKey(record),
       onWritten: (keyId) => this.#reads.invalidate(keyId),
+      trail: this.#trail,
     })
+    this.#permissions = new Permissions(this.#roles)
     this.#verifier = new Verifier({
       limiter,
       oneTrip: oneTripFor(store, limits.counters, resolved.cache !== null),
@@ -170,6 +184,7 @@ export class KeyManager {
       reads: this.#reads,
       hasher: this.#hasher,
       scopes: new ScopeResolver(roles, groups, scopeWildcards),
+      roles: this.#roles,
       events: this.#events,
       usage: this.#usage,
       clock,
@@ -207,10 +222,13 @@ export class KeyManager {
    * @example
    * ```ts
    * const { key, token } = await keys.create({ name: 'CI', ownerId: 'u1', environment: 'live', roles: ['readonly'] })
+   * // The change context names who made it: stored as key.createdBy and on the audit entry.
+   * await keys.create({ name: 'Ingest', ownerId: 'u1', environment: 'live' }, { actor: { type: 'user', id: 'u1' }, requestId: 'req_81' })
    * ```
    */
-  async create(input: CreateKeyInput): Promise<IssuedKey> {
+  async create(input: CreateKeyInput, context?: ChangeContext): Promise<IssuedKey> {
     const parsed = parseInput(this.#schemas.create, input)
+    const change = this.#context(context, false)
     const environment = parsed.environment ?? this.#soleEnvironment()
     const now = this.#clock()
     const fields = {
@@ -228,11 +246,12 @@ export class KeyManager {
       policy: parsed.policy ?? null,
       hasCredits: parsed.credits !== undefined,
     }
+    await this.#permissions.checkNames(fields.tenantId, fields)
     const quota = quotaFor(this.options.maxKeysPerOwner, fields, parsed.owner)
-    const { record, secret, created } = await this.#creation.insert(fields, quota, parsed.idempotencyKey, now)
-    if (created && parsed.credits !== undefined) await this.#credits.initialise(record, parsed.credits)
+    const { record, secret, created } = await this.#creation.insert(fields, quota, parsed.idempotencyKey, now, change)
+    if (created && parsed.credits !== undefined) await this.#credits.initialise(record, parsed.credits, change)
     const key = this.#publicKey(record)
-    if (created) this.#emit({ type: 'created', at: new Date(now), key })
+    if (created) this.#emit({ type: 'created', at: new Date(now), key, ...this.#details(change, 'created', null, record) })
     return { key, token: this.#token(record, secret) }
   }
 
@@ -243,13 +262,16 @@ export class KeyManager {
    * in that order. Never throws for a bad token; throws {@link StoreError} when the store fails and
    * {@link ValidationError} for options of the wrong shape (a programming error).
    *
+   * Also accepts the key as its ID and secret ({@link KeyCredential}, see {@link KeyManager.splitToken}),
+   * checked exactly like the token they come from; a malformed pair is rejected as `malformed`.
+   *
    * @example
    * ```ts
    * const result = await keys.verify(token, { scopes: ['data:read'], environment: 'live' })
    * if (!result.valid) console.log(result.reason) // e.g. 'expired'
    * ```
    */
-  verify(token: string, options?: VerifyOptions): Promise<VerifyResult> {
+  verify(token: string | KeyCredential, options?: VerifyOptions): Promise<VerifyResult> {
     return this.#verifier.verifyToken(token, options)
   }
 
@@ -337,17 +359,32 @@ export class KeyManager {
    * @example
    * ```ts
    * await keys.update(keyId, { name: 'Deploy bot', expiresIn: '90d' })
+   * // Who and why go to the audit trail; expectedVersion makes it a compare-and-set for the caller:
+   * const key = (await keys.get(keyId))!
+   * await keys.update(keyId, { groups: ['support'] }, { actor: { type: 'user', id: 'u_42' }, reason: 'Ticket 812', expectedVersion: key.version })
    * ```
    */
-  async update(id: string, patch: UpdateKeyInput): Promise<ApiKey> {
+  async update(id: string, patch: UpdateKeyInput, context?: VersionedChangeContext): Promise<ApiKey> {
     checkKeyId(id)
+    const change = this.#context(context, true)
     // A field given as `undefined` is treated as omitted, not as a request to erase it.
-    const parsed = Object.fromEntries(Object.entries(parseInput(this.#schemas.update, patch)).filter(([, value]) => value !== undefined))
+    const { expectedVersion = change.expectedVersion, ...parsed } = Object.fromEntries(
+      Object.entries(parseInput(this.#schemas.update, patch)).filter(([, value]) => value !== undefined),
+    ) as Patch & { expectedVersion?: number }
     if (Object.keys(parsed).length === 0) throw new ValidationError([{ path: [], message: 'names no field to change' }])
-    const plan = planUpdate(id, parsed as Patch, this.options.expiry)
-    const { after, changed } = await this.#records.apply(id, plan.change)
-    const key = this.#publicKey(after)
-    if (changed) this.#emit({ type: 'updated', at: key.updatedAt, key, changes: plan.changes() })
+    if (this.#roles.dynamic && (parsed.roles !== undefined || parsed.groups !== undefined)) {
+      const current = await callStore('get', () => this.#store.get(id))
+      if (current === null) throw new KeyNotFoundError(id)
+      await this.#permissions.checkNames(current.tenantId, { roles: parsed.roles ?? [], groups: parsed.groups ?? [] })
+    }
+    const plan = planUpdate(id, parsed, this.options.expiry)
+    const outcome = await this.#records.apply(id, plan.change, { audit: { action: 'updated', context: change }, expectedVersion })
+    const key = this.#publicKey(outcome.after)
+    if (outcome.changed) {
+      const details = this.#details(change, 'updated', outcome.before, outcome.after)
+      this.#emit({ type: 'updated', at: key.updatedAt, key, fields: plan.changes(), ...details })
+      this.#permissions.announce(outcome.before, outcome.after, key, details, this.#events)
+    }
     return key
   }
 
@@ -359,8 +396,8 @@ export class KeyManager {
    * await keys.enable(keyId)
    * ```
    */
-  async enable(id: string): Promise<ApiKey> {
-    return this.#setEnabled(id, true)
+  async enable(id: string, context?: VersionedChangeContext): Promise<ApiKey> {
+    return this.#setEnabled(id, true, context)
   }
 
   /**
@@ -368,11 +405,11 @@ export class KeyManager {
    *
    * @example
    * ```ts
-   * await keys.disable(keyId)
+   * await keys.disable(keyId, { actor: { type: 'user', id: 'u_42' }, reason: 'Leaked in a public repository' })
    * ```
    */
-  async disable(id: string): Promise<ApiKey> {
-    return this.#setEnabled(id, false)
+  async disable(id: string, context?: VersionedChangeContext): Promise<ApiKey> {
+    return this.#setEnabled(id, false, context)
   }
 
   /**
@@ -382,19 +419,20 @@ export class KeyManager {
    *
    * @example
    * ```ts
-   * await keys.revoke(keyId)
+   * await keys.revoke(keyId, { actor: { type: 'service', id: 'secret-scanner' }, reason: 'Found on GitHub' })
    * ```
    */
-  async revoke(id: string): Promise<ApiKey> {
+  async revoke(id: string, context?: ChangeContext): Promise<ApiKey> {
     checkKeyId(id)
-    const { after, changed } = await this.#records.apply(
+    const change = this.#context(context, false)
+    const outcome = await this.#records.apply(
       id,
       (current, now) =>
         current.revokedAt !== null ? current : { ...current, revokedAt: now, previousHash: null, previousHashExpiresAt: null },
-      { attempts: MAX_REVOKE_ATTEMPTS },
+      { attempts: MAX_REVOKE_ATTEMPTS, audit: { action: 'revoked', context: change } },
     )
-    const key = this.#publicKey(after)
-    if (changed) this.#emit({ type: 'revoked', at: key.updatedAt, key })
+    const key = this.#publicKey(outcome.after)
+    if (outcome.changed) this.#emit({ type: 'revoked', at: key.updatedAt, key, ...this.#details(change, 'revoked', outcome.before, outcome.after) })
     return key
   }
 
@@ -407,14 +445,17 @@ export class KeyManager {
    * await keys.delete(keyId)
    * ```
    */
-  async delete(id: string): Promise<void> {
+  async delete(id: string, context?: ChangeContext): Promise<void> {
     checkKeyId(id)
+    const change = this.#context(context, false)
     const record = await callStore('get', () => this.#store.get(id))
     if (record === null) throw new KeyNotFoundError(id)
-    const existed = await callStore('delete', () => this.#store.delete(id))
+    const now = this.#clock()
+    const entry = this.#trail.entryFor('deleted', record, record, change, now)
+    const existed = await callStore('delete', () => this.#store.delete(id, entry))
     this.#reads.invalidate(id)
     if (!existed) throw new KeyNotFoundError(id)
-    this.#emit({ type: 'deleted', at: new Date(this.#clock()), key: this.#publicKey(record) })
+    this.#emit({ type: 'deleted', at: new Date(now), key: this.#publicKey(record), ...this.#details(change, 'deleted', record, null) })
   }
 
   /**
@@ -433,12 +474,14 @@ export class KeyManager {
    */
   async rotate(id: string, options: RotateOptions = {}): Promise<RotatedKey> {
     checkKeyId(id)
-    const { gracePeriod, idempotencyKey } = parseInput(this.#schemas.rotate, options)
+    const { gracePeriod, idempotencyKey, expectedVersion, ...context } = parseInput(this.#schemas.rotate, options)
+    const change = resolveContext(context)
     const plan = this.#rotation.plan(id, gracePeriod, idempotencyKey)
-    const { after, changed } = await this.#records.apply(id, plan.change)
+    const outcome = await this.#records.apply(id, plan.change, { audit: { action: 'rotated', context: change }, expectedVersion })
+    const { after } = outcome
     const key = this.#publicKey(after)
     const previousSecretValidUntil = Rotation.previousSecretValidUntil(after, gracePeriod)
-    if (changed) this.#emit({ type: 'rotated', at: key.updatedAt, key, previousSecretValidUntil })
+    if (outcome.changed) this.#emit({ type: 'rotated', at: key.updatedAt, key, previousSecretValidUntil, ...this.#details(change, 'rotated', outcome.before, after) })
     return { key, token: this.#token(after, plan.secret()), previousSecretValidUntil }
   }
 
@@ -481,6 +524,37 @@ export class KeyManager {
    * await keys.flush()
    * ```
    */
+  /**
+   * A token's key ID and secret (and the environment it names), for products that show or accept the
+   * key as a pair, like a user name and a password; `null` for anything that is not a well-formed
+   * token. Offline: no store access.
+   *
+   * @example
+   * ```ts
+   * const { token } = await keys.create({ name: 'CI', tenantId: 'acme' })
+   * const pair = keys.splitToken(token)!
+   * const copyText = `key:${pair.keyId}::${pair.secret},tenant id: acme`
+   * ```
+   */
+  splitToken(token: string): SplitToken | null {
+    return splitToken(this.#parser, token)
+  }
+
+  /**
+   * The token for a key ID and secret, with its checksum recomputed: the inverse of
+   * {@link KeyManager.splitToken}. `environment` is required when more than one is configured.
+   *
+   * @throws {@link ValidationError} naming `keyId`, `secret` or `environment` when one is malformed.
+   * @example
+   * ```ts
+   * const token = keys.joinToken({ keyId: pair.keyId, secret: pair.secret, environment: 'live' })
+   * const result = await keys.verify(token)
+   * ```
+   */
+  joinToken(pair: KeyCredential & { readonly environment?: string }): string {
+    return joinToken(this.options.prefix, this.options.environments, pair)
+  }
+
   flush(): Promise<void> {
     return this.#usage.flush()
   }
@@ -526,8 +600,8 @@ export class KeyManager {
    * await keys.addCredits({ ownerId: 'u1', tenantId: 't1' }, -50) // a manual charge
    * ```
    */
-  addCredits(target: CreditTarget, amount: number): Promise<CreditBalance> {
-    return this.#credits.adjust(target, 'add', amount)
+  addCredits(target: CreditTarget, amount: number, context?: ChangeContext): Promise<CreditBalance> {
+    return this.#credits.adjust(target, 'add', amount, this.#context(context, false))
   }
 
   /**
@@ -540,8 +614,8 @@ export class KeyManager {
    * await keys.setCredits({ keyId }, 0) // stop a key's paid usage at once
    * ```
    */
-  setCredits(target: CreditTarget, amount: number): Promise<CreditBalance> {
-    return this.#credits.adjust(target, 'set', amount)
+  setCredits(target: CreditTarget, amount: number, context?: ChangeContext): Promise<CreditBalance> {
+    return this.#credits.adjust(target, 'set', amount, this.#context(context, false))
   }
 
   /**
@@ -557,6 +631,70 @@ export class KeyManager {
    */
   purgeUsage(): Promise<number> {
     return this.#credits.purge()
+  }
+
+  /**
+   * The audit trail, newest first: every change with who made it (`actor`), why, and the fields that
+   * really changed. Entries outlive the keys they are about, so a deleted key's history stays.
+   *
+   * @throws {@link ValidationError} for a bad filter or a cursor of other filters; {@link ConfigError}
+   * when the store keeps no audit trail.
+   * @example
+   * ```ts
+   * const { items, nextCursor } = await keys.audit({ keyId, limit: 20 })
+   * for (const entry of items) console.info(entry.at, entry.actor?.id, entry.action, entry.changes)
+   * ```
+   */
+  audit(input: AuditInput = {}): Promise<AuditPage> {
+    return this.#trail.page(input)
+  }
+
+  /**
+   * Removes audit entries older than `before`, in bounded batches (each one short store call), and
+   * returns how many it removed. Run it on a schedule to keep a retention period.
+   *
+   * @example
+   * ```ts
+   * const year = 365 * 24 * 60 * 60 * 1000
+   * const removed = await keys.pruneAudit({ before: new Date(Date.now() - year) })
+   * ```
+   */
+  pruneAudit(input: PruneAuditInput): Promise<number> {
+    return this.#trail.prune(input)
+  }
+
+  /**
+   * A key's effective permissions: every scope it holds (its own, its roles', its groups' roles',
+   * resolved for its tenant) and where each comes from, for a "view permissions" dialog.
+   *
+   * @throws {@link KeyNotFoundError} when there is no such key.
+   * @example
+   * ```ts
+   * const { scopes, grants } = await keys.permissions(keyId)
+   * const viaRoles = grants.filter((grant) => grant.via === 'role').map((grant) => grant.scope)
+   * ```
+   */
+  async permissions(id: string): Promise<KeyPermissions> {
+    checkKeyId(id)
+    const record = await callStore('get', () => this.#store.get(id))
+    if (record === null) throw new KeyNotFoundError(id)
+    return this.#permissions.of(record)
+  }
+
+  /**
+   * Forgets the cached roles and groups of a tenant (every tenant's when omitted), so the next verify
+   * asks the `roles`/`groups` functions again: call it where your app saves a tenant's roles. Other
+   * instances see the change within `rolesCacheTtl`.
+   *
+   * @example
+   * ```ts
+   * declare const db: { saveRoles(tenantId: string, roles: Record<string, string[]>): Promise<void> }
+   * await db.saveRoles('acme', { reader: ['data:read'] })
+   * keys.invalidateRoles('acme')
+   * ```
+   */
+  invalidateRoles(tenantId?: string | null): void {
+    this.#roles.invalidate(tenantId)
   }
 
   #publicKey(record: StoredKey): ApiKey {
@@ -575,15 +713,35 @@ export class KeyManager {
     return environments[0]!
   }
 
-  async #setEnabled(id: string, enabled: boolean): Promise<ApiKey> {
+  async #setEnabled(id: string, enabled: boolean, context: VersionedChangeContext | undefined): Promise<ApiKey> {
     checkKeyId(id)
-    const { after, changed } = await this.#records.apply(id, (current) => {
-      if (current.revokedAt !== null) throw new KeyRevokedError(id)
-      return current.enabled === enabled ? current : { ...current, enabled }
-    })
-    const key = this.#publicKey(after)
-    if (changed) this.#emit({ type: enabled ? 'enabled' : 'disabled', at: key.updatedAt, key })
+    const change = this.#context(context, true)
+    const action = enabled ? 'enabled' : 'disabled'
+    // A disabled key keeps why and by whom, so a settings page can say; enabling it clears both.
+    const disabled = enabled ? { disabledReason: null, disabledBy: null } : { disabledReason: change.reason, disabledBy: change.actor }
+    const outcome = await this.#records.apply(
+      id,
+      (current) => {
+        if (current.revokedAt !== null) throw new KeyRevokedError(id)
+        return current.enabled === enabled ? current : { ...current, enabled, ...disabled }
+      },
+      { audit: { action, context: change }, expectedVersion: change.expectedVersion },
+    )
+    const key = this.#publicKey(outcome.after)
+    if (outcome.changed) this.#emit({ type: action, at: key.updatedAt, key, ...this.#details(change, action, outcome.before, outcome.after) })
     return key
+  }
+
+  /** The validated change context of a call; `versioned` calls also take `expectedVersion`. */
+  #context(context: VersionedChangeContext | undefined, versioned: boolean): ResolvedContext & { readonly expectedVersion?: number } {
+    if (context === undefined) return resolveContext({})
+    const parsed: VersionedChangeContext = parseInput(versioned ? this.#schemas.versionedContext : this.#schemas.context, context)
+    return { ...resolveContext(parsed), ...(parsed.expectedVersion === undefined ? {} : { expectedVersion: parsed.expectedVersion }) }
+  }
+
+  /** What a management event says about its change. */
+  #details(context: ResolvedContext, action: AuditAction, before: StoredKey | null, after: StoredKey | null) {
+    return { actor: context.actor, reason: context.reason, requestId: context.requestId, changes: changesBetween(action, before, after) }
   }
 
   #emit<E extends KeyEventName>(event: KeyEventMap[E]): void {

@@ -6,7 +6,9 @@ import * as z from 'zod/mini'
 import { ConfigError } from './errors.js'
 import type { InvalidationChannel } from './cache.js'
 import { DEFAULT_PEPPER_ID, type Pepper } from './crypto/hash.js'
+import { isAuditStore } from './audit/audit-store.js'
 import { isUsageStore } from './limits/usage-store.js'
+import type { GroupMap, RoleLookup, RoleMap } from './policy/role-directory.js'
 import { limitsSchema, resolveLimits, type LimitsOptions, type ResolvedLimits } from './limits/config.js'
 import type { Duration } from './policy/duration.js'
 import type { KeyStore } from './store.js'
@@ -64,10 +66,27 @@ export interface KeyManagerOptions {
   prefix?: string
   /** The environments a key can belong to, same syntax as `prefix`. Default `['live', 'test']`. */
   environments?: readonly string[]
-  /** Role name → scopes it grants. Resolved at verify time. */
-  roles?: Readonly<Record<string, readonly string[]>>
-  /** Group name → roles it grants. */
-  groups?: Readonly<Record<string, readonly string[]>>
+  /**
+   * Role name → scopes it grants, resolved at verify time. Or a function of the key's tenant
+   * returning that map (from your database, so tenant administrators define their own roles): its
+   * answer is validated and cached per tenant for `rolesCacheTtl`; `keys.invalidateRoles(tenantId)`
+   * drops it at once. A function that throws fails verify closed, like a store failure.
+   */
+  roles?: RoleMap | RoleLookup<RoleMap>
+  /** Group name → roles it grants; or a function of the tenant, as for `roles`. */
+  groups?: GroupMap | RoleLookup<GroupMap>
+  /**
+   * How long a tenant's roles and groups returned by a `roles` or `groups` function are trusted
+   * before the function is asked again: the bound on how late a change made elsewhere takes effect.
+   * Default `'30s'`.
+   */
+  rolesCacheTtl?: Duration
+  /**
+   * Whether every change writes an audit entry (see `keys.audit`), in the same atomic step as the
+   * change. Default: on when the store keeps an audit trail (every bundled store does). `true` with a
+   * store that does not is a configuration error.
+   */
+  audit?: boolean
   /**
    * Server-held secret keying the stored hash (HMAC-SHA-256); not empty, 32 random bytes recommended. A list rotates peppers:
    * the first hashes new secrets, the rest still verify old ones (which are re-hashed on success).
@@ -184,10 +203,14 @@ export interface ResolvedOptions {
   readonly prefix: string
   /** The configured environments, in the order given. */
   readonly environments: readonly string[]
-  /** Role name → scopes it grants. */
-  readonly roles: Readonly<Record<string, readonly string[]>>
-  /** Group name → roles it grants. */
-  readonly groups: Readonly<Record<string, readonly string[]>>
+  /** Role name → scopes it grants; `{}` when roles come from a function. */
+  readonly roles: RoleMap
+  /** Group name → roles it grants; `{}` when groups come from a function. */
+  readonly groups: GroupMap
+  /** `rolesCacheTtl` in milliseconds. */
+  readonly rolesCacheTtlMs: number
+  /** Whether changes write audit entries. */
+  readonly audit: boolean
   /** The IDs of the configured peppers, current first; empty without a pepper. The secrets are not here. */
   readonly pepperIds: readonly string[]
   /** Whether unpeppered hashes still verify while a pepper is set (the migration window). */
@@ -289,8 +312,16 @@ function optionsSchema(wildcards: boolean) {
           .check(z.minLength(1), z.refine((list: string[]) => new Set(list).size === list.length, 'environments must be unique')),
         ['live', 'test'],
       ),
-      roles: z._default(z.record(roleNameSchema, scopeListSchema(wildcards)), {}),
-      groups: z._default(z.record(roleNameSchema, z.array(roleNameSchema)), {}),
+      roles: z._default(
+        z.union([z.record(roleNameSchema, scopeListSchema(wildcards)), functionSchema<RoleLookup<RoleMap>>('must be a role map or a function of the tenant')]),
+        {},
+      ),
+      groups: z._default(
+        z.union([z.record(roleNameSchema, z.array(roleNameSchema)), functionSchema<RoleLookup<GroupMap>>('must be a group map or a function of the tenant')]),
+        {},
+      ),
+      rolesCacheTtl: z._default(durationSchema, 30_000),
+      audit: z.optional(z.boolean()),
       pepper: z.optional(z.union([pepperSecretSchema, pepperListSchema, z.null()])),
       acceptUnpepperedHashes: z._default(z.boolean(), false),
       rotation: z._default(z.strictObject({ maxGracePeriod: z._default(durationSchema, DEFAULT_MAX_GRACE_MS) }), { maxGracePeriod: DEFAULT_MAX_GRACE_MS }),
@@ -356,9 +387,13 @@ function optionsSchema(wildcards: boolean) {
         if (limits !== undefined && limits.counters === undefined && !isUsageStore(options.store) && (Object.keys(limits.policies).length > 0 || limits.defaultPolicy != null)) {
           context.addIssue({ code: 'custom', path: ['limits', 'counters'], message: 'is required: the store does not implement UsageStore (consumeUsage, adjustCredits)' })
         }
-        for (const [group, roles] of Object.entries(options.groups)) {
+        if (options.audit === true && !isAuditStore(options.store)) {
+          context.addIssue({ code: 'custom', path: ['audit'], message: 'is true, but the store does not implement AuditStore (listAudit, pruneAudit)' })
+        }
+        const staticRoles = typeof options.roles === 'function' ? null : options.roles
+        if (staticRoles !== null && typeof options.groups !== 'function') for (const [group, roles] of Object.entries(options.groups)) {
           roles.forEach((role, index) => {
-            if (!(role in options.roles)) context.addIssue({ code: 'custom', path: ['groups', group, index], message: 'names a role that is not configured' })
+            if (!Object.hasOwn(staticRoles, role)) context.addIssue({ code: 'custom', path: ['groups', group, index], message: 'names a role that is not configured' })
           })
         }
       }),
@@ -389,6 +424,12 @@ export interface Configuration {
   readonly peppers: readonly Pepper[]
   /** Usage policies, compiled, and the counter store; kept out of `options`, whose type is public. */
   readonly limits: ResolvedLimits
+  /** Where roles and groups come from: the maps in `options`, or the functions given. */
+  readonly roleSources: { readonly roles: RoleMap | RoleLookup<RoleMap>; readonly groups: GroupMap | RoleLookup<GroupMap> }
+}
+
+function frozenMap(map: Readonly<Record<string, readonly string[]>>): Readonly<Record<string, readonly string[]>> {
+  return Object.freeze(Object.fromEntries(Object.entries(map).map(([name, items]) => [name, Object.freeze([...items])])))
 }
 
 /** Validates options and fills in defaults. Throws {@link ConfigError} naming every bad option. */
@@ -411,8 +452,10 @@ export function resolveOptions(options: KeyManagerOptions): Configuration {
     store: parsed.store,
     prefix: parsed.prefix,
     environments: Object.freeze([...parsed.environments]),
-    roles: Object.freeze(Object.fromEntries(Object.entries(parsed.roles).map(([role, scopes]) => [role, Object.freeze([...scopes])]))),
-    groups: Object.freeze(Object.fromEntries(Object.entries(parsed.groups).map(([group, roles]) => [group, Object.freeze([...roles])]))),
+    roles: typeof parsed.roles === 'function' ? Object.freeze({}) : frozenMap(parsed.roles),
+    groups: typeof parsed.groups === 'function' ? Object.freeze({}) : frozenMap(parsed.groups),
+    rolesCacheTtlMs: parsed.rolesCacheTtl,
+    audit: parsed.audit ?? isAuditStore(parsed.store),
     pepperIds: Object.freeze(peppers.map((pepper) => pepper.id)),
     acceptUnpepperedHashes: parsed.acceptUnpepperedHashes,
     rotation: Object.freeze({ maxGracePeriodMs: parsed.rotation.maxGracePeriod }),
@@ -441,5 +484,6 @@ export function resolveOptions(options: KeyManagerOptions): Configuration {
     clock: parsed.clock,
     onListenerError: parsed.onListenerError ?? defaultListenerErrorHandler,
   })
-  return { options: resolved, peppers, limits: resolveLimits(parsed.limits, parsed.store) }
+  const roleSources = { roles: typeof parsed.roles === 'function' ? parsed.roles : resolved.roles, groups: typeof parsed.groups === 'function' ? parsed.groups : resolved.groups }
+  return { options: resolved, peppers, limits: resolveLimits(parsed.limits, parsed.store), roleSources }
 }

@@ -2,6 +2,7 @@
  * The public types of the KeyManager's inputs and results: keys, create/update/list inputs, pages,
  * issued tokens, rotation and verification results.
  */
+import type { Actor } from './audit/audit-store.js'
 import type { Duration } from './policy/duration.js'
 import type { CreditBalance, LimitState } from './limits/limit-state.js'
 import type { JsonObject, KeyStatus } from './store.js'
@@ -58,6 +59,16 @@ export interface ApiKey {
    * follows `limits.defaultPolicy`.
    */
   readonly policy?: string
+  /** Who created the key; `null` when the create named no actor (and for keys made by 0.1.0). */
+  readonly createdBy: Actor | null
+  /** Who made the last management change (the creator until then); `null` when that call named no actor. */
+  readonly updatedBy: Actor | null
+  /** Changes on every write of the key; pass it as `expectedVersion` to change the key only if no one else has since. */
+  readonly version: number
+  /** Why the key was disabled, while it is disabled and a reason was given; else `null`. */
+  readonly disabledReason: string | null
+  /** Who disabled the key, while it is disabled and the call named an actor; else `null`. */
+  readonly disabledBy: Actor | null
 }
 
 /**
@@ -271,6 +282,14 @@ export interface RotateOptions {
    * Same format and care as {@link CreateKeyInput.idempotencyKey}. Requires a `pepper`.
    */
   idempotencyKey?: string
+  /** Who rotates, and why (see {@link ChangeContext}). */
+  actor?: Actor
+  /** Why, in words for people. */
+  reason?: string
+  /** Your request or trace ID. */
+  requestId?: string
+  /** Rotate only if the key is still at this `version`; else a `ConflictError` (`version_conflict`). */
+  expectedVersion?: number
 }
 
 /**

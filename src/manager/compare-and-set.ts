@@ -3,7 +3,10 @@
  * random pause, so writers racing on one key spread out instead of colliding again.
  */
 import { ConflictError, KeyNotFoundError } from '../errors.js'
+import type { AuditAction } from '../audit/audit-store.js'
+import type { ResolvedContext } from '../audit/context.js'
 import type { KeyStore, StoredKey } from '../store.js'
+import type { AuditTrail } from './audit-trail.js'
 import { callStore } from '../store-failure.js'
 
 /** Compare-and-set attempts before a concurrent-update conflict is reported. */
@@ -22,10 +25,19 @@ export interface ChangeOptions {
   readonly touchUpdatedAt?: boolean
   /** Attempts before {@link ConflictError}; default {@link MAX_UPDATE_ATTEMPTS}. */
   readonly attempts?: number
+  /**
+   * A management change: its audit entry is written with it, and its actor becomes `updatedBy`.
+   * Absent for bookkeeping writes (expiry notices), which neither name an actor nor leave an entry.
+   */
+  readonly audit?: { readonly action: AuditAction; readonly context: ResolvedContext }
+  /** The version the caller last saw: any other is a `version_conflict`, and nothing changes. */
+  readonly expectedVersion?: number | undefined
 }
 
 /** The record after a change, and whether anything was written. */
 export interface ChangeOutcome {
+  /** The record the change was applied to (equal to `after` when nothing changed). */
+  readonly before: StoredKey
   readonly after: StoredKey
   readonly changed: boolean
 }
@@ -42,6 +54,7 @@ export class CompareAndSet {
     private readonly clock: () => number,
     /** Called after every write that landed, e.g. to drop cached copies. */
     private readonly onWritten: (keyId: string) => void,
+    private readonly trail: AuditTrail,
   ) {}
 
   async apply(id: string, change: Change, options: ChangeOptions = {}): Promise<ChangeOutcome> {
@@ -50,23 +63,35 @@ export class CompareAndSet {
       if (attempt > 0) await pause(Math.random() * Math.min(MAX_BACKOFF_MS, 2 ** attempt))
       const current = await callStore('get', () => this.store.get(id))
       if (current === null) throw new KeyNotFoundError(id)
+      if (options.expectedVersion !== undefined && current.version !== options.expectedVersion) throw versionConflict(id, options.expectedVersion, current.version)
       const now = this.clock()
       const next = change(current, now)
-      if (next === current) return { after: current, changed: false }
+      if (next === current) return { before: current, after: current, changed: false }
+      const audit = options.audit
       const after: StoredKey = {
         ...next,
         version: current.version + 1,
         updatedAt: options.touchUpdatedAt === false ? current.updatedAt : now,
+        ...(audit === undefined ? {} : { updatedBy: audit.context.actor }),
       }
-      const outcome = await callStore('update', () => this.store.update(after, current.version))
+      const entry = audit === undefined ? undefined : this.trail.entryFor(audit.action, current, after, audit.context, now)
+      const outcome = await callStore('update', () => this.store.update(after, current.version, entry))
       if (outcome === 'updated') {
         this.onWritten(id)
-        return { after, changed: true }
+        return { before: current, after, changed: true }
       }
       if (outcome === 'not_found') throw new KeyNotFoundError(id)
     }
     throw new ConflictError(id)
   }
+}
+
+/** The caller's `expectedVersion` is not the key's: code `version_conflict`, with both versions. */
+export function versionConflict(keyId: string, expected: number, actual: number): ConflictError {
+  return Object.assign(new ConflictError(keyId, `The API key is at version ${actual}, not the expected ${expected}; read it again`, 'version_conflict'), {
+    expectedVersion: expected,
+    actualVersion: actual,
+  })
 }
 
 function pause(ms: number): Promise<void> {

@@ -9,6 +9,8 @@ import { ConflictError, QuotaExceededError, StoreError } from '../errors.js'
 import type { KeyStore, QuotaCheck, StoredKey } from '../store.js'
 import { callStore } from '../store-failure.js'
 import { MAX_UPDATE_ATTEMPTS } from './compare-and-set.js'
+import type { ResolvedContext } from '../audit/context.js'
+import type { AuditTrail } from './audit-trail.js'
 import type { Idempotency } from './idempotency.js'
 
 /** New key IDs drawn before giving up on an (astronomically unlikely) ID collision. */
@@ -35,6 +37,7 @@ export class Creation {
     private readonly startLength: number,
     /** Called after an insert that landed, e.g. to drop a cached "unknown key". */
     private readonly onWritten: (keyId: string) => void,
+    private readonly trail: AuditTrail,
   ) {}
 
   /**
@@ -42,18 +45,21 @@ export class Creation {
    *
    * @throws {@link QuotaExceededError}, {@link ConflictError} (idempotent creates), {@link StoreError}.
    */
-  async insert(fields: NewKeyFields, quota: QuotaCheck | null, idempotencyKey: string | undefined, now: number): Promise<Inserted> {
+  async insert(fields: NewKeyFields, quota: QuotaCheck | null, idempotencyKey: string | undefined, now: number, context: ResolvedContext): Promise<Inserted> {
     if (quota !== null && quota.limit === 0) throw new QuotaExceededError(quota.ownerId, 0, quota.tenantId)
     // With an idempotency key, ID and secret are derived from it, so a retry rebuilds the same key.
     const derived = idempotencyKey === undefined ? null : this.idempotency.createIdentity(fields.ownerId, fields.tenantId, fields.environment, idempotencyKey)
     // A derived ID that is taken and then gone when read was deleted concurrently (and may be re-created
     // by another retry): that is retried like a compare-and-set, not bounded like random-ID collisions.
     const attempts = derived === null ? MAX_ID_ATTEMPTS : MAX_UPDATE_ATTEMPTS
+    // A deleted key's audit entry outlives it: a replay must not bring the key (and its token) back.
+    if (derived !== null && (await this.trail.wasDeleted(derived.keyId))) throw this.idempotency.deletedSince(derived.keyId)
     for (let attempt = 0; attempt < attempts; attempt++) {
       const keyId = derived?.keyId ?? generateKeyId()
       const secret = derived?.secret ?? generateSecret()
-      const record = this.#record(fields, keyId, secret, now)
-      const outcome = await callStore('insert', () => this.store.insert(record, quota))
+      const record = this.#record(fields, keyId, secret, now, context)
+      const entry = this.trail.entryFor('created', null, record, context, now)
+      const outcome = await callStore('insert', () => this.store.insert(record, quota, entry))
       if (outcome === 'quota_exceeded') throw new QuotaExceededError(quota!.ownerId, quota!.limit, quota!.tenantId)
       if (outcome === 'inserted') {
         this.onWritten(keyId)
@@ -74,7 +80,7 @@ export class Creation {
     throw new StoreError('insert', { cause: new Error(`The store reported ${MAX_ID_ATTEMPTS} fresh random key IDs as taken`) })
   }
 
-  #record(fields: NewKeyFields, id: string, secret: string, now: number): StoredKey {
+  #record(fields: NewKeyFields, id: string, secret: string, now: number, context: ResolvedContext): StoredKey {
     return {
       id,
       name: fields.name,
@@ -101,6 +107,10 @@ export class Creation {
       version: 1,
       policy: fields.policy,
       hasCredits: fields.hasCredits,
+      createdBy: context.actor,
+      updatedBy: context.actor,
+      disabledReason: null,
+      disabledBy: null,
     }
   }
 }

@@ -15,6 +15,8 @@ import type { KeyStore, StoredKey } from '../store.js'
 import { callStore } from '../store-failure.js'
 import type { ApiKey } from '../types.js'
 import { parseInput } from '../validation.js'
+import { NO_CONTEXT, type ResolvedContext } from '../audit/context.js'
+import type { AuditTrail } from './audit-trail.js'
 import type { CompareAndSet } from './compare-and-set.js'
 import { checkKeyId } from './key-ids.js'
 
@@ -29,6 +31,7 @@ export interface CreditsParts {
   readonly project: (record: StoredKey) => ApiKey
   /** Called after a write to a key record (here: a create taken back), e.g. to drop a cached copy. */
   readonly onWritten: (keyId: string) => void
+  readonly trail: AuditTrail
 }
 
 /** A resolved target: the pool, its next refill, and what events say about it. */
@@ -37,6 +40,8 @@ interface ResolvedPool {
   readonly refillAt: number | null
   readonly target: CreditTarget
   readonly keyId: string | null
+  /** Whose balance it is, as audit entries name it. */
+  readonly owner: { readonly keyId: string | null; readonly ownerId: string | null; readonly tenantId: string | null }
 }
 
 export class Credits {
@@ -52,26 +57,30 @@ export class Credits {
   }
 
   /** Sets (`set`) or changes (`add`, negative debits, never below zero) the balance `target` names. */
-  async adjust(target: CreditTarget, mode: 'set' | 'add', amount: number): Promise<CreditBalance> {
+  async adjust(target: CreditTarget, mode: 'set' | 'add', amount: number, context: ResolvedContext): Promise<CreditBalance> {
     const parsed = parseInput(creditTargetSchema, target)
     if (!Number.isSafeInteger(amount) || (mode === 'set' && amount < 0)) {
       throw new ValidationError([{ path: ['amount'], message: mode === 'set' ? 'must be an integer >= 0' : 'must be a safe integer' }])
     }
     const resolved = (await this.#resolve(parsed, true))!
-    return this.#apply(resolved, mode, amount)
+    return this.#apply(resolved, mode, amount, context)
   }
 
   /**
    * Gives a new key its own starting balance (`credits` of create). If the balance cannot be written,
    * the key is deleted again, so a failed create leaves no half-made key.
    */
-  async initialise(record: StoredKey, amount: number): Promise<void> {
+  async initialise(record: StoredKey, amount: number, context: ResolvedContext): Promise<void> {
     const charged = this.parts.limiter.creditsFor(record, this.#policyOf(record))!
     const { pool, refillAt } = this.parts.limiter.poolFor(charged.rule, charged.id, this.parts.clock(), charged.anchor)
+    const owner = { keyId: record.id, ownerId: record.ownerId, tenantId: record.tenantId }
     try {
-      await this.#apply({ pool, refillAt, target: { keyId: record.id }, keyId: record.id }, 'set', amount)
+      await this.#apply({ pool, refillAt, target: { keyId: record.id }, keyId: record.id, owner }, 'set', amount, context)
     } catch (error) {
-      await this.parts.store.delete(record.id).catch(() => undefined)
+      // The create's entry is already written: the rollback is recorded too, so the trail tells the truth.
+      const rollback = { ...NO_CONTEXT, actor: { type: 'system' as const, id: 'keywarden' }, reason: 'create rolled back: the starting credits could not be written' }
+      const entry = this.parts.trail.entryFor('deleted', record, record, rollback, this.parts.clock())
+      await this.parts.store.delete(record.id, entry).catch(() => undefined)
       this.parts.onWritten(record.id)
       throw error
     }
@@ -84,13 +93,15 @@ export class Credits {
     return callStore('purgeUsage', () => counters.purgeUsage!(this.parts.clock()))
   }
 
-  async #apply(resolved: ResolvedPool, mode: 'set' | 'add', amount: number): Promise<CreditBalance> {
+  async #apply(resolved: ResolvedPool, mode: 'set' | 'add', amount: number, context: ResolvedContext): Promise<CreditBalance> {
     const store = countersOf(this.parts.limits, 'adjustCredits')
     const now = this.parts.clock()
-    const { previous, remaining } = await callStore('adjustCredits', () => store.adjustCredits({ pool: resolved.pool, now, mode, amount }))
+    // Only a counter store that is the key store holds the trail, so only then is the entry atomic with the change.
+    const audit = (store as unknown) === this.parts.store ? this.parts.trail.creditEntryFor(resolved.owner, context, now) : undefined
+    const { previous, remaining } = await callStore('adjustCredits', () => store.adjustCredits({ pool: resolved.pool, now, mode, amount, ...(audit === undefined ? {} : { audit }) }))
     const { events } = this.parts
     if (previous !== remaining && events.has('credits_changed')) {
-      events.emit({ type: 'credits_changed', at: new Date(now), target: resolved.target, keyId: resolved.keyId, previous, remaining, cause: mode })
+      events.emit({ type: 'credits_changed', at: new Date(now), target: resolved.target, keyId: resolved.keyId, previous, remaining, cause: mode, actor: context.actor, reason: context.reason })
     }
     return balance(remaining, resolved.refillAt)
   }
@@ -110,7 +121,8 @@ export class Credits {
         charged = limiter.creditsFor(record, this.#policyOf(record))!
       }
       const { pool, refillAt } = limiter.poolFor(charged.rule, charged.id, now, charged.anchor)
-      return { pool, refillAt, target: creditTargetOf(charged.scope, record), keyId: record.id }
+      const named = creditTargetOf(charged.scope, record)
+      return { pool, refillAt, target: named, keyId: record.id, owner: 'keyId' in named ? { keyId: record.id, ownerId: record.ownerId, tenantId: record.tenantId } : ownerOf(named) }
     }
     const policy = this.#namedPolicy('policy' in target ? target.policy : undefined)
     const isOwner = 'ownerId' in target
@@ -118,7 +130,7 @@ export class Credits {
     const id = balanceId(isOwner ? 'owner' : 'tenant', subject)
     const { pool, refillAt } = limiter.poolFor(policy?.credits ?? null, id, now, 0)
     const named: CreditTarget = isOwner ? { ownerId: target.ownerId, tenantId: target.tenantId ?? null } : { tenantId: target.tenantId }
-    return { pool, refillAt, target: named, keyId: null }
+    return { pool, refillAt, target: named, keyId: null, owner: ownerOf(named) }
   }
 
   #policyOf(record: StoredKey): CompiledPolicy | null {
@@ -136,6 +148,12 @@ export class Credits {
     return typeof defaultPolicy === 'string' ? (policies.get(defaultPolicy) ?? null) : null
   }
 
+}
+
+/** The owner and tenant of a shared pool, as its audit entries name them. */
+function ownerOf(target: CreditTarget): ResolvedPool['owner'] {
+  if ('keyId' in target) return { keyId: target.keyId, ownerId: null, tenantId: null }
+  return { keyId: null, ownerId: 'ownerId' in target ? target.ownerId : null, tenantId: target.tenantId ?? null }
 }
 
 function balance(remaining: number, refillAt: number | null): CreditBalance {

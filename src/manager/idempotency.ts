@@ -15,6 +15,7 @@ const CONFLICTS = {
   different: 'The idempotency key was already used for a different request',
   rotated: 'The idempotency key was already used, and the key has been rotated since',
   expired: 'The idempotency key was already used more than 24 hours ago',
+  deleted: 'The idempotency key was already used, and the key has been deleted since',
 } as const
 
 function conflict(keyId: string, kind: keyof typeof CONFLICTS): ConflictError {
@@ -69,6 +70,11 @@ export class Idempotency {
    * Checks that an existing key may be returned as the replay of the create that `attempted` and
    * `secret` describe. @throws {@link ConflictError} (`idempotency_conflict`) when it may not.
    */
+  /** The conflict of a replay whose key was deleted: the key stays deleted. */
+  deletedSince(keyId: string): ConflictError {
+    return conflict(keyId, 'deleted')
+  }
+
   checkReplay(existing: StoredKey, attempted: StoredKey, secret: string, now: number): void {
     const id = existing.id
     if (this.hasher.compare(existing.hash, existing.environment, id, secret) === HashMatch.None) throw conflict(id, 'rotated')

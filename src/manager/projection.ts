@@ -33,6 +33,11 @@ export function toApiKey(record: StoredKey, lastUsedAt: number | null): ApiKey {
     revokedAt: toDate(record.revokedAt),
     // Present only when set, so a key without a policy reads exactly as it did in 0.1.0.
     ...(record.policy == null ? {} : { policy: record.policy }),
+    createdBy: record.createdBy ?? null,
+    updatedBy: record.updatedBy ?? null,
+    version: record.version,
+    disabledReason: record.disabledReason ?? null,
+    disabledBy: record.disabledBy ?? null,
   })
 }
 

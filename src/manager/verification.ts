@@ -6,6 +6,7 @@
  */
 import { HashMatch, type SecretHasher } from '../crypto/hash.js'
 import type { KeyEventEmitter } from '../events.js'
+import type { RoleDirectory } from '../policy/role-directory.js'
 import type { ScopeResolver } from '../policy/scopes.js'
 import type { Limiter, UsageDecision, UsagePlan } from '../limits/limiter.js'
 import { callStore } from '../store-failure.js'
@@ -14,6 +15,7 @@ import { creditTargetOf } from '../limits/credit-targets.js'
 import type { KeyStore, StoredKey } from '../store.js'
 import { ValidationError } from '../errors.js'
 import type { TokenParser, TokenParts } from '../token/format.js'
+import { isKeyCredential, type KeyCredential } from '../token/key-pair.js'
 import type { VerifyFailureReason, VerifyOptions, VerifyResult } from '../types.js'
 import type { UsageBuffer } from '../usage.js'
 import { knownLastUse, toApiKey } from './projection.js'
@@ -26,6 +28,8 @@ export interface VerifierParts {
   readonly reads: VerifyReads
   readonly hasher: SecretHasher
   readonly scopes: ScopeResolver
+  /** The roles and groups of each tenant, which turn a key's grants into its effective scopes. */
+  readonly roles: RoleDirectory
   readonly events: KeyEventEmitter
   readonly usage: UsageBuffer
   readonly clock: () => number
@@ -45,7 +49,7 @@ export class Verifier {
    * Verifies a token. Not `async`: garbage is the commonest attack traffic, so its answer is one
    * shared, settled promise. Options of the wrong shape reject with a {@link ValidationError}.
    */
-  verifyToken(token: string, options: VerifyOptions | undefined): Promise<VerifyResult> {
+  verifyToken(token: string | KeyCredential, options: VerifyOptions | undefined): Promise<VerifyResult> {
     if (options !== undefined) {
       let problem: ValidationError | null
       try {
@@ -56,6 +60,7 @@ export class Verifier {
       }
       if (problem !== null) return Promise.reject(problem)
     }
+    if (typeof token === 'object' && isKeyCredential(token)) return this.#verifyPair(token, options)
     const parts = this.parts.parser.parse(token)
     if (parts === null) return this.parts.events.has('rejected') ? Promise.resolve(this.reject('malformed', null)) : MALFORMED
     return this.verify(parts, options)
@@ -73,14 +78,26 @@ export class Verifier {
   }
 
   /**
+   * Verifies a key ID and secret. The environment (part of the hash's domain) is the stored key's: a
+   * pair names none, and a key never changes environment.
+   */
+  async #verifyPair({ keyId, secret }: KeyCredential, options: VerifyOptions | undefined): Promise<VerifyResult> {
+    const recent = this.parts.oneTrip?.recent.get(keyId)
+    if (recent !== undefined) return this.verify({ prefix: '', environment: recent.environment, keyId, secret }, options)
+    const record = await this.parts.reads.read(keyId)
+    return this.#decide(record, { prefix: '', environment: record?.environment ?? '', keyId, secret }, options)
+  }
+
+  /**
    * The one-round-trip path for a key verified recently: checks what does not need the store against
    * the record last seen, then one guarded store call reads and charges together. When the guard
    * finds the key changed, the store's answer is the fresh record and the full path runs on it.
    */
   async #verifyInOneTrip(recent: StoredKey, token: TokenParts, options: VerifyOptions | undefined): Promise<{ result: VerifyResult } | { record: StoredKey | null }> {
-    const { hasher, scopes: resolver, usage, clock, limiter, oneTrip } = this.parts
+    const { hasher, usage, clock, limiter, oneTrip } = this.parts
+    const resolving = this.#effectiveScopes(recent)
+    const scopes = resolving instanceof Promise ? await resolving : resolving
     const now = clock()
-    const scopes = resolver.effectiveScopes(recent)
     const plan = limiter.applies(recent) ? limiter.plan(recent, () => toApiKey(recent, knownLastUse(recent, usage)), now) : null
     if (plan === null || (options?.environment !== undefined && options.environment !== recent.environment) || !this.#grants(scopes, options)) {
       return { record: await this.parts.reads.read(token.keyId) }
@@ -100,7 +117,7 @@ export class Verifier {
 
   /** The full decision on a record read from the store (or `null`): every check in order, then usage. */
   async #decide(record: StoredKey | null, { environment, keyId, secret }: TokenParts, options: VerifyOptions | undefined): Promise<VerifyResult> {
-    const { hasher, scopes: resolver, usage, clock, limiter } = this.parts
+    const { hasher, usage, clock, limiter } = this.parts
     if (record === null) {
       hasher.compareWithDummy(environment, keyId, secret)
       return this.reject('unknown_key', keyId)
@@ -118,7 +135,8 @@ export class Verifier {
     if (!record.enabled) return this.reject('disabled', keyId)
     if (record.expiresAt !== null && now >= record.expiresAt) return this.reject('expired', keyId)
     if (options?.environment !== undefined && options.environment !== record.environment) return this.reject('wrong_environment', keyId)
-    const scopes = resolver.effectiveScopes(record)
+    const resolving = this.#effectiveScopes(record)
+    const scopes = resolving instanceof Promise ? await resolving : resolving
     if (!this.#grants(scopes, options)) return this.reject('insufficient_scope', keyId)
 
     const consume = options?.consume !== false
@@ -158,6 +176,12 @@ export class Verifier {
     if (events.has('verified')) events.emit({ type: 'verified', at: new Date(now), key })
     const credits = decision?.credits == null ? null : { remaining: decision.credits.remaining }
     return { valid: true, key, scopes, limits: decision?.limits ?? NO_LIMITS, credits }
+  }
+
+  /** Synchronous for fixed roles and cached tenants, so the hot path awaits nothing extra. */
+  #effectiveScopes(record: StoredKey): readonly string[] | Promise<readonly string[]> {
+    const resolver = this.parts.roles.resolverFor(record.tenantId)
+    return resolver instanceof Promise ? resolver.then((loaded) => loaded.effectiveScopes(record)) : resolver.effectiveScopes(record)
   }
 
   #grants(scopes: readonly string[], options: VerifyOptions | undefined): boolean {

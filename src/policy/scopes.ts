@@ -61,9 +61,29 @@ export interface ScopeGrants {
  * Turns a key's scopes, roles and groups into its effective scopes, using the configured role and group
  * definitions at the moment of the call, so that changing a role changes every key that has it.
  */
+/**
+ * Where one of a key's effective scopes comes from: granted to the key itself, by one of its roles,
+ * or by a role of one of its groups. A scope reached several ways has one grant per way.
+ *
+ * @example
+ * ```ts
+ * import type { PermissionGrant } from 'keywarden'
+ *
+ * const { grants } = await keys.permissions(keyId)
+ * const explain = (grant: PermissionGrant) =>
+ *   grant.via === 'key' ? 'granted directly' : grant.via === 'role' ? `role ${grant.role}` : `group ${grant.group} (role ${grant.role})`
+ * console.info(grants.map((grant) => `${grant.scope}: ${explain(grant)}`))
+ * ```
+ */
+export type PermissionGrant =
+  | { readonly scope: string; readonly via: 'key' }
+  | { readonly scope: string; readonly via: 'role'; readonly role: string }
+  | { readonly scope: string; readonly via: 'group'; readonly group: string; readonly role: string }
+
 export class ScopeResolver {
   private readonly roleScopes: ReadonlyMap<string, readonly string[]>
   private readonly groupScopes: ReadonlyMap<string, readonly string[]>
+  private readonly groupRoles: ReadonlyMap<string, readonly string[]>
 
   constructor(
     roles: Readonly<Record<string, readonly string[]>>,
@@ -71,8 +91,9 @@ export class ScopeResolver {
     private readonly wildcards: boolean,
   ) {
     this.roleScopes = new Map(Object.entries(roles))
+    this.groupRoles = new Map(Object.entries(groups))
     this.groupScopes = new Map(
-      Object.entries(groups).map(([group, groupRoles]) => [group, [...new Set(groupRoles.flatMap((role) => roles[role] ?? []))]]),
+      Object.entries(groups).map(([group, groupRoles]) => [group, [...new Set(groupRoles.flatMap((role) => (Object.hasOwn(roles, role) ? roles[role]! : [])))]]),
     )
   }
 
@@ -94,6 +115,16 @@ export class ScopeResolver {
   }
 
   /** Whether `effective` covers every scope in `required`. */
+  /** Every way each effective scope is granted: the key's own scopes, then roles, then groups. */
+  grantsOf(grants: ScopeGrants): PermissionGrant[] {
+    const out: PermissionGrant[] = grants.scopes.map((scope) => ({ scope, via: 'key' as const }))
+    for (const role of grants.roles) for (const scope of this.roleScopes.get(role) ?? []) out.push({ scope, via: 'role', role })
+    for (const group of grants.groups) {
+      for (const role of this.groupRoles.get(group) ?? []) for (const scope of this.roleScopes.get(role) ?? []) out.push({ scope, via: 'group', group, role })
+    }
+    return out
+  }
+
   satisfies(effective: readonly string[], required: readonly string[]): boolean {
     for (const scope of required) {
       if (!effective.some((pattern) => scopeGrants(pattern, scope, this.wildcards))) return false

@@ -38,6 +38,11 @@ describe('create', () => {
       lastUsedAt: null,
       enabled: true,
       revokedAt: null,
+      createdBy: null,
+      updatedBy: null,
+      version: 1,
+      disabledReason: null,
+      disabledBy: null,
     })
     expect(token).toMatch(new RegExp(`^acme_live_${key.id}_[0-9A-Za-z]{38}$`))
     expect(token.split('_')[3]!.startsWith(key.start)).toBe(true)

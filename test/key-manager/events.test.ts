@@ -29,7 +29,7 @@ describe('events', () => {
       expect(event.at).toEqual(new Date(time.now))
       if ('key' in event) expect(event.key.id).toBe(key.id)
     }
-    expect(events[2]).toMatchObject({ type: 'updated', changes: ['name', 'scopes'] })
+    expect(events[2]).toMatchObject({ type: 'updated', fields: ['name', 'scopes'], changes: { name: { from: 'x', to: 'y' }, scopes: { from: [], to: ['s'] } } })
     expect(events[6]).toMatchObject({ type: 'rejected', reason: 'wrong_secret', keyId: key.id })
   })
 

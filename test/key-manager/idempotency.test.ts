@@ -105,14 +105,23 @@ describe('idempotent create', () => {
     })
   })
 
-  it('creates the key again if it was deleted before the retry', async () => {
+  it('refuses a retry after the key was deleted: the delete\'s audit entry keeps it deleted', async () => {
     const { keys } = setup()
+    const input = { name: 'CI', environment: 'live', idempotencyKey: IDEMPOTENCY_KEY }
+    const first = await keys.create(input)
+    await keys.delete(first.key.id)
+    await expect(keys.create(input)).rejects.toMatchObject({ code: 'idempotency_conflict', keyId: first.key.id })
+    expect(await keys.get(first.key.id)).toBeNull()
+    expect(await keys.verify(first.token)).toMatchObject({ valid: false, reason: 'unknown_key' })
+  })
+
+  it('creates the key again after a delete when the audit trail is off (no record of the delete is kept)', async () => {
+    const { keys } = setup({ audit: false })
     const input = { name: 'CI', environment: 'live', idempotencyKey: IDEMPOTENCY_KEY }
     const first = await keys.create(input)
     await keys.delete(first.key.id)
     const again = await keys.create(input)
     expect(again.key.id).toBe(first.key.id)
-    expect(await keys.verify(again.token)).toMatchObject({ valid: true })
   })
 
   it.each([

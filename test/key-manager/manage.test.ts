@@ -130,6 +130,7 @@ describe('update', () => {
       groups: ['engineering'],
       metadata: { y: 2 },
       updatedAt: new Date(START + 5000),
+      version: 2,
     })
     expect(await keys.get(key.id)).toEqual(updated)
   })
@@ -138,7 +139,7 @@ describe('update', () => {
     const { keys } = setup()
     const { key } = await keys.create({ name: 'x', environment: 'live', description: 'd', scopes: ['a'] })
     const updated = await keys.update(key.id, { name: 'y', description: undefined, scopes: undefined, expiresIn: undefined })
-    expect(updated).toEqual({ ...key, name: 'y', updatedAt: updated.updatedAt })
+    expect(updated).toEqual({ ...key, name: 'y', updatedAt: updated.updatedAt, version: key.version + 1 })
     expect(updated).toMatchObject({ description: 'd', scopes: ['a'], expiresAt: key.expiresAt })
   })
 

@@ -8,7 +8,7 @@ describe('rotate', () => {
     const { key, token } = await keys.create({ name: 'x', environment: 'live', scopes: ['a'], ownerId: 'u1', metadata: { m: 1 } })
     time.advance(1000)
     const rotated = await keys.rotate(key.id)
-    expect(rotated.key).toEqual({ ...key, start: rotated.token.split('_')[3]!.slice(0, 4), updatedAt: new Date(time.now) })
+    expect(rotated.key).toEqual({ ...key, start: rotated.token.split('_')[3]!.slice(0, 4), updatedAt: new Date(time.now), version: key.version + 1 })
     expect(rotated.token).not.toBe(token)
     expect(rotated.previousSecretValidUntil).toBeNull()
     expect(keys.parseToken(rotated.token)).toEqual({ prefix: 'acme', environment: 'live', keyId: key.id })
