@@ -517,14 +517,6 @@ export class KeyManager {
   }
 
   /**
-   * Writes the buffered `lastUsedAt` values now. Never rejects; failures go to `usage.onError`.
-   *
-   * @example
-   * ```ts
-   * await keys.flush()
-   * ```
-   */
-  /**
    * A token's key ID and secret (and the environment it names), for products that show or accept the
    * key as a pair, like a user name and a password; `null` for anything that is not a well-formed
    * token. Offline: no store access.
@@ -547,7 +539,8 @@ export class KeyManager {
    * @throws {@link ValidationError} naming `keyId`, `secret` or `environment` when one is malformed.
    * @example
    * ```ts
-   * const token = keys.joinToken({ keyId: pair.keyId, secret: pair.secret, environment: 'live' })
+   * const pair = { keyId: 'Ab3dEf6hIj9kLm2n', secret: 'Zx8cVb7nMq6wEr5tYu4iOp3aSd2fGh1j' } // as a form sends them
+   * const token = keys.joinToken({ ...pair, environment: 'live' })
    * const result = await keys.verify(token)
    * ```
    */
@@ -555,6 +548,14 @@ export class KeyManager {
     return joinToken(this.options.prefix, this.options.environments, pair)
   }
 
+  /**
+   * Writes the buffered `lastUsedAt` values now. Never rejects; failures go to `usage.onError`.
+   *
+   * @example
+   * ```ts
+   * await keys.flush()
+   * ```
+   */
   flush(): Promise<void> {
     return this.#usage.flush()
   }

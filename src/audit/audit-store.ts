@@ -168,10 +168,11 @@ export interface AuditPosition {
  *
  * @example
  * ```ts
- * import type { AuditQuery } from 'keywarden'
+ * import type { AuditQuery, AuditStore } from 'keywarden'
  *
+ * declare const auditStore: AuditStore
  * const query: AuditQuery = { keyId: 'Ab3dEf6hIj9kLm2n', limit: 50 }
- * const history = await store.listAudit(query)
+ * const history = await auditStore.listAudit(query)
  * ```
  */
 export interface AuditQuery {
@@ -215,7 +216,7 @@ export interface AuditStore {
   /** Entries matching `query`, newest first, at most `query.limit`. */
   listAudit(query: AuditQuery): Promise<AuditRecord[]>
   /**
-   * Removes up to `limit` entries with `at < before` (oldest first) and returns how many it removed;
+   * Removes up to `limit` entries with `at < before`, oldest first (ascending `(at, id)`), and returns how many it removed;
    * fewer than `limit` means none older remain. Each call is bounded, so pruning never holds a long lock.
    */
   pruneAudit(before: number, limit: number): Promise<number>
@@ -233,7 +234,7 @@ export interface AuditStore {
  */
 export function isAuditStore(store: unknown): store is AuditStore {
   const candidate = store as Partial<AuditStore> | null
-  return typeof candidate?.listAudit === 'function' && typeof candidate.pruneAudit === 'function'
+  return typeof candidate?.listAudit === 'function' && typeof candidate?.pruneAudit === 'function'
 }
 
 /**

@@ -152,6 +152,8 @@ function toEntry(record: AuditRecord): AuditEntry {
 
 export class AuditTrail {
   readonly #store: (KeyStore & AuditStore) | null
+  #lastAt = -1
+  #sequence = 0
 
   constructor(
     store: KeyStore,
@@ -217,7 +219,17 @@ export class AuditTrail {
   }
 
   #head(action: AuditAction, owner: { keyId: string | null; ownerId: string | null; tenantId: string | null }, context: ResolvedContext, now: number): Omit<AuditRecord, 'changes'> {
-    return { id: generateKeyId(), at: now, action, ...owner, actor: context.actor, reason: context.reason, requestId: context.requestId }
+    return { id: this.#nextId(now), at: now, action, ...owner, actor: context.actor, reason: context.reason, requestId: context.requestId }
+  }
+
+  /**
+   * Entries of one millisecond sort by ID: a per-millisecond sequence keeps this instance's entries in
+   * the order they were made, and a random tail keeps IDs of different instances apart.
+   */
+  #nextId(at: number): string {
+    this.#sequence = at === this.#lastAt ? this.#sequence + 1 : 0
+    this.#lastAt = at
+    return `${Math.max(0, at).toString(36).padStart(9, '0')}${this.#sequence.toString(36).padStart(5, '0')}${generateKeyId().slice(0, 10)}`
   }
 
   #requireStore(): AuditStore {

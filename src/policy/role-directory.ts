@@ -4,7 +4,6 @@
  * per tenant for `rolesCacheTtl`; `invalidate` drops a tenant's entry at once.
  */
 import * as z from 'zod/mini'
-import { ConfigError } from '../errors.js'
 import { callStore } from '../store-failure.js'
 import { roleNameSchema, scopeListSchema } from '../validation.js'
 import { ScopeResolver } from './scopes.js'
@@ -117,16 +116,20 @@ export class RoleDirectory {
   }
 
   async #load(tenantId: string | null): Promise<ScopeResolver> {
-    // A failing lookup is treated like a failing store: verify fails closed with a StoreError.
-    const [roles, groups] = await callStore('roles', () =>
-      Promise.all([typeof this.roles === 'function' ? this.roles(tenantId) : this.roles, typeof this.groups === 'function' ? this.groups(tenantId) : this.groups]),
-    )
-    const parsedRoles = this.#rolesSchema.safeParse(roles)
-    const parsedGroups = this.#groupsSchema.safeParse(groups)
-    if (!parsedRoles.success || !parsedGroups.success) {
-      const path = parsedRoles.success ? 'groups' : 'roles'
-      throw new ConfigError([{ path: [path], message: `the ${path} function returned something that is not a valid ${path} map` }])
-    }
-    return new ScopeResolver(parsedRoles.data, parsedGroups.data, this.wildcards)
+    // A failing lookup, or one answering garbage, is treated like a failing store: verify fails
+    // closed with a StoreError (its cause says which).
+    return callStore('roles', async () => {
+      const [roles, groups] = await Promise.all([
+        typeof this.roles === 'function' ? this.roles(tenantId) : this.roles,
+        typeof this.groups === 'function' ? this.groups(tenantId) : this.groups,
+      ])
+      const parsedRoles = this.#rolesSchema.safeParse(roles)
+      const parsedGroups = this.#groupsSchema.safeParse(groups)
+      if (!parsedRoles.success || !parsedGroups.success) {
+        const path = parsedRoles.success ? 'groups' : 'roles'
+        throw new TypeError(`The ${path} function returned something that is not a valid ${path} map`)
+      }
+      return new ScopeResolver(parsedRoles.data, parsedGroups.data, this.wildcards)
+    })
   }
 }

@@ -4,6 +4,8 @@
  */
 import { ConfigError, type ValidationIssue } from '../errors.js'
 import type { KeyStore } from '../store.js'
+import { auditTests } from './cases/audit.js'
+import { whoDidWhatScenarios } from './cases/who-did-what.js'
 import type { Register, SuiteContext } from './cases/case-helpers.js'
 import { deleteTests } from './cases/delete.js'
 import { insertAndGetTests, isolationTests } from './cases/insert-get.js'
@@ -57,6 +59,12 @@ export interface DescribeKeyStoreOptions<S extends KeyStore> {
    * `true`. A store that keeps no counters (because `limits.counters` points elsewhere) passes `false`.
    */
   readonly usage?: boolean
+  /**
+   * Whether to run the audit cases (the entry written with each change, listing, paging, pruning, see
+   * `AuditStore`, and the actor fields of a stored key); default `true`. A store that keeps no audit
+   * trail (no `listAudit` / `pruneAudit`) passes `false`; left on, its audit cases fail and say so.
+   */
+  readonly audit?: boolean
   /** Runs after every test with that test's store; without it, the store's own `close()` runs. */
   readonly teardown?: (store: S) => Promise<void> | void
   /**
@@ -133,6 +141,10 @@ export function describeKeyStore<S extends KeyStore>(
       usageTests({ test, expect })
       limitsScenarios({ test, expect })
     }
+    if (options.audit !== false) {
+      auditTests({ test, expect })
+      whoDidWhatScenarios({ test, expect })
+    }
 
     // A misspelt name would silently skip nothing: fail instead.
     const unknown = (options.skip ?? []).flatMap((title, index): ValidationIssue[] =>
@@ -161,7 +173,9 @@ function checkArguments(name: unknown, createStore: unknown, options: unknown): 
     if (given['skip'] !== undefined && (!Array.isArray(given['skip']) || given['skip'].some((title) => typeof title !== 'string'))) {
       issues.push({ path: ['skip'], message: 'must be an array of test names' })
     }
-    if (given['usage'] !== undefined && typeof given['usage'] !== 'boolean') issues.push({ path: ['usage'], message: 'must be a boolean' })
+    for (const flag of ['usage', 'audit']) {
+      if (given[flag] !== undefined && typeof given[flag] !== 'boolean') issues.push({ path: [flag], message: 'must be a boolean' })
+    }
     for (const hook of ['teardown', 'beforeTeardown']) {
       if (given[hook] !== undefined && typeof given[hook] !== 'function') issues.push({ path: [hook], message: 'must be a function' })
     }

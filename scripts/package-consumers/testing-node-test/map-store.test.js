@@ -13,4 +13,6 @@ describeKeyStore('map store', () => new MapStore(), {
   skip: ['touch: parallel touches keep the latest instant'],
   // A store of keys only: its KeyManagers keep rate counters elsewhere (limits.counters).
   usage: false,
+  // Nor does it keep an audit trail (no listAudit / pruneAudit).
+  audit: false,
 })

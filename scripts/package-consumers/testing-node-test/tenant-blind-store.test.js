@@ -13,4 +13,4 @@ class TenantBlindStore extends MapStore {
   }
 }
 
-describeKeyStore('tenant-blind store', () => new TenantBlindStore(), { describe, it, expect, usage: false })
+describeKeyStore('tenant-blind store', () => new TenantBlindStore(), { describe, it, expect, usage: false, audit: false })
