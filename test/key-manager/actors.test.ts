@@ -21,7 +21,7 @@ describe('change context', () => {
     const error = await keys.create({ name: 'CI', environment: 'live' }, context as never).catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(ValidationError)
     expect((error as ValidationError).issues[0]!.path.slice(0, path.length)).toEqual(path)
-    expect(store.size).toBe(0)
+    expect((store as MemoryStore).size).toBe(0)
     expect((await keys.audit()).items).toEqual([])
   })
 
