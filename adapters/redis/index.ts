@@ -1,5 +1,6 @@
 /**
- * The Redis key store, which also keeps rate counters and credit balances (`UsageStore`):
+ * The Redis key store, which also keeps rate counters and credit balances (`UsageStore`) and the audit
+ * trail (`AuditStore`, each entry written by the script of its change):
  * `import { RedisStore } from 'keywarden/adapters/redis'`. Bring your own client
  * (ioredis, node-redis, or a `sendCommand` function); no Redis driver is a dependency of keywarden.
  * A namespace written by keywarden 0.1.0 needs `await store.migrate()` once, for quotas per tenant.

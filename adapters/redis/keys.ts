@@ -16,7 +16,23 @@
  *                                     `migrationCursor`: where an unfinished migrate() resumes
  * {ns}:counter:<counter id>   hash    a rate counter's state: `value`, `at`; expires once it no longer matters
  * {ns}:balance:<pool id>      hash    a credit balance: `remaining`, `refilledAt` (absent while null); no expiry
+ * {ns}:audit:entries          hash    the audit trail: field <entry id> (as encodeOrderedId writes it)
+ *                                     -> the entry's JSON, exactly as built in TypeScript; written once, never changed
+ * {ns}:audit:idx:all          zset    every entry, member <at>:<entry id> at score 0 (auditMember below),
+ *                                     so Redis keeps them in (at, id) order by bytes
+ * {ns}:audit:idx:key:<key id>       zset  the key's entries (kept after the key is deleted), same members
+ * {ns}:audit:idx:tenant:<tenant>    zset  entries whose tenantId is this one
+ * {ns}:audit:idx:owner:<owner>      zset  entries whose ownerId is this one
+ * {ns}:audit:idx:actor:<actor id>   zset  entries whose actor has this id (of any actor type)
+ * {ns}:audit:idx:action:<action>    zset  entries of this action
  * ```
+ *
+ * The audit trail: each write script (insert, update, delete, adjust-credits) takes an optional entry and
+ * writes its JSON and its members in every index it belongs to (the all index, plus one per non-null
+ * dimension) in the same script as the change, after all of its checks. `listAudit` walks the index of
+ * the query's most selective filter newest first (`ZREVRANGEBYLEX`, with `from`, `to` and `before` as
+ * lexicographic bounds) and filters the rest in code; `pruneAudit` walks the all index oldest first and
+ * removes each entry with its members in every index, in scripts of bounded size.
  */
 import { ConfigError } from '../../src/errors.js'
 
@@ -86,6 +102,42 @@ export function idOfMember(member: string): string {
   return member.slice(MEMBER_ID_OFFSET)
 }
 
+/**
+ * An audit entry ID in a form whose byte order is the contract's order of IDs (UTF-16 code units), and
+ * that is ASCII, so it sorts the same way on every client: code units below U+007F stay as they are (the
+ * usual IDs are unchanged), every other code unit becomes U+007F and four lowercase hex digits. U+007F
+ * sorts after every kept unit and the escape has a fixed width, so the order is kept; the mapping is
+ * injective and prefix-preserving (lone surrogates included). Plain UTF-8 would order characters above
+ * U+FFFF after U+E000-U+FFFF, where UTF-16 orders them before.
+ */
+export function encodeOrderedId(id: string): string {
+  let out = ''
+  for (let i = 0; i < id.length; i++) {
+    const unit = id.charCodeAt(i)
+    out += unit < 0x7f ? id[i]! : `\x7f${unit.toString(16).padStart(4, '0')}`
+  }
+  return out
+}
+
+/** The member of the audit indexes: fixed-width `at`, `:`, the encoded entry ID; all scores are 0. */
+export function auditMember(at: number, id: string): string {
+  return `${encodeOrderedNumber(at)}:${encodeOrderedId(id)}`
+}
+
+/** The entries-hash field (the encoded entry ID) inside an {@link auditMember}. */
+export function auditFieldOfMember(member: string): string {
+  return member.slice(MEMBER_ID_OFFSET)
+}
+
+/** What an audit entry is indexed by, besides the all index; `null` dimensions are in no index. */
+export interface AuditDimensions {
+  readonly keyId: string | null
+  readonly tenantId: string | null
+  readonly ownerId: string | null
+  readonly actorId: string | null
+  readonly action: string
+}
+
 /** Key names of one namespace. */
 export class KeyLayout {
   /** `{namespace}`: the hash tag every key starts with. */
@@ -93,12 +145,37 @@ export class KeyLayout {
   readonly allIndex: string
   readonly expiryIndex: string
   readonly meta: string
+  /** The audit entries hash: encoded entry ID -> entry JSON. */
+  readonly auditEntries: string
+  /** Every audit entry, in (at, id) order. */
+  readonly auditAllIndex: string
 
   constructor(readonly namespace: string) {
     this.hashTag = `{${namespace}}`
     this.allIndex = `${this.hashTag}:idx:all`
     this.expiryIndex = `${this.hashTag}:idx:expiry`
     this.meta = `${this.hashTag}:meta`
+    this.auditEntries = `${this.hashTag}:audit:entries`
+    this.auditAllIndex = `${this.hashTag}:audit:idx:all`
+  }
+
+  /**
+   * The audit index of one filter value. `audit:` is a family of its own, and each dimension a prefix of
+   * its own, so no ID can name another index or another family's key.
+   */
+  auditIndex(dimension: 'key' | 'tenant' | 'owner' | 'actor' | 'action', value: string): string {
+    return `${this.hashTag}:audit:idx:${dimension}:${encodeSegment(value)}`
+  }
+
+  /** The indexes an entry belongs to besides the all index, in a fixed order (key, tenant, owner, actor, action). */
+  auditIndexes(entry: AuditDimensions): (string | null)[] {
+    return [
+      entry.keyId === null ? null : this.auditIndex('key', entry.keyId),
+      entry.tenantId === null ? null : this.auditIndex('tenant', entry.tenantId),
+      entry.ownerId === null ? null : this.auditIndex('owner', entry.ownerId),
+      entry.actorId === null ? null : this.auditIndex('actor', entry.actorId),
+      this.auditIndex('action', entry.action),
+    ]
   }
 
   /** The record hash. IDs stay raw: `{ns}:key:` is a prefix no other key family shares. */

@@ -2,11 +2,13 @@
  * The Redis {@link KeyStore}: a thin class over the client seam (client.ts), the key layout (keys.ts)
  * and one module per script (scripts/), each of which builds its own KEYS and ARGV.
  */
+import type { AuditQuery, AuditRecord, AuditStore } from '../../src/audit/audit-store.js'
 import { ConfigError } from '../../src/errors.js'
 import { callStore } from '../../src/store-failure.js'
 import type { CreditAdjustment, CreditsAdjusted, GuardedUsageOutcome, GuardedUsageRequest, UsageOutcome, UsageRequest, UsageStore } from '../../src/limits/usage-store.js'
 import type { InsertResult, KeyQuery, KeyStore, QuotaCheck, StoredKey, UpdateResult } from '../../src/store.js'
 import { importDriver } from '../driver.js'
+import { listAuditEntries, pruneAuditEntries } from './audit.js'
 import { toSendCommand, type IoredisLikeClient, type RedisClientLike, type SendCommand } from './client.js'
 import { checkNamespace, DEFAULT_NAMESPACE, KeyLayout } from './keys.js'
 import { listRecords } from './list.js'
@@ -51,9 +53,10 @@ export interface RedisStoreOptions {
 const REDIS_COMMAND_TIMEOUT_MS = 5_000
 
 /**
- * A {@link KeyStore} and {@link UsageStore} on Redis (5 or later, standalone or Cluster). Each operation
- * is one Lua script or one command, so each is atomic; the record keeps a keyed hash of the secret,
- * never the secret. Rate counters expire by themselves once they no longer matter, so there is no
+ * A {@link KeyStore}, {@link UsageStore} and {@link AuditStore} on Redis (5 or later, standalone or
+ * Cluster). Each operation is one Lua script or one command, so each is atomic; the record keeps a keyed
+ * hash of the secret, never the secret. Audit entries are written by the script of the change they
+ * describe, and outlive the key (keys.ts describes the layout). Rate counters expire by themselves once they no longer matter, so there is no
  * `purgeUsage`; credit balances are kept until deleted.
  * A namespace written by 0.1.0 needs {@link RedisStore.migrate} once for quotas per tenant; a new one
  * needs nothing (the first insert creates the keys). The constructor does no I/O.
@@ -88,7 +91,7 @@ const REDIS_COMMAND_TIMEOUT_MS = 5_000
  * const store = new RedisStore({ client: (args) => cluster.sendCommand('{keywarden}', false, args) })
  * ```
  */
-export class RedisStore implements KeyStore, UsageStore {
+export class RedisStore implements KeyStore, UsageStore, AuditStore {
   /** The namespace every key of this store is tagged with. */
   readonly namespace: string
 
@@ -112,9 +115,10 @@ export class RedisStore implements KeyStore, UsageStore {
   /**
    * One script: the ID check, the quota count (the owner's set in the record's tenant) and every write.
    * Before any write it checks every key's type and every argument, so a failed insert writes nothing.
+   * With `audit`, the same script writes the entry and its index members, only when it inserts.
    */
-  async insert(record: StoredKey, quota: QuotaCheck | null): Promise<InsertResult> {
-    return this.run('insert', () => insertRecord(this.send, this.keys, record, quota))
+  async insert(record: StoredKey, quota: QuotaCheck | null, audit?: AuditRecord): Promise<InsertResult> {
+    return this.run('insert', () => insertRecord(this.send, this.keys, record, quota, audit))
   }
 
   /** One HMGET. */
@@ -125,15 +129,18 @@ export class RedisStore implements KeyStore, UsageStore {
   /**
    * One script: compare-and-set on `version`, then the new fields, the quota set (revoking frees a slot)
    * and the expiry index, after checking every key's type and argument. Immutable fields and
-   * `lastUsedAt` stay as stored.
+   * `lastUsedAt` stay as stored. With `audit`, the same script writes the entry, only when it updates.
    */
-  async update(record: StoredKey, expectedVersion: number): Promise<UpdateResult> {
-    return this.run('update', () => updateRecord(this.send, this.keys, record, expectedVersion))
+  async update(record: StoredKey, expectedVersion: number, audit?: AuditRecord): Promise<UpdateResult> {
+    return this.run('update', () => updateRecord(this.send, this.keys, record, expectedVersion, audit))
   }
 
-  /** Reads the immutable fields (they name the indexes), then one script removes the record and its entries. */
-  async delete(id: string): Promise<boolean> {
-    return this.run('delete', () => deleteRecord(this.send, this.keys, id))
+  /**
+   * Reads the immutable fields (they name the indexes), then one script removes the record and its
+   * index and set entries, and writes `audit` if given. The key's audit entries stay.
+   */
+  async delete(id: string, audit?: AuditRecord): Promise<boolean> {
+    return this.run('delete', () => deleteRecord(this.send, this.keys, id, audit))
   }
 
   /** Walks the owner, tenant or all-records index in batches (or reads the expiry window); see list.ts. */
@@ -205,7 +212,8 @@ export class RedisStore implements KeyStore, UsageStore {
   }
 
   /**
-   * One script: refills the balance if its period is due, then sets it or adds to it (never below 0).
+   * One script: refills the balance if its period is due, then sets it or adds to it (never below 0),
+   * and writes `change.audit` with `changes: { credits: { from: previous, to: remaining } }` if given.
    *
    * @example
    * ```ts
@@ -219,6 +227,43 @@ export class RedisStore implements KeyStore, UsageStore {
    */
   async adjustCredits(change: CreditAdjustment): Promise<CreditsAdjusted> {
     return this.run('adjustCredits', () => adjustCredits(this.send, this.keys, change))
+  }
+
+  /**
+   * Walks the audit index of the query's most selective filter (key, tenant, owner, actor or action;
+   * every entry without one) newest first, one round trip per batch, filtering the rest in code.
+   *
+   * @example
+   * ```ts
+   * import { Redis } from 'ioredis'
+   * import { RedisStore } from 'keywarden/adapters/redis'
+   *
+   * const store = new RedisStore({ client: new Redis(), namespace: 'billing-api' })
+   * const history = await store.listAudit({ keyId: '5hJ2kQ9xWmTz3LbN', limit: 50 })
+   * const last = history.at(-1)
+   * if (last) console.info(await store.listAudit({ keyId: '5hJ2kQ9xWmTz3LbN', before: { at: last.at, id: last.id }, limit: 50 }))
+   * ```
+   */
+  async listAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    return this.run('listAudit', () => listAuditEntries(this.send, this.keys, query))
+  }
+
+  /**
+   * Removes up to `limit` of the oldest entries with `at < before` from the entries hash and every
+   * index, in atomic scripts of at most 256 entries each, so Redis is never blocked for long.
+   *
+   * @example
+   * ```ts
+   * import { Redis } from 'ioredis'
+   * import { RedisStore } from 'keywarden/adapters/redis'
+   *
+   * const store = new RedisStore({ client: new Redis(), namespace: 'billing-api' })
+   * const yearAgo = Date.now() - 365 * 24 * 60 * 60 * 1000
+   * while ((await store.pruneAudit(yearAgo, 1000)) === 1000) {}
+   * ```
+   */
+  async pruneAudit(before: number, limit: number): Promise<number> {
+    return this.run('pruneAudit', () => pruneAuditEntries(this.send, this.keys, before, limit))
   }
 
   /**

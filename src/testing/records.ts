@@ -41,6 +41,10 @@ export function makeRecord(overrides: Partial<StoredKey> = {}): MutableStoredKey
     version: 1,
     policy: null,
     hasCredits: false,
+    createdBy: null,
+    updatedBy: null,
+    disabledReason: null,
+    disabledBy: null,
     ...structuredClone(overrides),
   }
 }
@@ -86,6 +90,10 @@ const RICH_FIELDS: Partial<StoredKey> = {
   version: 7,
   policy: 'pro-2026.v2',
   hasCredits: true,
+  createdBy: { type: 'user', id: 'admin-7 — 管理者', tenantId: 'tenant-1' },
+  updatedBy: { type: 'service', id: 'provisioner' },
+  disabledReason: 'Leaked in a public gist — "oops"\ttab',
+  disabledBy: { type: 'key', id: 'Ab3dEf6hIj9kLm2n' },
 }
 
 /** A record with every field set to a non-default value; `overrides` replaces any field. */

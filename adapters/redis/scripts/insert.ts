@@ -2,12 +2,14 @@
  * The insert script: the ID check, the quota count and every write of a new record, in one atomic step,
  * and the builder of its KEYS and ARGV.
  */
+import type { AuditRecord } from '../../../src/audit/audit-store.js'
 import type { InsertResult, QuotaCheck, StoredKey } from '../../../src/store.js'
 import type { SendCommand } from '../client.js'
 import { orderMember, type KeyLayout } from '../keys.js'
 import { encodeDoc, encodeFixed, encodeNumber } from '../record-codec.js'
 import { readOutcome } from '../replies.js'
 import { expiryScore } from '../scores.js'
+import { AUDIT_LUA, auditArgs, prepareAudit, type PreparedAudit } from './audit-lua.js'
 import { runScript } from './run-script.js'
 import { DeclaredKeys, defineScript, type ScriptCall } from './script.js'
 
@@ -16,14 +18,15 @@ import { DeclaredKeys, defineScript, type ScriptCall } from './script.js'
  * tenant index, the record's live set, the quota's live set, and the quota owner's 0.1.0 set (tenant
  * quotas only).
  * ARGV: 1 id, 2 order member, 3 fixed, 4 doc, 5 version, 6 lastUsedAt or '', 7 expiry score or ''
- * (also '' when revoked), 8..12 positions, 13 quota limit or '', 14 '1' when not revoked.
+ * (also '' when revoked), 8..12 positions, 13 quota limit or '', 14 '1' when not revoked, 15..24 the
+ * audit entry (audit-lua.ts), written only with 'inserted'.
  *
  * The ID check comes before the quota check, as the contract requires. Until migrate() has run on a
  * namespace holding 0.1.0 data, the owner's 0.1.0 set may hold keys of the quota's tenant that are in
  * no tenant set yet, so a tenant quota counts that set too: never fewer keys than the owner holds.
  */
-export const INSERT = defineScript(`
-expect_counts(4, 14)
+export const INSERT = defineScript(`${AUDIT_LUA}
+expect_counts(4, 24)
 expect_type(1, 'hash', 'record')
 expect_type(2, 'zset', 'all-records index')
 expect_type(3, 'zset', 'expiry index')
@@ -42,6 +45,7 @@ local quotaLegacy = position(12, 'set', '0.1.0 owner live set')
 local limit
 if quotaLive > 0 then limit = number(13, 'quota limit') end
 local notRevoked = flag(14, 'not revoked')
+local audit = read_audit(15)
 local layout = read_layout(4)
 
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'id_taken' end
@@ -61,6 +65,7 @@ if ownerIndex > 0 then redis.call('ZADD', KEYS[ownerIndex], 0, member) end
 if tenantIndex > 0 then redis.call('ZADD', KEYS[tenantIndex], 0, member) end
 if live > 0 and notRevoked then redis.call('SADD', KEYS[live], id) end
 if expiry then redis.call('ZADD', KEYS[3], expiry, id) end
+write_audit(audit)
 return 'inserted'
 `)
 
@@ -68,7 +73,7 @@ return 'inserted'
 export const INSERT_OUTCOMES = ['inserted', 'id_taken', 'quota_exceeded'] as const
 
 /** KEYS and ARGV of {@link INSERT}. A quota of `Infinity` counts nothing. */
-export function insertCall(layout: KeyLayout, record: StoredKey, quota: QuotaCheck | null): ScriptCall {
+export function insertCall(layout: KeyLayout, record: StoredKey, quota: QuotaCheck | null, audit: PreparedAudit | null = null): ScriptCall {
   const { ownerId, tenantId } = record
   const declared = new DeclaredKeys([layout.record(record.id), layout.allIndex, layout.expiryIndex, layout.meta])
   // A caller written against 0.1.0's contract may leave tenantId out: that is the null tenant.
@@ -92,11 +97,18 @@ export function insertCall(layout: KeyLayout, record: StoredKey, quota: QuotaChe
     ...positions,
     counted === null ? '' : encodeNumber(counted.limit),
     record.revokedAt === null ? '1' : '0',
+    ...auditArgs(layout, declared, audit),
   ]
   return { keys: declared.keys, args }
 }
 
-/** Runs {@link INSERT} for `record`. */
-export async function insertRecord(send: SendCommand, layout: KeyLayout, record: StoredKey, quota: QuotaCheck | null): Promise<InsertResult> {
-  return readOutcome(await runScript(send, INSERT, insertCall(layout, record, quota)), INSERT_OUTCOMES)
+/** Runs {@link INSERT} for `record`, with its audit entry if given. */
+export async function insertRecord(
+  send: SendCommand,
+  layout: KeyLayout,
+  record: StoredKey,
+  quota: QuotaCheck | null,
+  audit?: AuditRecord,
+): Promise<InsertResult> {
+  return readOutcome(await runScript(send, INSERT, insertCall(layout, record, quota, prepareAudit(layout, audit))), INSERT_OUTCOMES)
 }
