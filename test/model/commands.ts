@@ -13,6 +13,7 @@ import type { CreditBalance, LimitState } from '../../src/limits/limit-state.js'
 import type { ApiKey, CreateKeyInput, KeyPage, UpdateKeyInput, VerifyOptions, VerifyResult } from '../../src/types.js'
 import { forgeToken, type manualClock } from '../helpers.js'
 import {
+  type ModelActor,
   DAY,
   HOUR,
   KeyModel,
@@ -131,6 +132,7 @@ async function expectRefusal(call: Promise<unknown>, refusal: Refusal, label: st
     conflict_rotated: code === 'idempotency_conflict' && message.includes('rotated'),
     conflict_different: code === 'idempotency_conflict' && message.includes('different request'),
     conflict_expired: code === 'idempotency_conflict' && message.includes('24 hours'),
+    conflict_deleted: code === 'idempotency_conflict' && message.includes('deleted'),
   }[refusal]
   if (!ok) throw new Error(`${label}: expected a ${refusal} refusal, got ${describeError(error)}`)
   note(`${label.split('(')[0]} refused: ${refusal}`)
@@ -263,6 +265,8 @@ export async function checkAgreement(model: KeyModel, { keys }: Real): Promise<v
     if (!same(ids, expected)) throw new Error(`list({ status: ${status} }): got ${JSON.stringify(ids)}, the model expects ${JSON.stringify(expected)}`)
   })
 
+  await checkAuditTrail(model, keys)
+
   owners.forEach(([ownerId, limit], index) => {
     const owned = byOwner[index]!.items
     if (owned.some((key) => key.ownerId !== ownerId)) throw new Error(`list({ ownerId: ${ownerId} }) returned another owner's key`)
@@ -272,6 +276,49 @@ export async function checkAgreement(model: KeyModel, { keys }: Real): Promise<v
       if (held !== model.countFor(ownerId, tenantId)) {
         throw new Error(`list({ ownerId: ${ownerId} }): ${held} non-revoked keys in tenant ${tenantId}, the model counts ${model.countFor(ownerId, tenantId)}`)
       }
+    }
+  })
+}
+
+/**
+ * The actor a command acts as: none, a user or a service, picked from the command's own text so that a
+ * shrunk or replayed run acts as the same actors.
+ */
+function actorOf(command: { toString(): string }): ModelActor {
+  const text = String(command)
+  let sum = 0
+  for (let i = 0; i < text.length; i++) sum = (sum + text.charCodeAt(i)) % 3
+  return sum === 0 ? null : sum === 1 ? { type: 'user', id: 'model-admin' } : { type: 'service', id: 'model-bot' }
+}
+
+function contextOf(actor: ModelActor): { actor?: { type: 'user' | 'service'; id: string } } {
+  return actor === null ? {} : { actor: { ...actor } }
+}
+
+/** The audit trail, oldest first, must be exactly the entries the model predicts. */
+async function checkAuditTrail(model: KeyModel, keys: KeyManager): Promise<void> {
+  const items = [...(await keys.audit({ limit: 1000 })).items].reverse()
+  const predicted = model.audit
+  if (items.length !== predicted.length) {
+    throw new Error(`audit: ${items.length} entries (${items.map((entry) => entry.action).join(', ')}), the model expects ${predicted.length} (${predicted.map((entry) => entry.action).join(', ')})`)
+  }
+  if (new Set(items.map((entry) => entry.id)).size !== items.length) throw new Error('audit: entry IDs repeat')
+  items.forEach((entry, index) => {
+    const expected = predicted[index]!
+    const label = `audit entry #${index} (${expected.action})`
+    const seen = { action: entry.action, at: entry.at.getTime(), actor: entry.actor, reason: entry.reason, requestId: entry.requestId }
+    const want = { action: expected.action, at: expected.at, actor: expected.actor, reason: null, requestId: null }
+    if (JSON.stringify(seen) !== JSON.stringify(want)) throw new Error(`${label}: got ${JSON.stringify(seen)}, the model expects ${JSON.stringify(want)}`)
+    if (expected.owned) {
+      const owner = [entry.keyId, entry.ownerId, entry.tenantId]
+      if (JSON.stringify(owner) !== JSON.stringify([expected.keyId, expected.ownerId, expected.tenantId])) throw new Error(`${label}: names ${JSON.stringify(owner)}`)
+    }
+    const changes = entry.changes as Record<string, unknown>
+    for (const [field, change] of Object.entries(expected.changes)) {
+      if (JSON.stringify(changes[field]) !== JSON.stringify(change)) throw new Error(`${label}: ${field} changed ${JSON.stringify(changes[field])}, the model expects ${JSON.stringify(change)}`)
+    }
+    if (expected.exact && Object.keys(changes).length !== Object.keys(expected.changes).length) {
+      throw new Error(`${label}: lists ${Object.keys(changes).join(', ')}, the model expects only ${Object.keys(expected.changes).join(', ')}`)
     }
   })
 }
@@ -294,8 +341,9 @@ async function runCreate(model: KeyModel, real: Real, request: CreateRequest, la
     ...(request.credits === undefined ? {} : { credits: request.credits }),
   }
   const plan = model.planCreate(request)
-  if (plan.kind === 'refuse') return expectRefusal(real.keys.create(input), plan.refusal, label)
-  const { key, token } = await expectSuccess(real.keys.create(input), label)
+  const actor = actorOf(label)
+  if (plan.kind === 'refuse') return expectRefusal(real.keys.create(input, contextOf(actor)), plan.refusal, label)
+  const { key, token } = await expectSuccess(real.keys.create(input, contextOf(actor)), label)
   if (plan.kind === 'replay') {
     if (key.id !== plan.keyId || token !== plan.token) throw new Error(`${label}: a replay must return the first key and token, got another (${key.id})`)
     note('create: replayed')
@@ -307,7 +355,7 @@ async function runCreate(model: KeyModel, real: Real, request: CreateRequest, la
   } else if (model.keyIds.includes(key.id) || model.hasToken(token)) {
     throw new Error(`${label}: a new key reused an ID or token issued before (${key.id})`)
   }
-  model.created(request, key.id, token)
+  model.created(request, key.id, token, actor)
   agreeKey(key, model, label)
 }
 
@@ -418,29 +466,31 @@ class ManageCommand implements ModelCommand {
     } else {
       const key = await expectSuccess(call, label)
       note(`${this.action}: done`)
-      if (this.action === 'update') model.update(id, this.patch)
-      else if (this.action === 'enable' || this.action === 'disable') model.setEnabled(id, this.action === 'enable')
-      else if (this.action === 'revoke') model.revoke(id)
-      else model.delete(id)
+      const actor = actorOf(this)
+      if (this.action === 'update') model.update(id, this.patch, actor)
+      else if (this.action === 'enable' || this.action === 'disable') model.setEnabled(id, this.action === 'enable', actor)
+      else if (this.action === 'revoke') model.revoke(id, actor)
+      else model.delete(id, actor)
       if (key !== undefined) agreeKey(key, model, label)
     }
     await checkAgreement(model, real)
   }
   private call(keys: KeyManager, id: string): Promise<ApiKey | undefined> {
+    const context = contextOf(actorOf(this))
     switch (this.action) {
       case 'update': {
         const { name, scopes, expiresInMs, policy } = this.patch
         const patch: UpdateKeyInput = { ...(name && { name }), ...(scopes && { scopes }), ...(expiresInMs && { expiresIn: expiresInMs }), ...(policy !== undefined && { policy }) }
-        return keys.update(id, patch)
+        return keys.update(id, patch, context)
       }
       case 'enable':
-        return keys.enable(id)
+        return keys.enable(id, context)
       case 'disable':
-        return keys.disable(id)
+        return keys.disable(id, context)
       case 'revoke':
-        return keys.revoke(id)
+        return keys.revoke(id, context)
       case 'delete':
-        return keys.delete(id).then(() => undefined)
+        return keys.delete(id, context).then(() => undefined)
     }
   }
   toString() {
@@ -458,7 +508,12 @@ class RotateCommand implements ModelCommand {
   async run(model: KeyModel, real: Real) {
     const id = model.pickKeyId(this.index)!
     const label = `${this} on ${id}`
-    const options = { ...(this.graceMs === undefined ? {} : { gracePeriod: this.graceMs }), ...(this.idempotencyKey === undefined ? {} : { idempotencyKey: this.idempotencyKey }) }
+    const actor = actorOf(this)
+    const options = {
+      ...(this.graceMs === undefined ? {} : { gracePeriod: this.graceMs }),
+      ...(this.idempotencyKey === undefined ? {} : { idempotencyKey: this.idempotencyKey }),
+      ...contextOf(actor),
+    }
     const refusal = model.refusalFor(id, { revokedRefuses: true })
     if (refusal !== null) {
       await expectRefusal(real.keys.rotate(id, options), refusal, label)
@@ -477,7 +532,7 @@ class RotateCommand implements ModelCommand {
         } else if (model.hasToken(token)) {
           throw new Error(`${label}: the rotation brought back a token issued before`)
         }
-        model.rotated(id, token, this.graceMs ?? 0, this.idempotencyKey)
+        model.rotated(id, token, this.graceMs ?? 0, this.idempotencyKey, actor)
       }
       agreeKey(key, model, label)
     }
@@ -552,11 +607,15 @@ class CreditsCommand implements ModelCommand {
     const label = `${this} on ${JSON.stringify(target)}`
     const kind = 'keyId' in target ? keyBalanceKind(model, target.keyId) : 'ownerId' in target ? 'owner pool' : 'tenant pool'
     const expected = this.action === 'get' ? model.getCredits(target) : model.adjustCredits(target, this.action, this.amount)
-    const call = this.action === 'get' ? real.keys.getCredits(target) : this.action === 'add' ? real.keys.addCredits(target, this.amount) : real.keys.setCredits(target, this.amount)
+    const actor = actorOf(this)
+    const context = contextOf(actor)
+    const call =
+      this.action === 'get' ? real.keys.getCredits(target) : this.action === 'add' ? real.keys.addCredits(target, this.amount, context) : real.keys.setCredits(target, this.amount, context)
     if (expected === 'not_found') {
       await expectRefusal(call, 'not_found', `credits ${this.action}(`)
     } else {
       const actual = showBalance(await expectSuccess(call, label))
+      if (this.action !== 'get') model.creditsChanged('keyId' in target ? target.keyId : null, actor)
       const problem = differs('balance', actual, expected)
       if (problem) throw new Error(`${label}: ${problem}`)
       note(`credits ${this.action} (${kind}): ${expected === null ? 'null' : expected.remaining === 0 ? 'empty' : 'some'}${expected?.refillAt == null ? '' : ', refills'}`)

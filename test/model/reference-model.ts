@@ -12,7 +12,10 @@
  *   delete works on any key and makes its tokens `unknown_key`;
  * - quotas count the non-revoked keys of an owner;
  * - an idempotent create replays while the key is unrotated, the request is the same and at most 24 h
- *   have passed; after a delete it creates the key again, with the same ID and token;
+ *   have passed; after a delete it is refused (`idempotency_conflict`): the delete's audit entry
+ *   outlives the key;
+ * - every management change leaves one audit entry (action, key, owner, tenant, actor, instant and the
+ *   fields that really changed, instants as ISO strings); a change that changes nothing leaves none;
  * - an idempotent rotate replays while no other rotation happened since; otherwise it derives its
  *   secret from the key ID, the idempotency key and the secret it replaces, so the same three give the
  *   same token again (possible only on a deleted key created again by an idempotent create);
@@ -91,7 +94,31 @@ export type ExpectedVerify =
   | { readonly valid: false; readonly reason: FailureReason; readonly keyId: string }
 
 /** The outcome a management call must have; `ok` carries no detail, the caller checks the rest. */
-export type Refusal = 'not_found' | 'revoked' | 'quota_exceeded' | 'conflict_rotated' | 'conflict_different' | 'conflict_expired'
+export type Refusal = 'not_found' | 'revoked' | 'quota_exceeded' | 'conflict_rotated' | 'conflict_different' | 'conflict_expired' | 'conflict_deleted'
+
+/** Who a command acts as: the model's own copy of the library's actor shape. */
+export type ModelActor = { readonly type: 'user' | 'service'; readonly id: string } | null
+
+/**
+ * An audit entry the model predicts. `exact`: `changes` is all of it; otherwise the entry must hold
+ * at least these changes (the model does not follow every field, e.g. a rotation's start). For credit
+ * entries `owned` is `false`: the model does not predict which owner and tenant a pool names.
+ */
+export interface PredictedEntry {
+  readonly action: string
+  readonly keyId: string | null
+  readonly ownerId: string | null
+  readonly tenantId: string | null
+  readonly actor: ModelActor
+  readonly at: number
+  readonly changes: Readonly<Record<string, { readonly from: unknown; readonly to: unknown }>>
+  readonly exact: boolean
+  readonly owned: boolean
+}
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString()
+}
 
 export interface VerifyRequirements {
   readonly environment?: string
@@ -126,6 +153,8 @@ export interface ModelKey {
   policy: string | null
   /** Whether the key is charged a balance of its own (created with `credits`, or given some by a credits call). */
   hasCredits: boolean
+  /** Who disabled the key, while it is disabled. */
+  disabledBy: ModelActor
 }
 
 /** The request fields an idempotent create compares on a replay. */
@@ -171,6 +200,10 @@ export class KeyModel {
   readonly tokens: { readonly token: string; readonly keyId: string }[] = []
   private readonly tokenSet = new Set<string>()
   private readonly slots = new Map<string, IdempotentSlot>()
+  /** Every audit entry the system must have written, oldest first. */
+  readonly audit: PredictedEntry[] = []
+  /** Key IDs deleted at some point: their idempotency keys are closed for good. */
+  private readonly deleted = new Set<string>()
   /** Idempotent rotations by [key ID, idempotency key, token before] → the token they derived. */
   private readonly derivations = new Map<string, string>()
   /** The configured policies, read into the model's own terms. */
@@ -231,12 +264,13 @@ export class KeyModel {
       if (this.now - existing.createdAt > IDEMPOTENCY_WINDOW_MS) return { kind: 'refuse', refusal: 'conflict_expired' }
       return { kind: 'replay', keyId: slot.keyId, token: slot.token }
     }
+    if (slot !== undefined && this.deleted.has(slot.keyId)) return { kind: 'refuse', refusal: 'conflict_deleted' }
     if (request.ownerId !== null && this.countFor(request.ownerId, request.tenantId) >= this.quotaOf(request.ownerId)) return { kind: 'refuse', refusal: 'quota_exceeded' }
     return { kind: 'create', reuse: slot ?? null }
   }
 
   /** Records a key the system created as planned, with its starting balance when it was given one. */
-  created(request: CreateRequest, keyId: string, token: string): void {
+  created(request: CreateRequest, keyId: string, token: string, actor: ModelActor = null): void {
     const expiresIn = request.expiresInMs ?? this.options.defaultExpiryMs
     this.keys.set(keyId, {
       id: keyId,
@@ -256,7 +290,17 @@ export class KeyModel {
       tokens: new Set([token]),
       policy: request.policy ?? null,
       hasCredits: request.credits !== undefined,
+      disabledBy: null,
     })
+    const key = this.live(keyId)
+    const changes: Record<string, { from: unknown; to: unknown }> = { environment: { from: null, to: key.environment }, name: { from: null, to: key.name } }
+    if (key.scopes.length > 0) changes['scopes'] = { from: null, to: [...key.scopes] }
+    if (key.roles.length > 0) changes['roles'] = { from: null, to: [...key.roles] }
+    if (key.expiresAt !== null) changes['expiresAt'] = { from: null, to: iso(key.expiresAt) }
+    if (key.policy !== null) changes['policy'] = { from: null, to: key.policy }
+    this.entry('created', key, actor, changes)
+    // A starting balance is written right after, as a credit change of its own.
+    if (request.credits !== undefined) this.creditsChanged(keyId, actor)
     if (!this.keyIds.includes(keyId)) this.keyIds.push(keyId)
     this.remember(token, keyId)
     if (request.idempotencyKey !== undefined) this.slots.set(slotName(request), { keyId, token })
@@ -272,29 +316,55 @@ export class KeyModel {
     return null
   }
 
-  update(keyId: string, patch: { name?: string; scopes?: readonly string[]; expiresInMs?: number; policy?: string | null }): void {
+  update(keyId: string, patch: { name?: string; scopes?: readonly string[]; expiresInMs?: number; policy?: string | null }, actor: ModelActor = null): void {
     const key = this.live(keyId)
+    const before = { name: key.name, scopes: [...key.scopes], expiresAt: iso(key.expiresAt), policy: key.policy }
     if (patch.name !== undefined) key.name = patch.name
     if (patch.scopes !== undefined) key.scopes = [...patch.scopes]
     if (patch.expiresInMs !== undefined) key.expiresAt = this.now + patch.expiresInMs
     if (patch.policy !== undefined) key.policy = patch.policy
+    const after = { name: key.name, scopes: [...key.scopes], expiresAt: iso(key.expiresAt), policy: key.policy }
+    const changes: Record<string, { from: unknown; to: unknown }> = {}
+    for (const field of ['name', 'scopes', 'expiresAt', 'policy'] as const) {
+      if (JSON.stringify(before[field]) !== JSON.stringify(after[field])) changes[field] = { from: before[field], to: after[field] }
+    }
+    if (Object.keys(changes).length > 0) this.entry('updated', key, actor, changes)
   }
 
-  setEnabled(keyId: string, enabled: boolean): void {
-    this.live(keyId).enabled = enabled
+  setEnabled(keyId: string, enabled: boolean, actor: ModelActor = null): void {
+    const key = this.live(keyId)
+    if (key.enabled === enabled) return
+    const changes: Record<string, { from: unknown; to: unknown }> = { enabled: { from: key.enabled, to: enabled } }
+    const disabledBy = enabled ? null : actor
+    if (JSON.stringify(key.disabledBy) !== JSON.stringify(disabledBy)) changes['disabledBy'] = { from: key.disabledBy, to: disabledBy }
+    key.enabled = enabled
+    key.disabledBy = disabledBy
+    this.entry(enabled ? 'enabled' : 'disabled', key, actor, changes)
   }
 
   /** Revoking ends a grace period: the previous secret stops matching at once. */
-  revoke(keyId: string): void {
+  revoke(keyId: string, actor: ModelActor = null): void {
     const key = this.live(keyId)
     if (key.revoked) return
     key.revoked = true
     key.previous = null
+    this.entry('revoked', key, actor, { revokedAt: { from: null, to: iso(this.now) } }, false)
   }
 
-  delete(keyId: string): void {
-    this.live(keyId)
+  delete(keyId: string, actor: ModelActor = null): void {
+    const key = this.live(keyId)
     this.keys.delete(keyId)
+    this.deleted.add(keyId)
+    this.entry('deleted', key, actor, {})
+  }
+
+  /** A credit add or set: an entry whose balances and pool owner the model leaves to the system. */
+  creditsChanged(keyId: string | null, actor: ModelActor): void {
+    this.audit.push({ action: 'credits_changed', keyId, ownerId: null, tenantId: null, actor, at: this.now, changes: {}, exact: false, owned: false })
+  }
+
+  private entry(action: string, key: ModelKey, actor: ModelActor, changes: PredictedEntry['changes'], exact = true): void {
+    this.audit.push({ action, keyId: key.id, ownerId: key.ownerId, tenantId: key.tenantId, actor, at: this.now, changes, exact, owned: true })
   }
 
   /** The token a rotation must return again (a replay), or `null` when it must rotate anew. */
@@ -320,8 +390,9 @@ export class KeyModel {
    * the key's expiry; an idempotent rotation without grace keeps it too (for its replay detection),
    * expired at once.
    */
-  rotated(keyId: string, token: string, graceMs: number, idempotencyKey: string | undefined): void {
+  rotated(keyId: string, token: string, graceMs: number, idempotencyKey: string | undefined, actor: ModelActor = null): void {
     const key = this.live(keyId)
+    this.entry('rotated', key, actor, {}, false)
     if (idempotencyKey !== undefined) this.derivations.set(JSON.stringify([keyId, idempotencyKey, key.currentToken]), token)
     // The old secret never outlives the key: its grace ends at the key's expiry at the latest.
     const until = Math.min(this.now + graceMs, key.expiresAt ?? Infinity)
