@@ -16,6 +16,7 @@ import { MemoryStore } from '../../../adapters/memory/index.js'
 import { StoreError, ValidationError, type InvalidationChannel, type KeyStore } from '../../../src/index.js'
 import { encodeBase62 } from '../../../src/token/base62.js'
 import { PEPPER, setup } from '../../helpers.js'
+import { rawDump } from './dump.js'
 import { scanRun } from './global.js'
 import { HashIndex, redactHashes, storedHashesIn, type HashNeedle } from './hash-scan.js'
 import { exposeOnPurpose, recordHttpResponse } from './index.js'
@@ -297,6 +298,23 @@ describe('the end-of-run scan', () => {
 
   it('fails when secrets were issued but the hooks saw no events or writes', () => {
     expect(run([issued]).problems).toEqual([expect.stringContaining('setup.ts no longer sees the library')])
+  })
+})
+
+describe('the storage dump', () => {
+  it('holds the audit trail, so a secret planted in an entry\'s reason or changes is found', async () => {
+    const { keys, store } = setup()
+    const inReason = needle()
+    const inMetadata = needle()
+    const { key } = await keys.create({ name: 'canary', environment: 'live' }, { reason: `pasted by mistake: ${inReason.token}` })
+    await keys.update(key.id, { metadata: { note: inMetadata.secret } })
+    const dump = (await rawDump(store))!
+    expect(dump).toContain('"action":"created"')
+    const hits = new LeakIndex([inReason, inMetadata]).scan(dump)
+    expect(new Set(hits.map((hit) => hit.needle.secret))).toEqual(new Set([inReason.secret, inMetadata.secret]))
+    // The same needles in what keys.audit() returns, which the method-result hook scans.
+    const listed = JSON.stringify((await keys.audit()).items)
+    expect(new LeakIndex([inReason, inMetadata]).scan(listed).length).toBeGreaterThanOrEqual(2)
   })
 })
 

@@ -8,7 +8,7 @@ import { inspect } from 'node:util'
 import { MemoryStore } from '../../../adapters/memory/index.js'
 import { RedisStore } from '../../../adapters/redis/index.js'
 import { MySqlStore, PostgresStore, SqliteStore } from '../../../adapters/sql/index.js'
-import type { KeyStore } from '../../../src/index.js'
+import { isAuditStore, type KeyStore } from '../../../src/index.js'
 import { SERVICES } from '../services.js'
 import { currentWhere, recordStorageDump } from './index.js'
 import { record, sinkOpen } from './sink.js'
@@ -31,7 +31,8 @@ async function dumpPostgres(table: string): Promise<string> {
   await client.connect()
   try {
     const usage = await client.query(`SELECT * FROM "${table}_usage"`).catch(() => ({ rows: [] }))
-    return `${rowsAsText((await client.query(`SELECT * FROM "${table}"`)).rows)}\n${table}_usage: ${rowsAsText(usage.rows)}`
+    const audit = await client.query(`SELECT * FROM "${table}_audit"`).catch(() => ({ rows: [] }))
+    return `${rowsAsText((await client.query(`SELECT * FROM "${table}"`)).rows)}\n${table}_usage: ${rowsAsText(usage.rows)}\n${table}_audit: ${rowsAsText(audit.rows)}`
   } finally {
     await client.end()
   }
@@ -42,7 +43,7 @@ async function dumpMySql(table: string): Promise<string> {
   const connection = await mysql.createConnection(SERVICES.mariadb)
   try {
     const parts: string[] = []
-    for (const name of [table, `${table}_locks`, `${table}_usage`]) {
+    for (const name of [table, `${table}_locks`, `${table}_usage`, `${table}_audit`]) {
       const [rows] = await connection.query(`SELECT * FROM \`${name}\``).catch(() => [[]])
       parts.push(`${name}: ${rowsAsText(rows)}`)
     }
@@ -86,17 +87,24 @@ async function dumpRedis(namespace: string): Promise<string> {
 }
 
 /** Everything `store` holds, as raw as the backend allows; `null` for a store that cannot be read. */
+/** Every audit entry an audit store holds, for stores whose raw tables the dump cannot reach. */
+async function auditDump(store: KeyStore): Promise<string> {
+  if (!isAuditStore(store)) return ''
+  return `\naudit: ${rowsAsText(await store.listAudit({ limit: 1_000_000 }))}`
+}
+
 export async function rawDump(store: KeyStore): Promise<string | null> {
   // The memory store keeps its maps in private fields: its list() returns every record, whole.
   if (store instanceof MemoryStore) {
-    return inspect(await store.list({ now: Date.now(), order: 'asc', limit: 1_000_000 }), { depth: Infinity, maxArrayLength: Infinity, maxStringLength: Infinity, breakLength: Infinity })
+    const records = inspect(await store.list({ now: Date.now(), order: 'asc', limit: 1_000_000 }), { depth: Infinity, maxArrayLength: Infinity, maxStringLength: Infinity, breakLength: Infinity })
+    return records + (await auditDump(store))
   }
   if (store instanceof PostgresStore) return dumpPostgres(store.table)
   if (store instanceof MySqlStore) return dumpMySql(store.table)
   if (store instanceof RedisStore) return dumpRedis(store.namespace)
   // SQLite's database handle is private to the store; its list() reads every column of every row.
   if (store instanceof SqliteStore || typeof store.list === 'function') {
-    return rowsAsText(await store.list({ now: Date.now(), order: 'asc', limit: 1_000_000 }))
+    return rowsAsText(await store.list({ now: Date.now(), order: 'asc', limit: 1_000_000 })) + (await auditDump(store))
   }
   return null
 }
