@@ -5,10 +5,10 @@
  */
 import { SecretHasher } from './crypto/hash.js'
 import { KeyNotFoundError, KeyRevokedError, ValidationError } from './errors.js'
-import { KeyEventEmitter, type KeyEventListener, type KeyEventMap, type KeyEventName } from './events.js'
+import { KeyEventEmitter, type ChangeDetails, type KeyEventListener, type KeyEventMap, type KeyEventName } from './events.js'
 import { inputSchemas, type InputSchemas } from './inputs.js'
 import type { AuditAction, ChangeContext } from './audit/audit-store.js'
-import { changesBetween } from './audit/changes.js'
+import { changeDetails } from './audit/changes.js'
 import { resolveContext, type ResolvedContext, type VersionedChangeContext } from './audit/context.js'
 import { AuditTrail, type AuditInput, type AuditPage, type PruneAuditInput } from './manager/audit-trail.js'
 import { CompareAndSet, MAX_REVOKE_ATTEMPTS } from './manager/compare-and-set.js'
@@ -372,11 +372,7 @@ export class KeyManager {
       Object.entries(parseInput(this.#schemas.update, patch)).filter(([, value]) => value !== undefined),
     ) as Patch & { expectedVersion?: number }
     if (Object.keys(parsed).length === 0) throw new ValidationError([{ path: [], message: 'names no field to change' }])
-    if (this.#roles.dynamic && (parsed.roles !== undefined || parsed.groups !== undefined)) {
-      const current = await callStore('get', () => this.#store.get(id))
-      if (current === null) throw new KeyNotFoundError(id)
-      await this.#permissions.checkNames(current.tenantId, { roles: parsed.roles ?? [], groups: parsed.groups ?? [] })
-    }
+    await this.#permissions.checkPatch(this.#store, id, parsed)
     const plan = planUpdate(id, parsed, this.options.expiry)
     const outcome = await this.#records.apply(id, plan.change, { audit: { action: 'updated', context: change }, expectedVersion })
     const key = this.#publicKey(outcome.after)
@@ -740,9 +736,8 @@ export class KeyManager {
     return { ...resolveContext(parsed), ...(parsed.expectedVersion === undefined ? {} : { expectedVersion: parsed.expectedVersion }) }
   }
 
-  /** What a management event says about its change. */
-  #details(context: ResolvedContext, action: AuditAction, before: StoredKey | null, after: StoredKey | null) {
-    return { actor: context.actor, reason: context.reason, requestId: context.requestId, changes: changesBetween(action, before, after) }
+  #details(context: ResolvedContext, action: AuditAction, before: StoredKey | null, after: StoredKey | null): ChangeDetails {
+    return changeDetails(context, action, before, after)
   }
 
   #emit<E extends KeyEventName>(event: KeyEventMap[E]): void {

@@ -3,7 +3,9 @@
  * before and after, as JSON. Only fields people manage are listed; secrets and hashes never are.
  */
 import type { JsonValue, StoredKey } from '../store.js'
+import type { ChangeDetails } from '../events.js'
 import type { AuditAction, AuditChanges, FieldChange } from './audit-store.js'
+import type { ResolvedContext } from './context.js'
 
 /** The key fields an audit entry may list, in the order they are listed. */
 const AUDITED_FIELDS = [
@@ -64,4 +66,9 @@ export function changesBetween(action: AuditAction, before: StoredKey | null, af
     if (JSON.stringify(from) !== JSON.stringify(to)) changes[PUBLIC_NAMES[field] ?? field] = { from, to }
   }
   return changes
+}
+
+/** What a management event says about its change: who, why, and the same `changes` its entry holds. */
+export function changeDetails(context: ResolvedContext, action: AuditAction, before: StoredKey | null, after: StoredKey | null): ChangeDetails {
+  return { actor: context.actor, reason: context.reason, requestId: context.requestId, changes: changesBetween(action, before, after) }
 }

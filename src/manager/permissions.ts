@@ -3,10 +3,11 @@
  * checks role and group names against a tenant's own, and announces changes of effective scopes.
  */
 import type { ChangeDetails, KeyEventEmitter } from '../events.js'
-import { ValidationError, type ValidationIssue } from '../errors.js'
+import { KeyNotFoundError, ValidationError, type ValidationIssue } from '../errors.js'
 import type { RoleDirectory } from '../policy/role-directory.js'
 import type { PermissionGrant, ScopeResolver } from '../policy/scopes.js'
-import type { StoredKey } from '../store.js'
+import type { KeyStore, StoredKey } from '../store.js'
+import { callStore } from '../store-failure.js'
 import type { ApiKey } from '../types.js'
 
 /**
@@ -53,6 +54,14 @@ export class Permissions {
       if (!resolver.hasGroup(group)) issues.push({ path: ['groups', index], message: "names a group that is not one of the tenant's" })
     })
     if (issues.length > 0) throw new ValidationError(issues)
+  }
+
+  /** {@link checkNames} for an update's patch: the key's tenant is read first, as the patch lacks it. */
+  async checkPatch(store: KeyStore, id: string, patch: Partial<Pick<Grants, 'roles' | 'groups'>>): Promise<void> {
+    if (!this.roles.dynamic || (patch.roles === undefined && patch.groups === undefined)) return
+    const current = await callStore('get', () => store.get(id))
+    if (current === null) throw new KeyNotFoundError(id)
+    await this.checkNames(current.tenantId, { roles: patch.roles ?? [], groups: patch.groups ?? [] })
   }
 
   /**
