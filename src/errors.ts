@@ -209,6 +209,10 @@ export class QuotaExceededError extends KeywardenError {
 export class ConflictError extends KeywardenError {
   /** The key ID involved. */
   readonly keyId: string
+  /** For `version_conflict`: the version the caller expected. */
+  readonly expectedVersion?: number
+  /** For `version_conflict`: the key's version when the call was made. */
+  readonly actualVersion?: number
 
   /** `code` is `conflict` by default; subclasses and idempotent retries pass their own. */
   constructor(keyId: string, message = 'The API key was changed concurrently; retry the operation', code: KeywardenErrorCode = 'conflict') {

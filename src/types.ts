@@ -151,6 +151,11 @@ export interface CreateKeyInput {
 export interface UpdateKeyInput {
   /** New name, 1–200 characters. */
   name?: string
+  /**
+   * Change the key only if it is still at this `version` (same as the context's `expectedVersion`);
+   * else a `ConflictError` with code `version_conflict`, and nothing changes.
+   */
+  expectedVersion?: number
   /** New description; `null` clears it. */
   description?: string | null
   /** New label; `null` clears it. */

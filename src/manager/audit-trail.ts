@@ -116,6 +116,9 @@ export interface PruneAuditInput {
   batchSize?: number
 }
 
+/** The reason on the entry of a create taken back (its starting credits could not be written). */
+export const CREATE_ROLLED_BACK = 'create rolled back: the starting credits could not be written'
+
 const ACTIONS = ['created', 'updated', 'enabled', 'disabled', 'revoked', 'deleted', 'rotated', 'credits_changed'] as const
 
 const auditInputSchema = z.strictObject({
@@ -210,12 +213,16 @@ export class AuditTrail {
     }
   }
 
-  /** Whether the trail records that this key was deleted (closing its idempotency key for good). */
+  /**
+   * Whether the trail records that this key was deleted (closing its idempotency key for good). A
+   * create taken back because its starting credits could not be written does not count: retrying it
+   * is what the idempotency key is for.
+   */
   async wasDeleted(keyId: string): Promise<boolean> {
     if (!this.enabled || this.#store === null) return false
     const store = this.#store
-    const found = await callStore('listAudit', () => store.listAudit({ keyId, action: 'deleted', limit: 1 }))
-    return found.length > 0
+    const found = await callStore('listAudit', () => store.listAudit({ keyId, action: 'deleted', limit: 10 }))
+    return found.some((entry) => entry.reason !== CREATE_ROLLED_BACK)
   }
 
   #head(action: AuditAction, owner: { keyId: string | null; ownerId: string | null; tenantId: string | null }, context: ResolvedContext, now: number): Omit<AuditRecord, 'changes'> {

@@ -88,10 +88,8 @@ export class CompareAndSet {
 
 /** The caller's `expectedVersion` is not the key's: code `version_conflict`, with both versions. */
 export function versionConflict(keyId: string, expected: number, actual: number): ConflictError {
-  return Object.assign(new ConflictError(keyId, `The API key is at version ${actual}, not the expected ${expected}; read it again`, 'version_conflict'), {
-    expectedVersion: expected,
-    actualVersion: actual,
-  })
+  const error = new ConflictError(keyId, `The API key is at version ${actual}, not the expected ${expected}; read it again`, 'version_conflict')
+  return Object.assign(error, { expectedVersion: expected, actualVersion: actual })
 }
 
 function pause(ms: number): Promise<void> {

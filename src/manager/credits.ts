@@ -16,7 +16,7 @@ import { callStore } from '../store-failure.js'
 import type { ApiKey } from '../types.js'
 import { parseInput } from '../validation.js'
 import { NO_CONTEXT, type ResolvedContext } from '../audit/context.js'
-import type { AuditTrail } from './audit-trail.js'
+import { CREATE_ROLLED_BACK, type AuditTrail } from './audit-trail.js'
 import type { CompareAndSet } from './compare-and-set.js'
 import { checkKeyId } from './key-ids.js'
 
@@ -78,7 +78,7 @@ export class Credits {
       await this.#apply({ pool, refillAt, target: { keyId: record.id }, keyId: record.id, owner }, 'set', amount, context)
     } catch (error) {
       // The create's entry is already written: the rollback is recorded too, so the trail tells the truth.
-      const rollback = { ...NO_CONTEXT, actor: { type: 'system' as const, id: 'keywarden' }, reason: 'create rolled back: the starting credits could not be written' }
+      const rollback = { ...NO_CONTEXT, actor: { type: 'system' as const, id: 'keywarden' }, reason: CREATE_ROLLED_BACK }
       const entry = this.parts.trail.entryFor('deleted', record, record, rollback, this.parts.clock())
       await this.parts.store.delete(record.id, entry).catch(() => undefined)
       this.parts.onWritten(record.id)

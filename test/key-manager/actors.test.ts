@@ -47,8 +47,8 @@ describe('change context', () => {
   it('accepts expectedVersion in the patch as well as in the context', async () => {
     const { keys } = setup()
     const { key } = await keys.create({ name: 'CI', environment: 'live' })
-    await expect(keys.update(key.id, { name: 'y', expectedVersion: 7 } as never)).rejects.toMatchObject({ code: 'version_conflict' })
-    expect(await keys.update(key.id, { name: 'y', expectedVersion: 1 } as never)).toMatchObject({ name: 'y', version: 2 })
+    await expect(keys.update(key.id, { name: 'y', expectedVersion: 7 })).rejects.toMatchObject({ code: 'version_conflict', expectedVersion: 7, actualVersion: 1 })
+    expect(await keys.update(key.id, { name: 'y', expectedVersion: 1 })).toMatchObject({ name: 'y', version: 2 })
   })
 
   it('changes version on every management write, never on reads or verifies', async () => {

@@ -221,6 +221,22 @@ describe('limits: when the counters fail', () => {
     await expect(keys.create({ name: 'x', environment: 'live', credits: 5 })).rejects.toThrow(StoreError)
     expect(store.size).toBe(0)
   })
+
+  it('the taken-back create is in the audit trail, and an idempotent retry of it may create the key', async () => {
+    const store = new MemoryStore()
+    const counters = new DownCounters()
+    const keys = new KeyManager({ store, pepper: 'limits-test-pepper-0123456789', limits: { policies: POLICIES, counters } })
+    const input = { name: 'x', environment: 'live', credits: 5, idempotencyKey: 'retry-after-rollback-0001' }
+    await expect(keys.create(input)).rejects.toThrow(StoreError)
+    const { items } = await keys.audit()
+    expect(items.map((entry) => entry.action)).toEqual(['deleted', 'created'])
+    expect(items[0]).toMatchObject({ actor: { type: 'system', id: 'keywarden' }, reason: expect.stringContaining('rolled back') })
+    // The counters are back: the retry is not refused as a replay of a deleted key.
+    const healthy = new KeyManager({ store, pepper: 'limits-test-pepper-0123456789', limits: { policies: POLICIES } })
+    const retried = await healthy.create(input)
+    expect(retried.key.id).toBe(items[0]!.keyId)
+    expect(await healthy.getCredits({ keyId: retried.key.id })).toMatchObject({ remaining: 5 })
+  })
 })
 
 describe('limits: credits calls', () => {
