@@ -40,7 +40,7 @@ function freshStore(table = `kw_${uniqueSuffix()}`): MySqlStore {
 }
 
 async function drop(store: MySqlStore): Promise<void> {
-  await db().query(`DROP TABLE IF EXISTS \`${store.table}\`, \`${store.table}_locks\`, \`${store.table}_usage\``)
+  await db().query(`DROP TABLE IF EXISTS \`${store.table}\`, \`${store.table}_locks\`, \`${store.table}_usage\`, \`${store.table}_audit\``)
 }
 
 describe.skipIf(!gate.available)('MySqlStore', () => {

@@ -39,7 +39,7 @@ function freshStore(table = `kw_${uniqueSuffix()}`): PostgresStore {
 }
 
 async function drop(store: PostgresStore): Promise<void> {
-  await db().query(`DROP TABLE IF EXISTS "${store.table}", "${store.table}_usage"`)
+  await db().query(`DROP TABLE IF EXISTS "${store.table}", "${store.table}_usage", "${store.table}_audit"`)
   await db().query(`DROP FUNCTION IF EXISTS "${store.table}_consume"`)
 }
 

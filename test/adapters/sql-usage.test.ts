@@ -198,7 +198,7 @@ async function postgresBackend(): Promise<Backend> {
     },
     guardedStatements: () => ['SELECT applied,'],
     drop: async (table) => {
-      await pool(0).query(`DROP TABLE IF EXISTS "${table}", "${table}_usage"`)
+      await pool(0).query(`DROP TABLE IF EXISTS "${table}", "${table}_usage", "${table}_audit"`)
       await pool(0).query(`DROP FUNCTION IF EXISTS "${table}_consume"`)
     },
     close: async () => void (await Promise.all(pools.map((each) => each.end()))),
@@ -243,7 +243,7 @@ async function mysqlBackend(): Promise<Backend> {
       return { store: new MySqlStore({ pool: wrapped, table }), sent }
     },
     guardedStatements: (table) => ['START TRANSACTION', 'SELECT id, LOCK IN SHARE MODE', 'SELECT kind, FOR UPDATE', `UPDATE \`${table}_usage\``, 'COMMIT'],
-    drop: async (table) => void (await pool(0).query(`DROP TABLE IF EXISTS \`${table}\`, \`${table}_locks\`, \`${table}_usage\``)),
+    drop: async (table) => void (await pool(0).query(`DROP TABLE IF EXISTS \`${table}\`, \`${table}_locks\`, \`${table}_usage\`, \`${table}_audit\``)),
     close: async () => void (await Promise.all(pools.map((each) => each.end()))),
   }
 }
@@ -297,7 +297,7 @@ function sqliteBackend(file: string): Backend & { readonly file: string } {
       return { store: new SqliteStore({ database, table }), sent }
     },
     guardedStatements: () => ['BEGIN IMMEDIATE', 'SELECT id,', 'SELECT kind,', 'INSERT INTO', 'COMMIT'],
-    drop: async (table) => void first.exec(`DROP TABLE IF EXISTS "${table}"; DROP TABLE IF EXISTS "${table}_usage"`),
+    drop: async (table) => void first.exec(`DROP TABLE IF EXISTS "${table}"; DROP TABLE IF EXISTS "${table}_usage"; DROP TABLE IF EXISTS "${table}_audit"`),
     close: async () => {
       for (const handle of handles) handle.close()
     },
@@ -798,7 +798,7 @@ describe.skipIf(!postgres.available)('PostgreSQL: the consume function', () => {
       expect(await store.get('from-0.1.0')).toEqual(makeRecord({ id: 'from-0.1.0', hash, policy: null, hasCredits: false }))
 
       // Nothing depends on the tables: they drop without CASCADE, the function stays until dropped.
-      await postgres.query(`DROP TABLE "${table}", "${table}_usage"`)
+      await postgres.query(`DROP TABLE "${table}", "${table}_usage", "${table}_audit"`)
       expect(await functionCount(table)).toBe(1)
     } finally {
       await postgres.drop(table)

@@ -35,7 +35,7 @@ function freshStore(table = `kw_${uniqueSuffix()}`): SqliteStore {
 }
 
 async function drop(store: SqliteStore): Promise<void> {
-  database.exec(`DROP TABLE IF EXISTS "${store.table}"; DROP TABLE IF EXISTS "${store.table}_usage"`)
+  database.exec(`DROP TABLE IF EXISTS "${store.table}"; DROP TABLE IF EXISTS "${store.table}_usage"; DROP TABLE IF EXISTS "${store.table}_audit"`)
 }
 
 describe('SqliteStore', () => {
@@ -81,8 +81,9 @@ describe('SqliteStore', () => {
       transaction: () => expect.fail('migrate() needs no transaction'),
     })
     const addsColumn = (sql: string) => /^ALTER TABLE "keywarden_keys" ADD COLUMN /.test(sql)
-    // The statements that may fail so are the file's ADD COLUMNs: two of them, and they are ignored.
-    expect(migrationFileStatements('sqlite').filter(addsColumn)).toHaveLength(2)
+    // The statements that may fail so are the file's ADD COLUMNs: six of them (policy, has_credits and
+    // the four actor columns), and they are ignored.
+    expect(migrationFileStatements('sqlite').filter(addsColumn)).toHaveLength(6)
     await new SqliteStore({ database: failing(addsColumn) }).migrate()
     // The same error from any other statement fails migrate().
     await expectStoreError(new SqliteStore({ database: failing((sql) => sql.startsWith('CREATE TABLE')) }).migrate(), 'migrate')

@@ -111,7 +111,7 @@ describe.skipIf(!postgres.available)('PostgresStore.connect', () => {
         : await PostgresStore.connect({ ...SERVICES.postgres, host: '127.0.0.1', port: proxy.port, ...extra }, { table })
     cleanup.push(async () => {
       await store.close()
-      await admin.query(`DROP TABLE IF EXISTS "${table}", "${table}_usage"; DROP FUNCTION IF EXISTS "${table}_consume"`)
+      await admin.query(`DROP TABLE IF EXISTS "${table}", "${table}_usage", "${table}_audit"; DROP FUNCTION IF EXISTS "${table}_consume"`)
       await admin.end()
     })
     return store
@@ -157,7 +157,7 @@ describe.skipIf(!mariadb.available)('MySqlStore.connect', () => {
         : await MySqlStore.connect({ ...SERVICES.mariadb, host: '127.0.0.1', port: proxy.port, ...config }, { table, ...options })
     cleanup.push(async () => {
       await store.close()
-      await admin.query(`DROP TABLE IF EXISTS \`${table}\`, \`${table}_locks\`, \`${table}_usage\``)
+      await admin.query(`DROP TABLE IF EXISTS \`${table}\`, \`${table}_locks\`, \`${table}_usage\`, \`${table}_audit\``)
       await admin.end()
     })
     return store

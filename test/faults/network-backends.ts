@@ -117,7 +117,7 @@ const postgres: NetworkBackend = {
       recovered: async () => void (await store.get('recovered')),
       close: async () => {
         await pool.end()
-        await admin.query(`DROP TABLE IF EXISTS "${table}", "${table}_usage"; DROP FUNCTION IF EXISTS "${table}_consume"`)
+        await admin.query(`DROP TABLE IF EXISTS "${table}", "${table}_usage", "${table}_audit"; DROP FUNCTION IF EXISTS "${table}_consume"`)
         await admin.end()
       },
     }
@@ -145,7 +145,7 @@ const mariadb: NetworkBackend = {
       recovered: async () => void (await store.get('recovered')),
       close: async () => {
         await pool.end()
-        await admin.query(`DROP TABLE IF EXISTS \`${table}\`, \`${table}_locks\`, \`${table}_usage\``)
+        await admin.query(`DROP TABLE IF EXISTS \`${table}\`, \`${table}_locks\`, \`${table}_usage\`, \`${table}_audit\``)
         await admin.end()
       },
     }

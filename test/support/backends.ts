@@ -124,7 +124,7 @@ function postgresBackend(): Backend {
       const store = new PostgresStore({ pool: db, table: `kwt_${uniqueSuffix()}` })
       await store.migrate()
       const dump = async () => JSON.stringify((await db.query(`SELECT * FROM "${store.table}"`)).rows)
-      const cleanup = async () => void (await db.query(`DROP TABLE IF EXISTS "${store.table}", "${store.table}_usage"; DROP FUNCTION IF EXISTS "${store.table}_consume"`))
+      const cleanup = async () => void (await db.query(`DROP TABLE IF EXISTS "${store.table}", "${store.table}_usage", "${store.table}_audit"; DROP FUNCTION IF EXISTS "${store.table}_consume"`))
       return { store, dump, cleanup }
     },
     close: async () => {
@@ -148,7 +148,7 @@ function mariadbBackend(): Backend {
         const [rows] = await db.query(`SELECT * FROM \`${store.table}\``)
         return JSON.stringify(rows, (_key, value: unknown) => (Buffer.isBuffer(value) ? value.toString('utf8') : value))
       }
-      const cleanup = async () => void (await db.query(`DROP TABLE IF EXISTS \`${store.table}\`, \`${store.table}_locks\`, \`${store.table}_usage\``))
+      const cleanup = async () => void (await db.query(`DROP TABLE IF EXISTS \`${store.table}\`, \`${store.table}_locks\`, \`${store.table}_usage\`, \`${store.table}_audit\``))
       return { store, dump, cleanup }
     },
     close: async () => {
@@ -174,7 +174,7 @@ function sqliteBackend(): Backend {
       const store = new SqliteStore({ database, table: `kwt_${uniqueSuffix()}` })
       await store.migrate()
       const dump = async () => JSON.stringify(database.prepare(`SELECT * FROM "${store.table}"`).all())
-      const cleanup = async () => void database.exec(`DROP TABLE IF EXISTS "${store.table}"; DROP TABLE IF EXISTS "${store.table}_usage"`)
+      const cleanup = async () => void database.exec(`DROP TABLE IF EXISTS "${store.table}"; DROP TABLE IF EXISTS "${store.table}_usage"; DROP TABLE IF EXISTS "${store.table}_audit"`)
       return { store, dump, cleanup }
     },
     close: async () => {

@@ -1,6 +1,7 @@
 /**
  * Every statement the MySQL / MariaDB store runs. Parameters are `?`; identifiers are backquoted.
  */
+import { auditStatements } from '../shared/audit.js'
 import { COLUMNS, MUTABLE_COLUMNS } from '../shared/columns.js'
 import { errorProperty } from '../shared/driver-error.js'
 import type { SqlDialect, UsageKey, UsageRow, UsageStatements } from '../shared/seams.js'
@@ -53,6 +54,7 @@ export function mysqlDialect(table: string): SqlDialect {
   const quoted = `\`${table}\``
   const locks = `\`${table}_locks\``
   const usage = `\`${table}_usage\``
+  const audit = `\`${table}_audit\``
   const columns = COLUMNS.join(', ')
   const set = MUTABLE_COLUMNS.map((column) => `${column} = ?`).join(', ')
   return {
@@ -97,11 +99,16 @@ export function mysqlDialect(table: string): SqlDialect {
       // ALTER TABLE is built from information_schema for just the missing columns ('DO 0' when none
       // is) and run as a prepared statement: four statements, on one connection, in the text protocol.
       `SET @keywarden_upgrade = (
-  SELECT IF(COUNT(*) = 2, 'DO 0', CONCAT('ALTER TABLE ${quoted} ', CONCAT_WS(', ',
+  SELECT IF(COUNT(*) = 6, 'DO 0', CONCAT('ALTER TABLE ${quoted} ', CONCAT_WS(', ',
     IF(SUM(column_name = 'policy') > 0, NULL, 'ADD COLUMN policy VARBINARY(256) NULL'),
-    IF(SUM(column_name = 'has_credits') > 0, NULL, 'ADD COLUMN has_credits BOOLEAN NOT NULL DEFAULT FALSE'))))
+    IF(SUM(column_name = 'has_credits') > 0, NULL, 'ADD COLUMN has_credits BOOLEAN NOT NULL DEFAULT FALSE'),
+    IF(SUM(column_name = 'created_by') > 0, NULL, 'ADD COLUMN created_by MEDIUMTEXT NULL'),
+    IF(SUM(column_name = 'updated_by') > 0, NULL, 'ADD COLUMN updated_by MEDIUMTEXT NULL'),
+    IF(SUM(column_name = 'disabled_reason') > 0, NULL, 'ADD COLUMN disabled_reason TEXT NULL'),
+    IF(SUM(column_name = 'disabled_by') > 0, NULL, 'ADD COLUMN disabled_by MEDIUMTEXT NULL'))))
   FROM information_schema.columns
-  WHERE table_schema = DATABASE() AND table_name = '${table}' AND column_name IN ('policy', 'has_credits')
+  WHERE table_schema = DATABASE() AND table_name = '${table}'
+    AND column_name IN ('policy', 'has_credits', 'created_by', 'updated_by', 'disabled_reason', 'disabled_by')
 )`,
       'PREPARE keywarden_upgrade FROM @keywarden_upgrade',
       'EXECUTE keywarden_upgrade',
@@ -125,6 +132,23 @@ export function mysqlDialect(table: string): SqlDialect {
   PRIMARY KEY (kind, id),
   INDEX \`${table}_usage_exp_idx\` (expires_at)
 ) ENGINE=InnoDB ROW_FORMAT=DYNAMIC`,
+      // The audit trail: each entry whole as JSON, and the columns its filters and newest-first order use.
+      `CREATE TABLE IF NOT EXISTS ${audit} (
+  id VARBINARY(256) NOT NULL,
+  at BIGINT NOT NULL,
+  action VARBINARY(32) NOT NULL,
+  key_id VARBINARY(1024) NULL,
+  owner_id VARBINARY(1024) NULL,
+  tenant_id VARBINARY(1024) NULL,
+  actor_id VARBINARY(1024) NULL,
+  entry_json MEDIUMTEXT NOT NULL,
+  PRIMARY KEY (id),
+  INDEX \`${table}_audit_at_idx\` (at, id),
+  INDEX \`${table}_audit_key_idx\` (key_id, at, id),
+  INDEX \`${table}_audit_tenant_idx\` (tenant_id, at, id),
+  INDEX \`${table}_audit_owner_idx\` (owner_id, at, id),
+  INDEX \`${table}_audit_actor_idx\` (actor_id, at, id)
+) ENGINE=InnoDB ROW_FORMAT=DYNAMIC DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
     ].map((sql) => ({ sql })),
     insert: `INSERT INTO ${quoted} (${columns}) VALUES (${COLUMNS.map(() => '?').join(', ')})`,
     select: `SELECT ${columns} FROM ${quoted}`,
@@ -162,6 +186,7 @@ export function mysqlDialect(table: string): SqlDialect {
       inside: [{ sql: `SELECT owner_id FROM ${locks} WHERE owner_id = ? FOR UPDATE`, params: [ownerId] }],
     }),
     usage: usageStatements(usage),
+    audit: auditStatements(audit, { placeholder: () => '?', limit: (value) => String(value), boundedDelete: 'order-limit' }),
     isUniqueViolation: (error) => errorProperty(error, 'errno') === ER_DUP_ENTRY,
     // No statement relies on it: the upgrade adds only the missing columns.
     isDuplicateColumn: (error) => errorProperty(error, 'errno') === ER_DUP_FIELDNAME,

@@ -3,6 +3,7 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js'
 import { utf8ToBytes } from '@noble/hashes/utils.js'
+import { auditStatements } from '../shared/audit.js'
 import { COLUMNS, MUTABLE_COLUMNS } from '../shared/columns.js'
 import { CONSUME_COLUMNS } from '../shared/usage.js'
 import { errorProperty } from '../shared/driver-error.js'
@@ -348,6 +349,7 @@ function usageStatements(table: string): UsageStatements {
 export function postgresDialect(table: string): SqlDialect {
   const quoted = `"${table}"`
   const usage = `"${table}_usage"`
+  const audit = `"${table}_audit"`
   const columns = COLUMNS.join(', ')
   const set = MUTABLE_COLUMNS.map((column, index) => `${column} = $${index + 1}`).join(', ')
   const next = MUTABLE_COLUMNS.length + 1
@@ -385,6 +387,23 @@ export function postgresDialect(table: string): SqlDialect {
       // The columns added after 0.1.0, to old tables and new ones alike (PostgreSQL 9.6+; a NOT NULL
       // DEFAULT column is added without rewriting the table since PostgreSQL 11).
       `ALTER TABLE ${quoted} ADD COLUMN IF NOT EXISTS policy VARCHAR(64) COLLATE "C", ADD COLUMN IF NOT EXISTS has_credits BOOLEAN NOT NULL DEFAULT FALSE`,
+      `ALTER TABLE ${quoted} ADD COLUMN IF NOT EXISTS created_by TEXT, ADD COLUMN IF NOT EXISTS updated_by TEXT, ADD COLUMN IF NOT EXISTS disabled_reason TEXT, ADD COLUMN IF NOT EXISTS disabled_by TEXT`,
+      // The audit trail: each entry whole as JSON, and the columns its filters and newest-first order use.
+      `CREATE TABLE IF NOT EXISTS ${audit} (
+  id VARCHAR(64) COLLATE "C" NOT NULL PRIMARY KEY,
+  at BIGINT NOT NULL,
+  action VARCHAR(32) COLLATE "C" NOT NULL,
+  key_id VARCHAR(256) COLLATE "C",
+  owner_id VARCHAR(256) COLLATE "C",
+  tenant_id VARCHAR(256) COLLATE "C",
+  actor_id VARCHAR(256) COLLATE "C",
+  entry_json TEXT NOT NULL
+)`,
+      `CREATE INDEX IF NOT EXISTS "${table}_audit_at_idx" ON ${audit} (at, id)`,
+      `CREATE INDEX IF NOT EXISTS "${table}_audit_key_idx" ON ${audit} (key_id, at, id)`,
+      `CREATE INDEX IF NOT EXISTS "${table}_audit_tenant_idx" ON ${audit} (tenant_id, at, id)`,
+      `CREATE INDEX IF NOT EXISTS "${table}_audit_owner_idx" ON ${audit} (owner_id, at, id)`,
+      `CREATE INDEX IF NOT EXISTS "${table}_audit_actor_idx" ON ${audit} (actor_id, at, id)`,
       // Quota count and list by owner; list by tenant; list order and keyset; expiresWithin.
       `CREATE INDEX IF NOT EXISTS "${table}_owner_idx" ON ${quoted} (owner_id, created_at, id)`,
       `CREATE INDEX IF NOT EXISTS "${table}_tenant_idx" ON ${quoted} (tenant_id, created_at, id)`,
@@ -432,6 +451,7 @@ export function postgresDialect(table: string): SqlDialect {
       inside: [{ sql: 'SELECT pg_advisory_xact_lock($1::bigint)', params: [advisoryLockKey(table, ownerId)] }],
     }),
     usage: usageStatements(table),
+    audit: auditStatements(audit, { placeholder: (index) => `$${index}`, limit: (value) => value, boundedDelete: 'subselect' }),
     isUniqueViolation: (error) => errorProperty(error, 'code') === '23505',
     // duplicate_column; no statement relies on it (ADD COLUMN IF NOT EXISTS).
     isDuplicateColumn: (error) => errorProperty(error, 'code') === '42701',

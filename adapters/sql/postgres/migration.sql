@@ -3,7 +3,6 @@
 -- The same statements PostgresStore.migrate() runs (a test keeps the two identical); each is idempotent.
 -- Resolve it as keywarden/adapters/sql/migrations/postgres.sql: the name 0.1.0 published it under (in adapters/sql/migrations/).
 -- For another table name, replace keywarden_keys everywhere and pass the name as the store's `table`.
---
 -- Upgrading from 0.1.0: apply this whole file again (or run migrate()) before 0.2.0 serves requests.
 -- The ALTER TABLE adds the columns 0.2.0 reads (policy, has_credits) to the 0.1.0 table, and does
 -- nothing where they exist; keywarden_keys_usage and the function keywarden_keys_consume are created.
@@ -40,6 +39,36 @@ CREATE TABLE IF NOT EXISTS "keywarden_keys" (
 
 -- Added in 0.2.0.
 ALTER TABLE "keywarden_keys" ADD COLUMN IF NOT EXISTS policy VARCHAR(64) COLLATE "C", ADD COLUMN IF NOT EXISTS has_credits BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- Added with the audit trail (0.2.0).
+ALTER TABLE "keywarden_keys" ADD COLUMN IF NOT EXISTS created_by TEXT, ADD COLUMN IF NOT EXISTS updated_by TEXT, ADD COLUMN IF NOT EXISTS disabled_reason TEXT, ADD COLUMN IF NOT EXISTS disabled_by TEXT;
+
+-- Added with the audit trail (0.2.0).
+CREATE TABLE IF NOT EXISTS "keywarden_keys_audit" (
+  id VARCHAR(64) COLLATE "C" NOT NULL PRIMARY KEY,
+  at BIGINT NOT NULL,
+  action VARCHAR(32) COLLATE "C" NOT NULL,
+  key_id VARCHAR(256) COLLATE "C",
+  owner_id VARCHAR(256) COLLATE "C",
+  tenant_id VARCHAR(256) COLLATE "C",
+  actor_id VARCHAR(256) COLLATE "C",
+  entry_json TEXT NOT NULL
+);
+
+-- Added with the audit trail (0.2.0).
+CREATE INDEX IF NOT EXISTS "keywarden_keys_audit_at_idx" ON "keywarden_keys_audit" (at, id);
+
+-- Added with the audit trail (0.2.0).
+CREATE INDEX IF NOT EXISTS "keywarden_keys_audit_key_idx" ON "keywarden_keys_audit" (key_id, at, id);
+
+-- Added with the audit trail (0.2.0).
+CREATE INDEX IF NOT EXISTS "keywarden_keys_audit_tenant_idx" ON "keywarden_keys_audit" (tenant_id, at, id);
+
+-- Added with the audit trail (0.2.0).
+CREATE INDEX IF NOT EXISTS "keywarden_keys_audit_owner_idx" ON "keywarden_keys_audit" (owner_id, at, id);
+
+-- Added with the audit trail (0.2.0).
+CREATE INDEX IF NOT EXISTS "keywarden_keys_audit_actor_idx" ON "keywarden_keys_audit" (actor_id, at, id);
 
 CREATE INDEX IF NOT EXISTS "keywarden_keys_owner_idx" ON "keywarden_keys" (owner_id, created_at, id);
 

@@ -30,6 +30,11 @@ export const COLUMNS = [
   // Added after 0.1.0 (migrate() adds them to older tables): last, so 0.1.0's column order stays a prefix.
   'policy',
   'has_credits',
+  // Added with the audit trail: who created and last changed the key, why and by whom it is disabled.
+  'created_by',
+  'updated_by',
+  'disabled_reason',
+  'disabled_by',
 ] as const
 
 /** A column of the keys table. */
@@ -59,4 +64,8 @@ export const MUTABLE_COLUMNS = [
   'expiry_notice_for',
   'policy',
   'has_credits',
+  'created_by',
+  'updated_by',
+  'disabled_reason',
+  'disabled_by',
 ] as const satisfies readonly Column[]

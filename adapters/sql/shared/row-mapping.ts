@@ -81,7 +81,19 @@ export function rowToRecord(row: SqlRow): StoredKey {
     // NULL or absent (a row written before the columns existed): the default policy, no own balance.
     policy: readNullableText(row['policy']),
     hasCredits: row['has_credits'] === null || row['has_credits'] === undefined ? false : readBoolean(row['has_credits']),
+    createdBy: readNullableJson(row['created_by']),
+    updatedBy: readNullableJson(row['updated_by']),
+    disabledReason: readNullableText(row['disabled_reason']),
+    disabledBy: readNullableJson(row['disabled_by']),
   }
+}
+
+function readNullableJson<T>(value: unknown): T | null {
+  return value === null || value === undefined ? null : readJson<T>(value)
+}
+
+function jsonOrNull(value: unknown): string | null {
+  return value === null || value === undefined ? null : JSON.stringify(value)
 }
 
 /** Every column's value for `record`, keyed by column name; `boolean` binds `enabled` and `has_credits` as the dialect wants. */
@@ -112,6 +124,10 @@ function columnValues(record: StoredKey, boolean: (value: boolean) => SqlValue):
     version: record.version,
     policy: record.policy ?? null,
     has_credits: boolean(record.hasCredits ?? false),
+    created_by: jsonOrNull(record.createdBy),
+    updated_by: jsonOrNull(record.updatedBy),
+    disabled_reason: record.disabledReason ?? null,
+    disabled_by: jsonOrNull(record.disabledBy),
   }
 }
 

@@ -5,6 +5,7 @@
  */
 
 import type { UsageRequest } from '../../../src/limits/usage-store.js'
+import type { AuditStatements } from './audit.js'
 
 /** A value bound to a statement parameter. */
 export type SqlValue = string | number | boolean | null
@@ -154,6 +155,8 @@ export interface SqlDialect {
   lockOwner(ownerId: string): OwnerLock
   /** Rate counters and credit balances. */
   readonly usage: UsageStatements
+  /** The audit trail's statements (see audit.ts). */
+  readonly audit: AuditStatements
   /** The error says the primary key already exists. */
   isUniqueViolation(error: unknown): boolean
   /** The error says an `ADD COLUMN` named a column the table already has. */

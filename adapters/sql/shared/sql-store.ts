@@ -7,6 +7,8 @@ import type { CreditAdjustment, CreditsAdjusted, GuardedUsageOutcome, GuardedUsa
 import { applyUsage } from '../../../src/limits/usage-arithmetic.js'
 import { callStore } from '../../../src/store-failure.js'
 import type { InsertResult, KeyQuery, KeyStore, QuotaCheck, StoredKey, UpdateResult } from '../../../src/store.js'
+import type { AuditQuery, AuditRecord, AuditStore } from '../../../src/audit/audit-store.js'
+import { rowToEntry } from './audit.js'
 import { listStatement } from './list-statement.js'
 import { insertParams, readCount, rowToRecord, updateParams } from './row-mapping.js'
 import type { SqlDialect, SqlDriver, SqlStatement, TransactionSteps, UsageKey } from './seams.js'
@@ -31,7 +33,7 @@ const MAX_ATTEMPTS = 5
  * const keys = new KeyManager({ store })
  * ```
  */
-export abstract class SqlStore implements KeyStore, UsageStore {
+export abstract class SqlStore implements KeyStore, UsageStore, AuditStore {
   /** The table this store reads and writes (validated; quoted in every statement). */
   readonly table: string
   readonly #dialect: SqlDialect
@@ -112,17 +114,19 @@ export abstract class SqlStore implements KeyStore, UsageStore {
    * serialises each count with its insert, and it needs no new lock key or lock table. A primary-key
    * violation returns `id_taken`.
    */
-  async insert(record: StoredKey, quota: QuotaCheck | null): Promise<InsertResult> {
+  async insert(record: StoredKey, quota: QuotaCheck | null, audit?: AuditRecord): Promise<InsertResult> {
     return this.#wrap('insert', () =>
       this.#retrying(async () => {
         try {
           if (quota === null) {
-            await this.#driver.execute(this.#insertStatement(record))
+            // One statement without an entry; with one, the key and its entry commit together.
+            if (audit === undefined) await this.#driver.execute(this.#insertStatement(record))
+            else await this.#driver.transaction(this.#inOrder([this.#insertStatement(record), this.#dialect.audit.insert(audit)]))
             return 'inserted'
           }
           const lock = this.#dialect.lockOwner(quota.ownerId)
           for (const statement of lock.before) await this.#driver.execute(statement)
-          return await this.#driver.transaction(this.#insertUnderQuota(record, quota, lock.inside))
+          return await this.#driver.transaction(this.#insertUnderQuota(record, quota, lock.inside, audit))
         } catch (error) {
           // A concurrent insert of the same ID won between our check (or our lack of one) and our insert.
           if (this.#dialect.isUniqueViolation(error)) return 'id_taken'
@@ -146,7 +150,8 @@ export abstract class SqlStore implements KeyStore, UsageStore {
    * second read tell `not_found` from `conflict` (a row that vanishes in between reads as not found,
    * which is also what the update would have met a moment later).
    */
-  async update(record: StoredKey, expectedVersion: number): Promise<UpdateResult> {
+  async update(record: StoredKey, expectedVersion: number, audit?: AuditRecord): Promise<UpdateResult> {
+    if (audit !== undefined) return this.#wrap('update', () => this.#retrying(() => this.#driver.transaction(this.#updateWithEntry(record, expectedVersion, audit))))
     return this.#wrap('update', () =>
       this.#retrying(async () => {
         const { affected } = await this.#driver.execute({ sql: this.#dialect.update, params: updateParams(record, expectedVersion, this.#dialect.boolean) })
@@ -158,10 +163,19 @@ export abstract class SqlStore implements KeyStore, UsageStore {
   }
 
   /** Deletes the record; whether one existed ({@link KeyStore.delete}). */
-  async delete(id: string): Promise<boolean> {
+  async delete(id: string, audit?: AuditRecord): Promise<boolean> {
+    if (audit !== undefined) return this.#wrap('delete', () => this.#retrying(() => this.#driver.transaction(this.#deleteWithEntry(id, audit))))
     return this.#wrap('delete', () =>
       this.#retrying(async () => (await this.#driver.execute({ sql: this.#dialect.deleteById, params: [id] })).affected > 0),
     )
+  }
+
+  async listAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    return this.#wrap('listAudit', async () => (await this.#driver.execute(this.#dialect.audit.list(query))).rows.map(rowToEntry))
+  }
+
+  async pruneAudit(before: number, limit: number): Promise<number> {
+    return this.#wrap('pruneAudit', () => this.#retrying(async () => (await this.#driver.execute(this.#dialect.audit.prune(before, limit))).affected))
   }
 
   /** One SELECT with every filter of `query`, in `(created_at, id)` order ({@link KeyStore.list}). */
@@ -291,7 +305,7 @@ export abstract class SqlStore implements KeyStore, UsageStore {
    * ```
    */
   async adjustCredits(change: CreditAdjustment): Promise<CreditsAdjusted> {
-    return this.#wrap('adjustCredits', () => this.#usageTransaction((absent) => adjustSteps(this.#dialect.usage, change, absent)))
+    return this.#wrap('adjustCredits', () => this.#usageTransaction((absent) => this.#adjustWithEntry(change, absent)))
   }
 
   /**
@@ -312,7 +326,7 @@ export abstract class SqlStore implements KeyStore, UsageStore {
     return this.#wrap('purgeUsage', () => this.#retrying(async () => (await this.#driver.execute(this.#dialect.usage.purge(now))).affected))
   }
 
-  *#insertUnderQuota(record: StoredKey, quota: QuotaCheck, lock: readonly SqlStatement[]): TransactionSteps<InsertResult> {
+  *#insertUnderQuota(record: StoredKey, quota: QuotaCheck, lock: readonly SqlStatement[], audit: AuditRecord | undefined): TransactionSteps<InsertResult> {
     for (const statement of lock) yield statement
     // The ID check comes first, as the contract says: a taken ID is reported even when the quota is full.
     const existing = yield { sql: this.#dialect.existsById, params: [record.id] }
@@ -321,7 +335,35 @@ export abstract class SqlStore implements KeyStore, UsageStore {
     const counted = yield { sql: this.#dialect.countActiveByOwnerInTenant, params: [quota.ownerId, quota.tenantId] }
     if (readCount(counted.rows) >= quota.limit) return 'quota_exceeded'
     yield this.#insertStatement(record)
+    if (audit !== undefined) yield this.#dialect.audit.insert(audit)
     return 'inserted'
+  }
+
+  *#inOrder(statements: readonly SqlStatement[]): TransactionSteps<void> {
+    for (const statement of statements) yield statement
+  }
+
+  *#updateWithEntry(record: StoredKey, expectedVersion: number, audit: AuditRecord): TransactionSteps<UpdateResult> {
+    const { affected } = yield { sql: this.#dialect.update, params: updateParams(record, expectedVersion, this.#dialect.boolean) }
+    if (affected === 0) {
+      const { rows } = yield { sql: this.#dialect.existsById, params: [record.id] }
+      return rows.length === 0 ? 'not_found' : 'conflict'
+    }
+    yield this.#dialect.audit.insert(audit)
+    return 'updated'
+  }
+
+  *#deleteWithEntry(id: string, audit: AuditRecord): TransactionSteps<boolean> {
+    const { affected } = yield { sql: this.#dialect.deleteById, params: [id] }
+    if (affected === 0) return false
+    yield this.#dialect.audit.insert(audit)
+    return true
+  }
+
+  *#adjustWithEntry(change: CreditAdjustment, absent: readonly UsageKey[] | null): TransactionSteps<CreditsAdjusted> {
+    const adjusted = yield* adjustSteps(this.#dialect.usage, change, absent)
+    if (change.audit !== undefined) yield this.#dialect.audit.insert({ ...change.audit, changes: { credits: { from: adjusted.previous, to: adjusted.remaining } } })
+    return adjusted
   }
 
   #insertStatement(record: StoredKey): SqlStatement {

@@ -1,6 +1,7 @@
 /**
  * Every statement the SQLite store runs. Parameters are `?`; identifiers are double-quoted.
  */
+import { auditStatements } from '../shared/audit.js'
 import { COLUMNS, MUTABLE_COLUMNS } from '../shared/columns.js'
 import { errorProperty } from '../shared/driver-error.js'
 import type { MigrationStatement, SqlDialect, UsageKey, UsageRow, UsageStatements } from '../shared/seams.js'
@@ -31,6 +32,7 @@ function usageStatements(usage: string): UsageStatements {
 export function sqliteDialect(table: string): SqlDialect {
   const quoted = `"${table}"`
   const usage = `"${table}_usage"`
+  const audit = `"${table}_audit"`
   const columns = COLUMNS.join(', ')
   const set = MUTABLE_COLUMNS.map((column) => `${column} = ?`).join(', ')
   return {
@@ -67,6 +69,10 @@ export function sqliteDialect(table: string): SqlDialect {
       // its ALTER TABLE fails with "duplicate column name", which migrate() takes as done.
       { sql: `ALTER TABLE ${quoted} ADD COLUMN policy TEXT`, addsColumn: true },
       { sql: `ALTER TABLE ${quoted} ADD COLUMN has_credits INTEGER NOT NULL DEFAULT 0`, addsColumn: true },
+      { sql: `ALTER TABLE ${quoted} ADD COLUMN created_by TEXT`, addsColumn: true },
+      { sql: `ALTER TABLE ${quoted} ADD COLUMN updated_by TEXT`, addsColumn: true },
+      { sql: `ALTER TABLE ${quoted} ADD COLUMN disabled_reason TEXT`, addsColumn: true },
+      { sql: `ALTER TABLE ${quoted} ADD COLUMN disabled_by TEXT`, addsColumn: true },
       // Quota count and list by owner; list by tenant; list order and keyset; expiresWithin.
       `CREATE INDEX IF NOT EXISTS "${table}_owner_idx" ON ${quoted} (owner_id, created_at, id)`,
       `CREATE INDEX IF NOT EXISTS "${table}_tenant_idx" ON ${quoted} (tenant_id, created_at, id)`,
@@ -85,6 +91,22 @@ export function sqliteDialect(table: string): SqlDialect {
 ) WITHOUT ROWID`,
       // purgeUsage.
       `CREATE INDEX IF NOT EXISTS "${table}_usage_exp_idx" ON ${usage} (expires_at)`,
+      // The audit trail: each entry whole as JSON, and the columns its filters and newest-first order use.
+      `CREATE TABLE IF NOT EXISTS ${audit} (
+  id TEXT NOT NULL PRIMARY KEY,
+  at INTEGER NOT NULL,
+  action TEXT NOT NULL,
+  key_id TEXT,
+  owner_id TEXT,
+  tenant_id TEXT,
+  actor_id TEXT,
+  entry_json TEXT NOT NULL
+) WITHOUT ROWID`,
+      `CREATE INDEX IF NOT EXISTS "${table}_audit_at_idx" ON ${audit} (at, id)`,
+      `CREATE INDEX IF NOT EXISTS "${table}_audit_key_idx" ON ${audit} (key_id, at, id)`,
+      `CREATE INDEX IF NOT EXISTS "${table}_audit_tenant_idx" ON ${audit} (tenant_id, at, id)`,
+      `CREATE INDEX IF NOT EXISTS "${table}_audit_owner_idx" ON ${audit} (owner_id, at, id)`,
+      `CREATE INDEX IF NOT EXISTS "${table}_audit_actor_idx" ON ${audit} (actor_id, at, id)`,
     ].map((statement): MigrationStatement => (typeof statement === 'string' ? { sql: statement } : statement)),
     insert: `INSERT INTO ${quoted} (${columns}) VALUES (${COLUMNS.map(() => '?').join(', ')})`,
     select: `SELECT ${columns} FROM ${quoted}`,
@@ -107,6 +129,7 @@ export function sqliteDialect(table: string): SqlDialect {
     // included) are serialised for the whole count-and-insert.
     lockOwner: () => ({ before: [], inside: [] }),
     usage: usageStatements(usage),
+    audit: auditStatements(audit, { placeholder: () => '?', limit: (value) => value, boundedDelete: 'subselect' }),
     isUniqueViolation: (error) => errorProperty(error, 'code') === 'SQLITE_CONSTRAINT_PRIMARYKEY',
     isDuplicateColumn: (error) => errorProperty(error, 'code') === 'SQLITE_ERROR' && /^duplicate column name: /.test(String(errorProperty(error, 'message'))),
     // SQLITE_BUSY comes only after the connection's busy timeout has already waited; not retried.

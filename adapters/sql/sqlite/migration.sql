@@ -4,7 +4,6 @@
 -- except the two ALTER TABLE ... ADD COLUMN (see below).
 -- Resolve it as keywarden/adapters/sql/migrations/sqlite.sql: the name 0.1.0 published it under (in adapters/sql/migrations/).
 -- For another table name, replace keywarden_keys everywhere and pass the name as the store's `table`.
---
 -- Upgrading from 0.1.0: apply this whole file again (or run migrate()) before 0.2.0 serves requests.
 -- The ALTER TABLE statements add the columns 0.2.0 reads (policy, has_credits); keywarden_keys_usage
 -- is created. Existing keys read as policy NULL (the default policy) and has_credits 0. 0.1.0
@@ -45,6 +44,16 @@ ALTER TABLE "keywarden_keys" ADD COLUMN policy TEXT;
 
 ALTER TABLE "keywarden_keys" ADD COLUMN has_credits INTEGER NOT NULL DEFAULT 0;
 
+-- Added with the audit trail (0.2.0).
+ALTER TABLE "keywarden_keys" ADD COLUMN created_by TEXT;
+
+ALTER TABLE "keywarden_keys" ADD COLUMN updated_by TEXT;
+
+ALTER TABLE "keywarden_keys" ADD COLUMN disabled_reason TEXT;
+
+-- Added with the audit trail (0.2.0).
+ALTER TABLE "keywarden_keys" ADD COLUMN disabled_by TEXT;
+
 CREATE INDEX IF NOT EXISTS "keywarden_keys_owner_idx" ON "keywarden_keys" (owner_id, created_at, id);
 
 CREATE INDEX IF NOT EXISTS "keywarden_keys_tenant_idx" ON "keywarden_keys" (tenant_id, created_at, id);
@@ -64,3 +73,30 @@ CREATE TABLE IF NOT EXISTS "keywarden_keys_usage" (
 ) WITHOUT ROWID;
 
 CREATE INDEX IF NOT EXISTS "keywarden_keys_usage_exp_idx" ON "keywarden_keys_usage" (expires_at);
+
+-- Added with the audit trail (0.2.0).
+CREATE TABLE IF NOT EXISTS "keywarden_keys_audit" (
+  id TEXT NOT NULL PRIMARY KEY,
+  at INTEGER NOT NULL,
+  action TEXT NOT NULL,
+  key_id TEXT,
+  owner_id TEXT,
+  tenant_id TEXT,
+  actor_id TEXT,
+  entry_json TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Added with the audit trail (0.2.0).
+CREATE INDEX IF NOT EXISTS "keywarden_keys_audit_at_idx" ON "keywarden_keys_audit" (at, id);
+
+-- Added with the audit trail (0.2.0).
+CREATE INDEX IF NOT EXISTS "keywarden_keys_audit_key_idx" ON "keywarden_keys_audit" (key_id, at, id);
+
+-- Added with the audit trail (0.2.0).
+CREATE INDEX IF NOT EXISTS "keywarden_keys_audit_tenant_idx" ON "keywarden_keys_audit" (tenant_id, at, id);
+
+-- Added with the audit trail (0.2.0).
+CREATE INDEX IF NOT EXISTS "keywarden_keys_audit_owner_idx" ON "keywarden_keys_audit" (owner_id, at, id);
+
+-- Added with the audit trail (0.2.0).
+CREATE INDEX IF NOT EXISTS "keywarden_keys_audit_actor_idx" ON "keywarden_keys_audit" (actor_id, at, id);

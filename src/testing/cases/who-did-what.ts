@@ -72,13 +72,13 @@ export function whoDidWhatScenarios({ test, expect }: SuiteContext): void {
     const { key } = await keys.create({ name: 'CI', environment: 'live' })
     await keys.update(key.id, { name: 'second' }, { expectedVersion: key.version })
     const attempts = [
-      keys.update(key.id, { name: 'third' }, { expectedVersion: key.version }),
-      keys.disable(key.id, { expectedVersion: key.version }),
-      keys.enable(key.id, { expectedVersion: key.version }),
-      keys.rotate(key.id, { expectedVersion: key.version }),
+      () => keys.update(key.id, { name: 'third' }, { expectedVersion: key.version }),
+      () => keys.disable(key.id, { expectedVersion: key.version }),
+      () => keys.enable(key.id, { expectedVersion: key.version }),
+      () => keys.rotate(key.id, { expectedVersion: key.version }),
     ]
     for (const attempt of attempts) {
-      const error = await attempt.catch((caught: unknown) => caught)
+      const error = await attempt().catch((caught: unknown) => caught)
       expect(error).toBeInstanceOf(ConflictError)
       expect(error).toMatchObject({ code: 'version_conflict', keyId: key.id })
     }
