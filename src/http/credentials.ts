@@ -1,6 +1,7 @@
 /**
  * Finding the one credential in a request's headers. Pure and synchronous; knows nothing about keys.
  */
+import type { KeyCredential } from '../token/key-pair.js'
 
 /**
  * Request headers in any of the shapes frameworks hand out:
@@ -42,11 +43,32 @@ export interface CredentialSources {
 
 /** What the headers hold. */
 export type CredentialLookup =
-  | { readonly kind: 'token'; readonly token: string }
+  | { readonly kind: 'token'; readonly token: string | KeyCredential }
   | { readonly kind: 'missing' }
   | { readonly kind: 'unsupported_scheme' }
   | { readonly kind: 'malformed_header' }
   | { readonly kind: 'ambiguous' }
+
+const STRICT_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
+const UTF8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * The key ID and secret of an HTTP Basic credential (RFC 7617: base64 of `user-id:password`, what
+ * `curl -u keyId:secret` sends), split at the first colon; `null` for malformed base64, text that is
+ * not UTF-8, no colon, or an empty part. Their shape is checked by verify, like a token's.
+ */
+function basicCredential(encoded: string): KeyCredential | null {
+  if (!STRICT_BASE64.test(encoded)) return null
+  let text: string
+  try {
+    text = UTF8.decode(Uint8Array.from(atob(encoded), (char) => char.charCodeAt(0)))
+  } catch {
+    return null
+  }
+  const colon = text.indexOf(':')
+  if (colon <= 0 || colon === text.length - 1) return null
+  return { keyId: text.slice(0, colon), secret: text.slice(colon + 1) }
+}
 
 // RFC 9110 token (the scheme name) followed by one or more spaces and the rest.
 const AUTHORIZATION_PATTERN = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?: +(.*))?$/s
@@ -79,7 +101,7 @@ function valuesOf(headers: RequestHeaders, wanted: string): string[] {
  * not ours: it counts as no credential. Nothing is trimmed or normalised beyond what HTTP parsing did.
  */
 export function findCredential(headers: RequestHeaders, sources: CredentialSources): CredentialLookup {
-  const found: string[] = []
+  const found: (string | KeyCredential)[] = []
   let unsupported = false
   if (sources.schemes.size > 0) {
     const lines = valuesOf(headers, 'authorization')
@@ -88,10 +110,17 @@ export function findCredential(headers: RequestHeaders, sources: CredentialSourc
     if (line !== undefined) {
       const match = AUTHORIZATION_PATTERN.exec(line)
       if (match === null) return { kind: 'malformed_header' }
-      if (sources.schemes.has(match[1]!.toLowerCase())) {
+      const scheme = match[1]!.toLowerCase()
+      if (sources.schemes.has(scheme)) {
         const credential = match[2]
         if (credential === undefined || !B64TOKEN_PATTERN.test(credential)) return { kind: 'malformed_header' }
-        found.push(credential)
+        if (scheme === 'basic') {
+          const pair = basicCredential(credential)
+          if (pair === null) return { kind: 'malformed_header' }
+          found.push(pair)
+        } else {
+          found.push(credential)
+        }
       } else {
         unsupported = true
       }

@@ -28,6 +28,8 @@ declare global {
     interface Request {
       /** The verified API key; set by `apiKeyAuth` on the routes it guards. */
       apiKey: ApiKey
+      /** The verified key's effective scopes (its own, its roles' and its groups'); set with `apiKey`. */
+      apiKeyScopes: readonly string[]
     }
   }
 }
@@ -50,6 +52,8 @@ declare global {
 export interface ApiKeyRequest extends IncomingMessage {
   /** The verified key, set once the middleware accepted the request. */
   apiKey?: ApiKey
+  /** The verified key's effective scopes (its own, its roles' and its groups'). */
+  apiKeyScopes?: readonly string[]
 }
 
 /**
@@ -128,6 +132,7 @@ export function apiKeyAuth(keys: KeyManager, options: ApiKeyAuthOptions<Incoming
     // Before next(): the route may send the response at once.
     if (!res.headersSent) for (const [name, value] of Object.entries(decision.headers)) res.setHeader(name, value)
     ;(req as ApiKeyRequest).apiKey = decision.key
+    ;(req as ApiKeyRequest).apiKeyScopes = decision.scopes
     next()
   }
 }

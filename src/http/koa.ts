@@ -28,6 +28,8 @@ declare module 'koa' {
   interface DefaultState {
     /** The verified API key; set by `apiKeyAuth` on the routes it guards. */
     apiKey: ApiKey
+    /** The verified key's effective scopes (its own, its roles' and its groups'); set with `apiKey`. */
+    apiKeyScopes: readonly string[]
   }
 }
 
@@ -123,6 +125,7 @@ export function apiKeyAuth(keys: KeyManager, options: ApiKeyAuthOptions<ApiKeyCo
     }
     if (Object.keys(decision.headers).length > 0) ctx.set({ ...decision.headers })
     ctx.state.apiKey = decision.key
+    ctx.state.apiKeyScopes = decision.scopes
     await next()
   }
 }

@@ -18,6 +18,7 @@ import {
   buildLimitRejection,
   buildResponses,
   DEFAULT_MESSAGES,
+  insufficientScopeFor,
   type ProblemCode,
   type RejectionResponse,
   type RejectionStatus,
@@ -48,6 +49,9 @@ export type RejectReason =
   | 'ambiguous_credentials'
   | VerifyFailureReason
   | 'invalid_cost'
+  | 'wrong_key_type'
+  | 'check_failed'
+  | 'invalid_scopes'
   | 'store_unavailable'
   | 'store_timeout'
   | 'internal_error'
@@ -103,8 +107,40 @@ type CostFunction<Request> = { cost(request: Request): number }['cost']
  * ```
  */
 export interface ApiKeyAuthOptions<Request = unknown> {
-  /** Every one of these scopes must be granted; otherwise 403. */
-  scopes?: readonly string[]
+  /**
+   * Every one of these scopes must be granted (directly, by a role or by a group); otherwise 403
+   * `insufficient_scope`. Or a function of the request returning them (Express passes `req`, Koa
+   * `ctx`), e.g. by method. Checked before the request is charged. A function that throws or returns
+   * something other than a list of scopes refuses the request: 403 `insufficient_scope`, reason
+   * `invalid_scopes` (with the error) for `onReject`.
+   */
+  scopes?: readonly string[] | ((request: Request) => readonly string[])
+  /**
+   * The key's `type` must be one of these; otherwise 403 `wrong_key_type`. Checked once the key is
+   * verified, so a refused request has been charged to the key's limits like any other.
+   *
+   * @example
+   * ```ts
+   * import { apiKeyAuth } from 'keywarden/express'
+   *
+   * app.post('/ingest', apiKeyAuth(keys, { types: ['ingestion'] }), (req, res) => res.sendStatus(202))
+   * ```
+   */
+  types?: readonly string[]
+  /**
+   * A check of your own on the verified key and the request: `false` (or a rejected promise, or a
+   * throw) refuses it with 403 `check_failed`; the error, if any, goes to `onReject`. Runs last, once
+   * the key is verified and charged.
+   *
+   * @example
+   * ```ts
+   * import { apiKeyAuth } from 'keywarden/express'
+   *
+   * // Only requests for the key's own tenant:
+   * app.get('/reports', apiKeyAuth(keys, { check: (key, req) => key.tenantId === req.headers['x-tenant-id'] }), (req, res) => res.json([]))
+   * ```
+   */
+  check?: (key: ApiKey, request: Request) => boolean | Promise<boolean>
   /** The key must belong to this environment; otherwise 401. */
   environment?: string
   /** Accepted `Authorization` schemes (case-insensitive). Default `['Bearer', 'Api-Key']`; `[]` ignores `Authorization`. */
@@ -244,7 +280,10 @@ function optionsSchema(keys: KeyManager) {
   return z
     .strictObject({
       scopes: z._default(
-        z.array(z.string().check(z.regex(SCOPE_PATTERN, 'must be 1-128 printable ASCII characters without spaces, quotes or backslashes'))),
+        z.union([
+          z.array(z.string().check(z.regex(SCOPE_PATTERN, 'must be 1-128 printable ASCII characters without spaces, quotes or backslashes'))),
+          z.custom<(request: unknown) => unknown>((value) => typeof value === 'function', 'must be a list of scopes or a function of the request'),
+        ]),
         [],
       ),
       environment: z.optional(z.enum(keys.options.environments as [string, ...string[]])),
@@ -281,6 +320,8 @@ function optionsSchema(keys: KeyManager) {
         ]),
       ),
       rateLimitHeaders: z._default(z.boolean(), true),
+      types: z.optional(z.array(z.string().check(z.minLength(1), z.maxLength(256))).check(z.minLength(1, 'must name at least one key type'))),
+      check: z.optional(z.custom<(key: ApiKey, request: unknown) => unknown>((value) => typeof value === 'function', 'must be a function')),
     })
     .check(
       z.refine((options) => options.schemes.length > 0 || options.header !== false, {
@@ -288,6 +329,30 @@ function optionsSchema(keys: KeyManager) {
         path: ['schemes'],
       }),
     )
+}
+
+/** Runs the host's scopes function; anything but a list of valid scopes becomes the error `onReject` sees. */
+function scopesOf(scopes: (request: unknown) => unknown, request: unknown): readonly string[] | ConfigError {
+  let value: unknown
+  try {
+    value = scopes(request)
+  } catch (error) {
+    return new ConfigError([{ path: ['scopes'], message: 'threw an error' }], { cause: error })
+  }
+  if (!Array.isArray(value) || !value.every((scope) => typeof scope === 'string' && SCOPE_PATTERN.test(scope))) {
+    return new ConfigError([{ path: ['scopes'], message: 'returned something other than a list of scopes' }])
+  }
+  return value as string[]
+}
+
+/** Runs the host's check: `true`, `false`, or the error it failed with (which refuses too). */
+async function checkOf(check: (key: ApiKey, request: unknown) => unknown, key: ApiKey, request: unknown): Promise<boolean | Error> {
+  try {
+    const passed = await check(key, request)
+    return passed === true ? true : passed === false ? false : new ConfigError([{ path: ['check'], message: 'returned something other than a boolean' }])
+  } catch (error) {
+    return new ConfigError([{ path: ['check'], message: 'threw an error' }], { cause: error })
+  }
 }
 
 /** Runs the host's cost function; a failure of any kind becomes the error `onReject` sees. */
@@ -363,7 +428,9 @@ export function createRequestVerifier<Request = RequestHeaders>(keys: KeyManager
   const schema = optionsSchema(keys)
   const parsed = schema.safeParse(options ?? {}, PARSE_CONTEXT)
   if (!parsed.success) throw new ConfigError(toIssues(parsed.error, schema))
-  const { scopes, environment, schemes, header, realm, messages, retryAfterSeconds, timeout, onReject, cost, rateLimitHeaders } = parsed.data
+  const { scopes: scopeOption, environment, schemes, header, realm, messages, retryAfterSeconds, timeout, onReject, cost, rateLimitHeaders, types, check } = parsed.data
+  const scopes = typeof scopeOption === 'function' ? [] : scopeOption
+  const scopesFunction = typeof scopeOption === 'function' ? scopeOption : null
   const deadlines = new DeadlineQueue(timeout)
 
   const sources: CredentialSources = {
@@ -415,27 +482,42 @@ export function createRequestVerifier<Request = RequestHeaders>(keys: KeyManager
         return reject(responses.invalidRequest, 'ambiguous_credentials', null)
     }
     let options = verifyOptions
+    const credential = found.token
+    const keyIdOf = () => (typeof credential === 'string' ? (keys.parseToken(credential)?.keyId ?? null) : credential.keyId)
+    const subject = request === undefined ? headers : request
     if (costFunction !== null) {
       // Only once there is a credential: a request that fails on its headers costs the host nothing.
-      const weight = costOf(costFunction as (request: unknown) => unknown, request === undefined ? headers : request)
-      if (weight instanceof ConfigError) return reject(responses.unavailable, 'invalid_cost', keys.parseToken(found.token)?.keyId ?? null, weight)
-      options = { ...verifyOptions, cost: weight }
+      const weight = costOf(costFunction as (request: unknown) => unknown, subject)
+      if (weight instanceof ConfigError) return reject(responses.unavailable, 'invalid_cost', keyIdOf(), weight)
+      options = { ...options, cost: weight }
+    }
+    let insufficient = responses.insufficientScope
+    if (scopesFunction !== null) {
+      const required = scopesOf(scopesFunction, subject)
+      if (required instanceof ConfigError) return reject(responses.insufficientScope, 'invalid_scopes', keyIdOf(), required)
+      options = { ...options, scopes: required }
+      insufficient = insufficientScopeFor(settings, required)
     }
     try {
-      const result = await deadlines.limit(keys.verify(found.token, options))
+      const result = await deadlines.limit(keys.verify(credential, options))
       if (result.valid) {
         const { key, scopes: granted, limits, credits } = result
+        if (types !== undefined && (key.type === null || !types.includes(key.type))) return reject(responses.wrongKeyType, 'wrong_key_type', key.id)
+        if (check !== undefined) {
+          const passed = await checkOf(check, key, subject)
+          if (passed !== true) return reject(responses.checkFailed, 'check_failed', key.id, passed === false ? undefined : passed)
+        }
         return { ok: true, status: 200, key, scopes: granted, limits, credits, headers: acceptedHeaders(settings, limits, keys.options.clock()) }
       }
       if (result.reason === 'rate_limited' || result.reason === 'usage_exceeded') {
         const response = buildLimitRejection(settings, result, keys.options.clock())
         return reject(response, result.reason, result.keyId, undefined, result.reason === 'rate_limited' ? result.violated : ['credits'])
       }
-      const response = result.reason === 'insufficient_scope' ? responses.insufficientScope : responses.invalidToken
+      const response = result.reason === 'insufficient_scope' ? insufficient : responses.invalidToken
       return reject(response, result.reason, result.keyId)
     } catch (error) {
       const reason = error instanceof DeadlineExceeded ? 'store_timeout' : error instanceof StoreError ? 'store_unavailable' : 'internal_error'
-      return reject(responses.unavailable, reason, keys.parseToken(found.token)?.keyId ?? null, error instanceof DeadlineExceeded ? undefined : error)
+      return reject(responses.unavailable, reason, keyIdOf(), error instanceof DeadlineExceeded ? undefined : error)
     }
   }
 }

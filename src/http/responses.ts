@@ -28,6 +28,8 @@ export type ProblemCode =
   | 'invalid_request'
   | 'invalid_token'
   | 'insufficient_scope'
+  | 'wrong_key_type'
+  | 'check_failed'
   | 'rate_limited'
   | 'usage_exceeded'
   | 'service_unavailable'
@@ -124,6 +126,8 @@ export const DEFAULT_MESSAGES: Readonly<Record<ProblemCode, string>> = {
   invalid_request: 'The request carries a malformed or ambiguous credential.',
   invalid_token: 'The API key is not valid.',
   insufficient_scope: 'The API key does not grant the scopes this request needs.',
+  wrong_key_type: 'This route does not accept API keys of this type.',
+  check_failed: 'The API key may not make this request.',
   rate_limited: 'Too many requests with this API key. Retry after the number of seconds in Retry-After.',
   usage_exceeded: 'The usage credits of this API key are spent.',
   service_unavailable: 'API keys cannot be checked right now. Try again later.',
@@ -174,7 +178,15 @@ export function buildResponses(settings: ResponseSettings) {
       'WWW-Authenticate': challenge(settings, `error="insufficient_scope"${scope ? `, scope="${scope}"` : ''}`),
     }),
     unavailable: build(503, 'service_unavailable', settings, { 'Retry-After': String(settings.retryAfterSeconds) }),
+    wrongKeyType: build(403, 'wrong_key_type', settings, {}),
+    checkFailed: build(403, 'check_failed', settings, {}),
   })
+}
+
+/** The 403 for scopes a route computed from the request: its challenge names them. */
+export function insufficientScopeFor(settings: ResponseSettings, scopes: readonly string[]): RejectionResponse {
+  const scope = scopes.join(' ')
+  return build(403, 'insufficient_scope', settings, { 'WWW-Authenticate': challenge(settings, `error="insufficient_scope"${scope ? `, scope="${scope}"` : ''}`) })
 }
 
 /**

@@ -73,8 +73,9 @@ export async function startServer(framework: Framework, keys: KeyManager, option
 export interface GuardedRoute {
   readonly method: 'GET' | 'POST'
   readonly path: string
-  /** `never`: one options object serves both frameworks (a cost function may take whatever both pass). */
-  readonly options: ApiKeyAuthOptions<never>
+  /** `any`: one options object serves both frameworks (its functions take whatever each passes). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly options: ApiKeyAuthOptions<any>
 }
 
 /**
@@ -94,7 +95,7 @@ export async function startRoutes(framework: Framework, keys: KeyManager, routes
       guards.set(route.options, guard)
       const handler = (req: express.Request, res: express.Response) => {
         passed.push(req.path)
-        res.json({ id: req.apiKey.id, path: req.path })
+        res.json({ id: req.apiKey.id, path: req.path, scopes: req.apiKeyScopes })
       }
       if (route.method === 'GET') app.get(route.path, guard, handler)
       else app.post(route.path, guard, handler)
@@ -113,7 +114,7 @@ export async function startRoutes(framework: Framework, keys: KeyManager, routes
       guards.set(route.options, guard)
       const handler = (ctx: Koa.Context) => {
         passed.push(ctx.path)
-        ctx.body = { id: ctx.state.apiKey.id, path: ctx.path }
+        ctx.body = { id: ctx.state.apiKey.id, path: ctx.path, scopes: ctx.state.apiKeyScopes }
       }
       if (route.method === 'GET') router.get(route.path, guard, handler)
       else router.post(route.path, guard, handler)
