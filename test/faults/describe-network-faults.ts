@@ -308,7 +308,8 @@ export async function describeNetworkFaults(backend: NetworkBackend): Promise<vo
         const { key, token } = await issue()
         const before = (await fixture.direct.get(key.id))!
         const idempotencyKey = randomUUID()
-        hooks.update = () => proxy.holdReplies()
+        // The change and its audit entry commit together: the answer is lost once the commit is on its way.
+        hooks.update = () => onRequest(backend.commitMarker, () => proxy.holdReplies())
         const { error, ms } = await loseTheAnswer(() => keys.rotate(key.id, { idempotencyKey }))
         expect(error).toBeInstanceOf(StoreError)
         expect(ms).toBeLessThan(BOUND_MS)
@@ -341,7 +342,8 @@ export async function describeNetworkFaults(backend: NetworkBackend): Promise<vo
 
       it('rejects with StoreError when the revocation committed but its answer was lost, and the key never verifies again', async () => {
         const { key, token } = await issue()
-        hooks.update = () => proxy.holdReplies()
+        // The change and its audit entry commit together: the answer is lost once the commit is on its way.
+        hooks.update = () => onRequest(backend.commitMarker, () => proxy.holdReplies())
         const { error, ms } = await loseTheAnswer(() => keys.revoke(key.id))
         expect(error).toBeInstanceOf(StoreError)
         expect(ms).toBeLessThan(BOUND_MS)

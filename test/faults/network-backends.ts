@@ -38,7 +38,7 @@ export interface FaultFixture {
 export interface NetworkBackend {
   readonly name: 'redis' | 'postgres' | 'mariadb'
   readonly target: { readonly host: string; readonly port: number }
-  /** Text in the request that commits a quota insert: the insert script, or the transaction's COMMIT. */
+  /** Text in the request that commits a quota insert or an audited change: the script, or the transaction's COMMIT. */
   readonly commitMarker: string
   readonly gate: () => Promise<ServiceGate>
   readonly open: (proxy: TcpProxy) => Promise<FaultFixture>

@@ -26,7 +26,7 @@ describe.each(FRAMEWORKS)('route requirements (%s)', (framework) => {
     const { token } = await keys.create({ name: 'r', environment: 'live', scopes: ['own'], roles: ['reader'] })
     const response = await call(url('/read'), { authorization: `Bearer ${token}` })
     expect(response.status).toBe(200)
-    expect((await response.json()).scopes).toEqual(['own', 'data:read'])
+    expect(((await response.json()) as { scopes: string[] }).scopes).toEqual(['own', 'data:read'])
   })
 
   it('types: a key of another type (or none) is refused with 403 wrong_key_type', async () => {
@@ -107,7 +107,7 @@ describe.each(FRAMEWORKS)('route requirements (%s)', (framework) => {
     const { keyId, secret } = keys.splitToken(token)!
     const accepted = await call(url('/basic'), { authorization: basic(`${keyId}:${secret}`) })
     expect(accepted.status).toBe(200)
-    expect((await accepted.json()).id).toBe(key.id)
+    expect(((await accepted.json()) as { id: string }).id).toBe(key.id)
     expect((await call(url('/basic'), { authorization: `basic ${Buffer.from(`${keyId}:${secret}`).toString('base64')}` })).status).toBe(200)
     expect((await call(url('/bearer'), { authorization: basic(`${keyId}:${secret}`) })).status).toBe(401)
     const challenge = (await call(url('/basic'), {})).headers.get('www-authenticate')

@@ -14,7 +14,7 @@ import { insertParams, readCount, rowToRecord, updateParams } from './row-mappin
 import type { SqlDialect, SqlDriver, SqlStatement, TransactionSteps, UsageKey } from './seams.js'
 import { adjustSteps, consumeSteps, evaluateGuarded, evaluateUsage, guardedSteps, readConsumed, RunAgain, usageKeys } from './usage.js'
 
-const MAX_ATTEMPTS = 5
+const MAX_ATTEMPTS = 8
 
 /**
  * The shared implementation behind `PostgresStore`, `MySqlStore` and `SqliteStore`; use one of those.
@@ -378,6 +378,9 @@ export abstract class SqlStore implements KeyStore, UsageStore, AuditStore {
         // Deadlocks and serialization failures are rolled back whole by the database, so the operation
         // can run again; a few attempts, then the error surfaces as a StoreError.
         if (attempt >= MAX_ATTEMPTS || !this.#dialect.isRetryable(error)) throw error
+        // Jittered, growing pauses: transactions that deadlocked once (a key and its audit entry
+        // racing a delete of it) would otherwise meet again at once.
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 2 ** attempt))
       }
     }
   }
