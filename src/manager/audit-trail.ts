@@ -3,7 +3,7 @@
  * with the change, so both land in one atomic step), and reads and prunes the trail.
  */
 import * as z from 'zod/mini'
-import { isAuditStore, type Actor, type AuditAction, type AuditChanges, type AuditRecord, type AuditStore } from '../audit/audit-store.js'
+import { isAuditStore, type AuditAction, type AuditRecord, type AuditStore } from '../audit/audit-store.js'
 import { changesBetween } from '../audit/changes.js'
 import type { ResolvedContext } from '../audit/context.js'
 import { generateKeyId } from '../crypto/random.js'
@@ -25,27 +25,9 @@ import type { CursorBinding, Paging } from './paging.js'
  * console.info(items.map(line))
  * ```
  */
-export interface AuditEntry {
-  /** The entry's ID. */
-  readonly id: string
+export interface AuditEntry extends Omit<AuditRecord, 'at'> {
   /** When the change happened. */
   readonly at: Date
-  /** What happened. */
-  readonly action: AuditAction
-  /** The key changed; `null` for a credit change of a shared pool. */
-  readonly keyId: string | null
-  /** The key's (or pool's) owner. */
-  readonly ownerId: string | null
-  /** The key's (or pool's) tenant. */
-  readonly tenantId: string | null
-  /** Who made the change; `null` when the call named no actor. */
-  readonly actor: Actor | null
-  /** Why; `null` when not given. */
-  readonly reason: string | null
-  /** The caller's request ID; `null` when not given. */
-  readonly requestId: string | null
-  /** The fields that really changed, `{ from, to }`; never a secret, hash or pepper. */
-  readonly changes: AuditChanges
 }
 
 /**

@@ -6,7 +6,8 @@ import { KeyManager, QuotaExceededError, type KeyStore } from '../../index.js'
 import { T0 } from '../records.js'
 import type { SuiteContext } from './case-helpers.js'
 
-function managerOn(store: KeyStore, overrides: Partial<ConstructorParameters<typeof KeyManager>[0]> = {}) {
+/** A KeyManager on the store under test, with a clock the case sets (`setNow`) or moves (`advance`). */
+export function managerOn(store: KeyStore, overrides: Partial<ConstructorParameters<typeof KeyManager>[0]> = {}) {
   let now = T0
   const keys = new KeyManager({
     store,
@@ -21,6 +22,7 @@ function managerOn(store: KeyStore, overrides: Partial<ConstructorParameters<typ
     setNow: (ms: number) => {
       now = ms
     },
+    advance: (ms: number) => (now += ms),
   }
 }
 

@@ -5,23 +5,16 @@
  */
 import { ConflictError, KeyManager, isUsageStore, type Actor, type KeyStore } from '../../index.js'
 import { T0 } from '../records.js'
+import { managerOn as sharedManagerOn } from './key-manager.js'
 import type { SuiteContext } from './case-helpers.js'
 
 const ADMIN: Actor = { type: 'user', id: 'admin-1', tenantId: 'acme' }
 const BOT: Actor = { type: 'service', id: 'provisioner' }
 
+const ROLES = { roles: { reader: ['data:read'], writer: ['data:write'] }, groups: { support: ['reader'] } }
+
 function managerOn(store: KeyStore, overrides: Partial<ConstructorParameters<typeof KeyManager>[0]> = {}) {
-  let now = T0
-  const keys = new KeyManager({
-    store,
-    prefix: 'conf',
-    pepper: 'conformance-pepper-0123456789',
-    roles: { reader: ['data:read'], writer: ['data:write'] },
-    groups: { support: ['reader'] },
-    clock: () => now,
-    ...overrides,
-  })
-  return { keys, advance: (ms: number) => (now += ms) }
+  return sharedManagerOn(store, { ...ROLES, ...overrides })
 }
 
 export function whoDidWhatScenarios({ test, expect }: SuiteContext): void {
