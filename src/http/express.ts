@@ -1,7 +1,7 @@
 /**
  * Express middleware: `import { apiKeyAuth } from 'keywarden/express'`. Works with Express 4 and 5
  * (and anything built on node's `IncomingMessage` / `ServerResponse`). Importing it types
- * `req.apiKey` on Express's `Request`.
+ * `req.apiKey` and `req.apiKeyScopes` on Express's `Request`.
  *
  * @example
  * ```ts
@@ -100,10 +100,12 @@ export function sendRejection(res: ServerResponse, decision: RejectedRequest): v
 }
 
 /**
- * Guards a route with an API key. On success the verified key is `req.apiKey`, the key's `RateLimit`
+ * Guards a route with an API key. On success the verified key is `req.apiKey`, its effective scopes
+ * (its own, its roles' and its groups') `req.apiKeyScopes`, the key's `RateLimit`
  * and `RateLimit-Policy` fields are set on the response, and the request goes on; otherwise the
  * middleware answers (400, 401, 403, 429 or 503, RFC 6750 challenge, RFC 9457 problem body) and the
- * request stops there. It never calls `next(error)` and never logs a header. A `cost` function gets `req`.
+ * request stops there. It never calls `next(error)` and never logs a header. `cost`, `scopes` and
+ * `check` functions get `req`.
  *
  * @throws {@link keywarden!ConfigError | ConfigError} at build time for invalid options.
  * @example
@@ -118,6 +120,11 @@ export function sendRejection(res: ServerResponse, decision: RejectedRequest): v
  * // A report export weighs what the client asks for, capped; a bad header falls back to 1.
  * app.post('/exports', apiKeyAuth(keys, { cost: (req: express.Request) => Math.min(100, Number.parseInt(req.get('x-pages') ?? '', 10) || 1) }), (req, res) => {
  *   res.status(202).json({ owner: req.apiKey.ownerId })
+ * })
+ * // Ingestion keys only, for their own tenant; also accepts `curl -u keyId:secret`:
+ * const ingest = apiKeyAuth(keys, { types: ['ingestion'], schemes: ['Bearer', 'Basic'], check: (key, req: express.Request) => key.tenantId === req.params['tenant'] })
+ * app.post('/tenants/:tenant/events', ingest, (req, res) => {
+ *   res.status(202).json({ scopes: req.apiKeyScopes })
  * })
  * ```
  */

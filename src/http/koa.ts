@@ -1,6 +1,6 @@
 /**
  * Koa middleware: `import { apiKeyAuth } from 'keywarden/koa'`. Works with Koa 2 and 3 and `@koa/router`.
- * Importing it types `ctx.state.apiKey` on Koa's `DefaultState`.
+ * Importing it types `ctx.state.apiKey` and `ctx.state.apiKeyScopes` on Koa's `DefaultState`.
  *
  * @example
  * ```ts
@@ -53,10 +53,12 @@ declare module 'koa' {
 export interface ApiKeyContext {
   /** Node's request, whose `rawHeaders` carry the credential. */
   req: IncomingMessage
-  /** Where the verified key goes, as `state.apiKey`. */
+  /** Where the verified key goes, as `state.apiKey`, and its effective scopes, as `state.apiKeyScopes`. */
   state: {
     /** The verified key, set once the middleware accepted the request. */
     apiKey?: ApiKey
+    /** The verified key's effective scopes (its own, its roles' and its groups'), set with `apiKey`. */
+    apiKeyScopes?: readonly string[]
   } & Record<string, unknown>
   /** Set to 400, 401, 403 or 503 on rejection. */
   status: number
@@ -91,10 +93,12 @@ export interface ApiKeyContext {
 export type ApiKeyKoaMiddleware = (ctx: ApiKeyContext, next: () => Promise<unknown>) => Promise<void>
 
 /**
- * Guards a route with an API key. On success the verified key is `ctx.state.apiKey`, the key's
+ * Guards a route with an API key. On success the verified key is `ctx.state.apiKey`, its effective
+ * scopes (its own, its roles' and its groups') `ctx.state.apiKeyScopes`, the key's
  * `RateLimit` and `RateLimit-Policy` fields are set on the response, and `next()` runs; otherwise the
  * middleware answers (400, 401, 403, 429 or 503, RFC 6750 challenge, RFC 9457 problem body) and
- * `next()` is not called. Nothing is thrown into Koa's error handling. A `cost` function gets `ctx`.
+ * `next()` is not called. Nothing is thrown into Koa's error handling. `cost`, `scopes` and `check`
+ * functions get `ctx`.
  *
  * @throws {@link keywarden!ConfigError | ConfigError} at build time for invalid options.
  * @example
@@ -109,6 +113,12 @@ export type ApiKeyKoaMiddleware = (ctx: ApiKeyContext, next: () => Promise<unkno
  * // Searches weigh 5 units of the key's limits and credits, everything else 1:
  * router.get('/search', apiKeyAuth(keys, { cost: (ctx) => (ctx.path === '/search' ? 5 : 1) }), (ctx) => {
  *   ctx.body = { results: [] }
+ * })
+ * // Ingestion keys only, writes need data:write; also accepts `curl -u keyId:secret`:
+ * const ingest = apiKeyAuth(keys, { types: ['ingestion'], schemes: ['Bearer', 'Basic'], scopes: (ctx) => (ctx.method === 'GET' ? ['data:read'] : ['data:write']) })
+ * router.post('/events', ingest, (ctx) => {
+ *   ctx.status = 202
+ *   ctx.body = { scopes: ctx.state.apiKeyScopes }
  * })
  * ```
  */

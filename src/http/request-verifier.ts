@@ -30,6 +30,9 @@ import {
  * failure to verify at all. Goes to `onReject` and logs, never to the caller. `invalid_cost`: the `cost`
  * function threw or returned something other than an integer >= 0 (answered 503, like any other
  * failure to check the key; `error` is a {@link ConfigError} whose `cause` is what the function threw).
+ * `invalid_scopes`: the `scopes` function failed the same way (answered 403 `insufficient_scope`).
+ * `wrong_key_type`: the key's type is not in `types` (403 `wrong_key_type`). `check_failed`: `check`
+ * did not return `true` (403 `check_failed`; `error` set when it threw or returned a non-boolean).
  *
  * @example
  * ```ts
@@ -89,6 +92,8 @@ export interface Rejection {
 // Method syntax makes the parameter bivariant, so a function written for Express's `Request` or Koa's
 // `Context` fits where the middleware promises only node's `IncomingMessage` or the minimal context.
 type CostFunction<Request> = { cost(request: Request): number }['cost']
+type ScopesFunction<Request> = { scopes(request: Request): readonly string[] }['scopes']
+type CheckFunction<Request> = { check(key: ApiKey, request: Request): boolean | Promise<boolean> }['check']
 
 /**
  * Options shared by {@link createRequestVerifier} and the Express and Koa middlewares. Invalid options
@@ -111,13 +116,24 @@ export interface ApiKeyAuthOptions<Request = unknown> {
    * Every one of these scopes must be granted (directly, by a role or by a group); otherwise 403
    * `insufficient_scope`. Or a function of the request returning them (Express passes `req`, Koa
    * `ctx`), e.g. by method. Checked before the request is charged. A function that throws or returns
-   * something other than a list of scopes refuses the request: 403 `insufficient_scope`, reason
-   * `invalid_scopes` (with the error) for `onReject`.
+   * something other than a list of scopes (a promise, say: it must answer synchronously) refuses the
+   * request: 403 `insufficient_scope`, reason `invalid_scopes` (with the error) for `onReject`.
+   *
+   * @example
+   * ```ts
+   * import type { Request } from 'express'
+   * import { apiKeyAuth } from 'keywarden/express'
+   *
+   * // One guard for a path that is read with GET and written with anything else:
+   * const byMethod = apiKeyAuth(keys, { scopes: (req: Request) => (req.method === 'GET' ? ['data:read'] : ['data:write']) })
+   * app.route('/data').get(byMethod, (req, res) => res.json([])).put(byMethod, (req, res) => res.sendStatus(204))
+   * ```
    */
-  scopes?: readonly string[] | ((request: Request) => readonly string[])
+  scopes?: readonly string[] | ScopesFunction<Request>
   /**
-   * The key's `type` must be one of these; otherwise 403 `wrong_key_type`. Checked once the key is
-   * verified, so a refused request has been charged to the key's limits like any other.
+   * The key's `type` must be one of these (a non-empty list); otherwise 403 `wrong_key_type`. A key
+   * without a type never passes. Checked once the key is verified, so a refused request has been
+   * charged to the key's limits like any other.
    *
    * @example
    * ```ts
@@ -128,9 +144,10 @@ export interface ApiKeyAuthOptions<Request = unknown> {
    */
   types?: readonly string[]
   /**
-   * A check of your own on the verified key and the request: `false` (or a rejected promise, or a
-   * throw) refuses it with 403 `check_failed`; the error, if any, goes to `onReject`. Runs last, once
-   * the key is verified and charged.
+   * A check of your own on the verified key and the request (Express passes `req`, Koa `ctx`): only
+   * `true` lets it through. `false` refuses it with 403 `check_failed`; so does a throw, a rejected
+   * promise or any other value, whose {@link ConfigError} (with `cause`) goes to `onReject`. Never a
+   * 500. Runs last, once the key is verified, `types` passed and the request was charged.
    *
    * @example
    * ```ts
@@ -140,7 +157,7 @@ export interface ApiKeyAuthOptions<Request = unknown> {
    * app.get('/reports', apiKeyAuth(keys, { check: (key, req) => key.tenantId === req.headers['x-tenant-id'] }), (req, res) => res.json([]))
    * ```
    */
-  check?: (key: ApiKey, request: Request) => boolean | Promise<boolean>
+  check?: CheckFunction<Request>
   /** The key must belong to this environment; otherwise 401. */
   environment?: string
   /** Accepted `Authorization` schemes (case-insensitive). Default `['Bearer', 'Api-Key']`; `[]` ignores `Authorization`. */
@@ -331,6 +348,14 @@ function optionsSchema(keys: KeyManager) {
     )
 }
 
+function settleQuietly(value: unknown): void {
+  try {
+    if (typeof (value as { then?: unknown } | null)?.then === 'function') (value as Promise<unknown>).then(undefined, () => undefined)
+  } catch {
+    // A value whose `then` throws is just another bad value.
+  }
+}
+
 /** Runs the host's scopes function; anything but a list of valid scopes becomes the error `onReject` sees. */
 function scopesOf(scopes: (request: unknown) => unknown, request: unknown): readonly string[] | ConfigError {
   let value: unknown
@@ -340,6 +365,8 @@ function scopesOf(scopes: (request: unknown) => unknown, request: unknown): read
     return new ConfigError([{ path: ['scopes'], message: 'threw an error' }], { cause: error })
   }
   if (!Array.isArray(value) || !value.every((scope) => typeof scope === 'string' && SCOPE_PATTERN.test(scope))) {
+    // An async scopes function would otherwise leave an unhandled rejection behind.
+    settleQuietly(value)
     return new ConfigError([{ path: ['scopes'], message: 'returned something other than a list of scopes' }])
   }
   return value as string[]
@@ -365,11 +392,7 @@ function costOf(cost: (request: unknown) => unknown, request: unknown): number |
   }
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value
   // An async cost function would otherwise leave an unhandled rejection behind.
-  try {
-    if (typeof (value as { then?: unknown } | null)?.then === 'function') (value as Promise<unknown>).then(undefined, () => undefined)
-  } catch {
-    // A value whose `then` throws is just another bad value.
-  }
+  settleQuietly(value)
   // The value may come from the request (a header), so it stays out of the message.
   return new ConfigError([{ path: ['cost'], message: 'must return an integer >= 0' }])
 }
@@ -392,9 +415,11 @@ function callQuietly(hook: ApiKeyAuthOptions['onReject'], rejection: Rejection):
  * | situation | status |
  * |---|---|
  * | no credentials, or an unsupported scheme | 401, challenge without `error` |
- * | broken header, ambiguous credentials | 400, `error="invalid_request"` |
+ * | broken header (a malformed Basic credential included), ambiguous credentials | 400, `error="invalid_request"` |
  * | any invalid token (malformed, unknown, wrong secret, expired, revoked, disabled, other environment) | 401, `error="invalid_token"`, identical bytes |
- * | valid key without the required scopes | 403, `error="insufficient_scope"`, `scope="..."` |
+ * | valid key without the required scopes (or a failing `scopes` function) | 403, `error="insufficient_scope"`, `scope="..."` |
+ * | a key whose type is not in `types` | 403 `wrong_key_type`, no challenge |
+ * | `check` did not return `true` | 403 `check_failed`, no challenge |
  * | a rate limit is spent | 429, `Retry-After`, `RateLimit`, `RateLimit-Policy`, `code: 'rate_limited'` |
  * | the credits are spent | 429, `Retry-After` until the refill (if any), `code: 'usage_exceeded'` |
  * | the store fails or times out, or the `cost` function fails | 503, `Retry-After` |

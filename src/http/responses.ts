@@ -149,7 +149,11 @@ export interface ResponseSettings {
 
 function challenge(settings: ResponseSettings, params: string): string {
   const suffix = params ? `, ${params}` : ''
-  return settings.challengeSchemes.map((scheme) => `${scheme} realm="${settings.realm}"${suffix}`).join(', ')
+  // RFC 6750's `error` and `scope` mean nothing to Basic (RFC 7617): its challenge names the realm and
+  // the one charset it may declare, which is the only one keywarden decodes.
+  return settings.challengeSchemes
+    .map((scheme) => (scheme.toLowerCase() === 'basic' ? `${scheme} realm="${settings.realm}", charset="UTF-8"` : `${scheme} realm="${settings.realm}"${suffix}`))
+    .join(', ')
 }
 
 function build(
