@@ -76,9 +76,30 @@ export interface ScopeGrants {
  * ```
  */
 export type PermissionGrant =
-  | { readonly scope: string; readonly via: 'key' }
-  | { readonly scope: string; readonly via: 'role'; readonly role: string }
-  | { readonly scope: string; readonly via: 'group'; readonly group: string; readonly role: string }
+  | {
+      /** The scope granted. */
+      readonly scope: string
+      /** Granted to the key itself. */
+      readonly via: 'key'
+    }
+  | {
+      /** The scope granted. */
+      readonly scope: string
+      /** Granted by one of the key's roles. */
+      readonly via: 'role'
+      /** The role. */
+      readonly role: string
+    }
+  | {
+      /** The scope granted. */
+      readonly scope: string
+      /** Granted by a role of one of the key's groups. */
+      readonly via: 'group'
+      /** The group. */
+      readonly group: string
+      /** The group's role that grants the scope. */
+      readonly role: string
+    }
 
 export class ScopeResolver {
   private readonly roleScopes: ReadonlyMap<string, readonly string[]>
