@@ -290,7 +290,7 @@ describe('MySqlStore with a pool (no server needed)', () => {
     })
     const error = await expectStoreError(stuck.store.insert(makeRecord({ ownerId: 'o' }), { ownerId: 'o', tenantId: null, limit: 1 }), 'insert')
     expect((error.cause as { errno?: number }).errno).toBe(1213)
-    expect(stuck.done).toHaveLength(5)
+    expect(stuck.done).toHaveLength(8)
   })
 
   it('destroys the connection when the rollback fails', async () => {
