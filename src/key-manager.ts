@@ -5,13 +5,14 @@
  */
 import { SecretHasher } from './crypto/hash.js'
 import { KeyNotFoundError, KeyRevokedError, ValidationError } from './errors.js'
-import { KeyEventEmitter, type ChangeDetails, type KeyEventListener, type KeyEventMap, type KeyEventName } from './events.js'
+import { KeyEventEmitter, type KeyEventListener, type KeyEventMap, type KeyEventName } from './events.js'
 import { inputSchemas, type InputSchemas } from './inputs.js'
-import type { AuditAction, ChangeContext } from './audit/audit-store.js'
+import type { ChangeContext } from './audit/audit-store.js'
 import { changeDetails } from './audit/changes.js'
-import { resolveContext, type ResolvedContext, type VersionedChangeContext } from './audit/context.js'
+import type { VersionedChangeContext } from './audit/context.js'
 import { AuditTrail, type AuditInput, type AuditPage, type PruneAuditInput } from './manager/audit-trail.js'
-import { CompareAndSet, MAX_REVOKE_ATTEMPTS } from './manager/compare-and-set.js'
+import { CompareAndSet } from './manager/compare-and-set.js'
+import { KeyChanges } from './manager/key-changes.js'
 import { Permissions, type KeyPermissions } from './manager/permissions.js'
 import { RoleDirectory } from './policy/role-directory.js'
 import { Creation } from './manager/creation.js'
@@ -27,7 +28,6 @@ import { expiringBinding, listBinding, Paging } from './manager/paging.js'
 import { publicKey } from './manager/projection.js'
 import { quotaFor } from './manager/quota.js'
 import { Rotation } from './manager/rotation.js'
-import { planUpdate, type Patch } from './manager/updates.js'
 import { Verifier } from './manager/verification.js'
 import { VerifyReads } from './manager/verify-reads.js'
 import { resolveOptions, type KeyManagerOptions, type ResolvedOptions } from './options.js'
@@ -139,6 +139,7 @@ export class KeyManager {
   readonly #trail: AuditTrail
   readonly #roles: RoleDirectory
   readonly #permissions: Permissions
+  readonly #changes: KeyChanges
 
   /** @throws {@link ConfigError} naming every invalid option. */
   constructor(options: KeyManagerOptions) {
@@ -176,6 +177,20 @@ export class KeyManager {
       trail: this.#trail,
     })
     this.#permissions = new Permissions(this.#roles)
+    this.#changes = new KeyChanges({
+      store,
+      records: this.#records,
+      trail: this.#trail,
+      permissions: this.#permissions,
+      rotation: this.#rotation,
+      events: this.#events,
+      schemas: this.#schemas,
+      expiry: resolved.expiry,
+      clock,
+      project: (record) => this.#publicKey(record),
+      token: (record, secret) => this.#token(record, secret),
+      onDeleted: (keyId) => this.#reads.invalidate(keyId),
+    })
     this.#verifier = new Verifier({
       limiter,
       oneTrip: oneTripFor(store, limits.counters, resolved.cache !== null),
@@ -228,7 +243,7 @@ export class KeyManager {
    */
   async create(input: CreateKeyInput, context?: ChangeContext): Promise<IssuedKey> {
     const parsed = parseInput(this.#schemas.create, input)
-    const change = this.#context(context, false)
+    const change = this.#changes.context(context, false)
     const environment = parsed.environment ?? this.#soleEnvironment()
     const now = this.#clock()
     const fields = {
@@ -251,7 +266,7 @@ export class KeyManager {
     const { record, secret, created } = await this.#creation.insert(fields, quota, parsed.idempotencyKey, now, change)
     if (created && parsed.credits !== undefined) await this.#credits.initialise(record, parsed.credits, change)
     const key = this.#publicKey(record)
-    if (created) this.#emit({ type: 'created', at: new Date(now), key, ...this.#details(change, 'created', null, record) })
+    if (created) this.#emit({ type: 'created', at: new Date(now), key, ...changeDetails(change, 'created', null, record) })
     return { key, token: this.#token(record, secret) }
   }
 
@@ -365,24 +380,9 @@ export class KeyManager {
    * ```
    */
   async update(id: string, patch: UpdateKeyInput, context?: VersionedChangeContext): Promise<ApiKey> {
-    checkKeyId(id)
-    const change = this.#context(context, true)
-    // A field given as `undefined` is treated as omitted, not as a request to erase it.
-    const { expectedVersion = change.expectedVersion, ...parsed } = Object.fromEntries(
-      Object.entries(parseInput(this.#schemas.update, patch)).filter(([, value]) => value !== undefined),
-    ) as Patch & { expectedVersion?: number }
-    if (Object.keys(parsed).length === 0) throw new ValidationError([{ path: [], message: 'names no field to change' }])
-    await this.#permissions.checkPatch(this.#store, id, parsed)
-    const plan = planUpdate(id, parsed, this.options.expiry)
-    const outcome = await this.#records.apply(id, plan.change, { audit: { action: 'updated', context: change }, expectedVersion })
-    const key = this.#publicKey(outcome.after)
-    if (outcome.changed) {
-      const details = this.#details(change, 'updated', outcome.before, outcome.after)
-      this.#emit({ type: 'updated', at: key.updatedAt, key, fields: plan.changes(), ...details })
-      this.#permissions.announce(outcome.before, outcome.after, key, details, this.#events)
-    }
-    return key
+    return this.#changes.update(id, patch, context)
   }
+
 
   /**
    * Enables a disabled key; the next verify accepts it again. Does nothing if it is enabled.
@@ -393,8 +393,9 @@ export class KeyManager {
    * ```
    */
   async enable(id: string, context?: VersionedChangeContext): Promise<ApiKey> {
-    return this.#setEnabled(id, true, context)
+    return this.#changes.setEnabled(id, true, context)
   }
+
 
   /**
    * Disables a key; the next verify rejects it with `disabled`. Reversible with {@link KeyManager.enable}.
@@ -405,8 +406,9 @@ export class KeyManager {
    * ```
    */
   async disable(id: string, context?: VersionedChangeContext): Promise<ApiKey> {
-    return this.#setEnabled(id, false, context)
+    return this.#changes.setEnabled(id, false, context)
   }
+
 
   /**
    * Revokes a key, irreversibly. The record stays (for audit, listing and `status: 'revoked'`) but never
@@ -419,18 +421,9 @@ export class KeyManager {
    * ```
    */
   async revoke(id: string, context?: ChangeContext): Promise<ApiKey> {
-    checkKeyId(id)
-    const change = this.#context(context, false)
-    const outcome = await this.#records.apply(
-      id,
-      (current, now) =>
-        current.revokedAt !== null ? current : { ...current, revokedAt: now, previousHash: null, previousHashExpiresAt: null },
-      { attempts: MAX_REVOKE_ATTEMPTS, audit: { action: 'revoked', context: change } },
-    )
-    const key = this.#publicKey(outcome.after)
-    if (outcome.changed) this.#emit({ type: 'revoked', at: key.updatedAt, key, ...this.#details(change, 'revoked', outcome.before, outcome.after) })
-    return key
+    return this.#changes.revoke(id, context)
   }
+
 
   /**
    * Deletes a key for good. Its tokens fail with `unknown_key` from now on.
@@ -442,17 +435,9 @@ export class KeyManager {
    * ```
    */
   async delete(id: string, context?: ChangeContext): Promise<void> {
-    checkKeyId(id)
-    const change = this.#context(context, false)
-    const record = await callStore('get', () => this.#store.get(id))
-    if (record === null) throw new KeyNotFoundError(id)
-    const now = this.#clock()
-    const entry = this.#trail.entryFor('deleted', record, record, change, now)
-    const existed = await callStore('delete', () => this.#store.delete(id, entry))
-    this.#reads.invalidate(id)
-    if (!existed) throw new KeyNotFoundError(id)
-    this.#emit({ type: 'deleted', at: new Date(now), key: this.#publicKey(record), ...this.#details(change, 'deleted', record, null) })
+    return this.#changes.delete(id, context)
   }
+
 
   /**
    * Replaces a key's secret. The key ID and every setting stay; a new token is returned. The old secret
@@ -469,17 +454,9 @@ export class KeyManager {
    * ```
    */
   async rotate(id: string, options: RotateOptions = {}): Promise<RotatedKey> {
-    checkKeyId(id)
-    const { gracePeriod, idempotencyKey, expectedVersion, ...context } = parseInput(this.#schemas.rotate, options)
-    const change = resolveContext(context)
-    const plan = this.#rotation.plan(id, gracePeriod, idempotencyKey)
-    const outcome = await this.#records.apply(id, plan.change, { audit: { action: 'rotated', context: change }, expectedVersion })
-    const { after } = outcome
-    const key = this.#publicKey(after)
-    const previousSecretValidUntil = Rotation.previousSecretValidUntil(after, gracePeriod)
-    if (outcome.changed) this.#emit({ type: 'rotated', at: key.updatedAt, key, previousSecretValidUntil, ...this.#details(change, 'rotated', outcome.before, after) })
-    return { key, token: this.#token(after, plan.secret()), previousSecretValidUntil }
+    return this.#changes.rotate(id, options)
   }
+
 
   /**
    * The status of a key at the current time: `revoked`, `expired`, `disabled` or `active`.
@@ -598,7 +575,7 @@ export class KeyManager {
    * ```
    */
   addCredits(target: CreditTarget, amount: number, context?: ChangeContext): Promise<CreditBalance> {
-    return this.#credits.adjust(target, 'add', amount, this.#context(context, false))
+    return this.#credits.adjust(target, 'add', amount, this.#changes.context(context, false))
   }
 
   /**
@@ -612,7 +589,7 @@ export class KeyManager {
    * ```
    */
   setCredits(target: CreditTarget, amount: number, context?: ChangeContext): Promise<CreditBalance> {
-    return this.#credits.adjust(target, 'set', amount, this.#context(context, false))
+    return this.#credits.adjust(target, 'set', amount, this.#changes.context(context, false))
   }
 
   /**
@@ -710,35 +687,8 @@ export class KeyManager {
     return environments[0]!
   }
 
-  async #setEnabled(id: string, enabled: boolean, context: VersionedChangeContext | undefined): Promise<ApiKey> {
-    checkKeyId(id)
-    const change = this.#context(context, true)
-    const action = enabled ? 'enabled' : 'disabled'
-    // A disabled key keeps why and by whom, so a settings page can say; enabling it clears both.
-    const disabled = enabled ? { disabledReason: null, disabledBy: null } : { disabledReason: change.reason, disabledBy: change.actor }
-    const outcome = await this.#records.apply(
-      id,
-      (current) => {
-        if (current.revokedAt !== null) throw new KeyRevokedError(id)
-        return current.enabled === enabled ? current : { ...current, enabled, ...disabled }
-      },
-      { audit: { action, context: change }, expectedVersion: change.expectedVersion },
-    )
-    const key = this.#publicKey(outcome.after)
-    if (outcome.changed) this.#emit({ type: action, at: key.updatedAt, key, ...this.#details(change, action, outcome.before, outcome.after) })
-    return key
-  }
 
-  /** The validated change context of a call; `versioned` calls also take `expectedVersion`. */
-  #context(context: VersionedChangeContext | undefined, versioned: boolean): ResolvedContext & { readonly expectedVersion?: number } {
-    if (context === undefined) return resolveContext({})
-    const parsed: VersionedChangeContext = parseInput(versioned ? this.#schemas.versionedContext : this.#schemas.context, context)
-    return { ...resolveContext(parsed), ...(parsed.expectedVersion === undefined ? {} : { expectedVersion: parsed.expectedVersion }) }
-  }
 
-  #details(context: ResolvedContext, action: AuditAction, before: StoredKey | null, after: StoredKey | null): ChangeDetails {
-    return changeDetails(context, action, before, after)
-  }
 
   #emit<E extends KeyEventName>(event: KeyEventMap[E]): void {
     this.#events.emit(event)
