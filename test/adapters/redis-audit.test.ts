@@ -7,7 +7,7 @@ import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MemoryStore } from '../../adapters/memory/index.js'
 import { RedisStore, type SendCommand } from '../../adapters/redis/index.js'
-import { auditMember, orderMember } from '../../adapters/redis/keys.js'
+import { auditMember } from '../../adapters/redis/keys.js'
 import {
   StoreError,
   type Actor,
@@ -22,6 +22,7 @@ import { makeRecord, T0 } from '../conformance/records.js'
 import { setup } from '../helpers.js'
 import { seededRandom } from '../support/differential.js'
 import { redisGate } from '../support/gates.js'
+import { writeLegacyRedisRecord } from '../support/redis-legacy.js'
 import { deleteRedisNamespace, SERVICES, uniqueSuffix } from '../support/services.js'
 
 const gate = await redisGate()
@@ -464,32 +465,9 @@ describe.skipIf(!gate.available)('RedisStore: audit trail', () => {
 
   describe('records written by 0.1.0 (no createdBy, updatedBy, disabledReason, disabledBy)', () => {
     it('read back with the four fields null, through get and list, and update then writes them', async () => {
-      await withStore(async (store, key) => {
+      await withStore(async (store) => {
         const record: StoredKey = makeRecord({ id: 'old1', ownerId: 'u1', name: 'from 0.1.0' })
-        // The hash as 0.1.0's insert script wrote it: `doc` has none of the new fields (nor policy, hasCredits).
-        const fixed = JSON.stringify({ id: 'old1', ownerId: 'u1', tenantId: null, environment: 'live', createdAt: T0 })
-        const doc = JSON.stringify({
-          name: 'from 0.1.0',
-          description: null,
-          type: null,
-          scopes: [],
-          roles: [],
-          groups: [],
-          metadata: {},
-          start: record.start,
-          hash: record.hash,
-          previousHash: null,
-          previousHashExpiresAt: null,
-          updatedAt: T0,
-          expiresAt: null,
-          enabled: true,
-          revokedAt: null,
-          expiryNoticeFor: null,
-        })
-        await ioredis.hset(key('key:old1'), 'fixed', fixed, 'doc', doc, 'version', '1')
-        await ioredis.zadd(key('idx:all'), 0, orderMember(T0, 'old1'))
-        await ioredis.zadd(key('idx:owner:u1'), 0, orderMember(T0, 'old1'))
-        await ioredis.sadd(key('live:owner:u1'), 'old1')
+        await writeLegacyRedisRecord(ioredis, store.namespace, record)
 
         const expected = { ...record, policy: null, hasCredits: false, createdBy: null, updatedBy: null, disabledReason: null, disabledBy: null }
         expect(await store.get('old1')).toStrictEqual(expected)

@@ -8,7 +8,6 @@ import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MemoryStore } from '../../adapters/memory/index.js'
 import { RedisStore, type SendCommand } from '../../adapters/redis/index.js'
-import { orderMember } from '../../adapters/redis/keys.js'
 import { CONSUME_IF_CURRENT } from '../../adapters/redis/scripts/consume-if-current.js'
 import { CONSUME_USAGE } from '../../adapters/redis/scripts/consume-usage.js'
 import { counterExpiresAt } from '../../src/limits/usage-arithmetic.js'
@@ -18,6 +17,7 @@ import { StoreError, type KeyManager, type LimitsOptions, type VerifyResult } fr
 import { makeRecord, T0, type MutableStoredKey } from '../conformance/records.js'
 import { forgeToken, setup } from '../helpers.js'
 import { redisGate } from '../support/gates.js'
+import { writeLegacyRedisRecord } from '../support/redis-legacy.js'
 import { deleteRedisNamespace, SERVICES, uniqueSuffix } from '../support/services.js'
 
 const gate = await redisGate()
@@ -296,30 +296,7 @@ describe.skipIf(!gate.available)('RedisStore usage', () => {
       await withNamespace(async (namespace) => {
         const store = new RedisStore({ client: ioredis, namespace })
         const record = makeRecord({ id: 'old1', ownerId: 'u1', name: 'from 0.1.0', scopes: ['data:read'] })
-        // The hash exactly as 0.1.0's insert script wrote it: its `doc` has no policy and no hasCredits.
-        const fixed = JSON.stringify({ id: 'old1', ownerId: 'u1', tenantId: null, environment: 'live', createdAt: T0 })
-        const doc = JSON.stringify({
-          name: 'from 0.1.0',
-          description: null,
-          type: null,
-          scopes: ['data:read'],
-          roles: [],
-          groups: [],
-          metadata: {},
-          start: record.start,
-          hash: record.hash,
-          previousHash: null,
-          previousHashExpiresAt: null,
-          updatedAt: T0,
-          expiresAt: null,
-          enabled: true,
-          revokedAt: null,
-          expiryNoticeFor: null,
-        })
-        await ioredis.hset(`{${namespace}}:key:old1`, 'fixed', fixed, 'doc', doc, 'version', '1')
-        await ioredis.zadd(`{${namespace}}:idx:all`, 0, orderMember(T0, 'old1'))
-        await ioredis.zadd(`{${namespace}}:idx:owner:u1`, 0, orderMember(T0, 'old1'))
-        await ioredis.sadd(`{${namespace}}:live:owner:u1`, 'old1')
+        await writeLegacyRedisRecord(ioredis, namespace, record)
 
         const read = await store.get('old1')
         expect(read).toEqual(record)
