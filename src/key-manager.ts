@@ -263,10 +263,10 @@ export class KeyManager {
     }
     await this.#permissions.checkNames(fields.tenantId, fields)
     const quota = quotaFor(this.options.maxKeysPerOwner, fields, parsed.owner)
-    const { record, secret, created } = await this.#creation.insert(fields, quota, parsed.idempotencyKey, now, change)
+    const { record, secret, created, changes } = await this.#creation.insert(fields, quota, parsed.idempotencyKey, now, change)
     if (created && parsed.credits !== undefined) await this.#credits.initialise(record, parsed.credits, change)
     const key = this.#publicKey(record)
-    if (created) this.#emit({ type: 'created', at: new Date(now), key, ...changeDetails(change, 'created', null, record) })
+    if (created) this.#emit({ type: 'created', at: new Date(now), key, ...changeDetails(change, changes) })
     return { key, token: this.#token(record, secret) }
   }
 

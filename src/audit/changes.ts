@@ -69,6 +69,6 @@ export function changesBetween(action: AuditAction, before: StoredKey | null, af
 }
 
 /** What a management event says about its change: who, why, and the same `changes` its entry holds. */
-export function changeDetails(context: ResolvedContext, action: AuditAction, before: StoredKey | null, after: StoredKey | null): ChangeDetails {
-  return { actor: context.actor, reason: context.reason, requestId: context.requestId, changes: changesBetween(action, before, after) }
+export function changeDetails(context: ResolvedContext, changes: AuditChanges): ChangeDetails {
+  return { actor: context.actor, reason: context.reason, requestId: context.requestId, changes }
 }

@@ -3,8 +3,7 @@
  * with the change, so both land in one atomic step), and reads and prunes the trail.
  */
 import * as z from 'zod/mini'
-import { isAuditStore, type AuditAction, type AuditRecord, type AuditStore } from '../audit/audit-store.js'
-import { changesBetween } from '../audit/changes.js'
+import { isAuditStore, type AuditAction, type AuditChanges, type AuditRecord, type AuditStore } from '../audit/audit-store.js'
 import type { ResolvedContext } from '../audit/context.js'
 import { generateKeyId } from '../crypto/random.js'
 import { ConfigError } from '../errors.js'
@@ -148,13 +147,10 @@ export class AuditTrail {
     this.#store = isAuditStore(store) ? store : null
   }
 
-  /** The entry a change writes, or `undefined` when the trail is off. */
-  entryFor(action: AuditAction, before: StoredKey | null, after: StoredKey, context: ResolvedContext, now: number): AuditRecord | undefined {
+  /** The entry a change of `key` writes, or `undefined` when the trail is off. */
+  entryFor(action: AuditAction, key: StoredKey, changes: AuditChanges, context: ResolvedContext, now: number): AuditRecord | undefined {
     if (!this.enabled) return undefined
-    return {
-      ...this.#head(action, { keyId: after.id, ownerId: after.ownerId, tenantId: after.tenantId }, context, now),
-      changes: changesBetween(action, before, after),
-    }
+    return { ...this.#head(action, { keyId: key.id, ownerId: key.ownerId, tenantId: key.tenantId }, context, now), changes }
   }
 
   /** The entry of a credit change, whose `changes` the store fills in with the balances. */

@@ -3,13 +3,16 @@
  * random pause, so writers racing on one key spread out instead of colliding again.
  */
 import { ConflictError, KeyNotFoundError } from '../errors.js'
-import type { AuditAction } from '../audit/audit-store.js'
+import type { AuditAction, AuditChanges } from '../audit/audit-store.js'
+import { changesBetween } from '../audit/changes.js'
 import type { ResolvedContext } from '../audit/context.js'
 import type { KeyStore, StoredKey } from '../store.js'
 import type { AuditTrail } from './audit-trail.js'
 import { callStore } from '../store-failure.js'
 
 /** Compare-and-set attempts before a concurrent-update conflict is reported. */
+const NO_CHANGES: AuditChanges = Object.freeze({})
+
 export const MAX_UPDATE_ATTEMPTS = 10
 /**
  * A revoke is the one change that must not lose to a busy key: once it lands every later write is
@@ -40,6 +43,8 @@ export interface ChangeOutcome {
   readonly before: StoredKey
   readonly after: StoredKey
   readonly changed: boolean
+  /** With `audit`: the fields the change really changed, as its entry lists them; `{}` otherwise. */
+  readonly changes: AuditChanges
 }
 
 /**
@@ -66,7 +71,7 @@ export class CompareAndSet {
       if (options.expectedVersion !== undefined && current.version !== options.expectedVersion) throw versionConflict(id, options.expectedVersion, current.version)
       const now = this.clock()
       const next = change(current, now)
-      if (next === current) return { before: current, after: current, changed: false }
+      if (next === current) return { before: current, after: current, changed: false, changes: NO_CHANGES }
       const audit = options.audit
       const after: StoredKey = {
         ...next,
@@ -74,11 +79,12 @@ export class CompareAndSet {
         updatedAt: options.touchUpdatedAt === false ? current.updatedAt : now,
         ...(audit === undefined ? {} : { updatedBy: audit.context.actor }),
       }
-      const entry = audit === undefined ? undefined : this.trail.entryFor(audit.action, current, after, audit.context, now)
+      const changes = audit === undefined ? NO_CHANGES : changesBetween(audit.action, current, after)
+      const entry = audit === undefined ? undefined : this.trail.entryFor(audit.action, after, changes, audit.context, now)
       const outcome = await callStore('update', () => this.store.update(after, current.version, entry))
       if (outcome === 'updated') {
         this.onWritten(id)
-        return { before: current, after, changed: true }
+        return { before: current, after, changed: true, changes }
       }
       if (outcome === 'not_found') throw new KeyNotFoundError(id)
     }

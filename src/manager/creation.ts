@@ -9,6 +9,8 @@ import { ConflictError, QuotaExceededError, StoreError } from '../errors.js'
 import type { KeyStore, QuotaCheck, StoredKey } from '../store.js'
 import { callStore } from '../store-failure.js'
 import { MAX_UPDATE_ATTEMPTS } from './compare-and-set.js'
+import type { AuditChanges } from '../audit/audit-store.js'
+import { changesBetween } from '../audit/changes.js'
 import type { ResolvedContext } from '../audit/context.js'
 import type { AuditTrail } from './audit-trail.js'
 import type { Idempotency } from './idempotency.js'
@@ -27,6 +29,8 @@ export interface Inserted {
   readonly record: StoredKey
   readonly secret: string
   readonly created: boolean
+  /** What the key was created with, as its `created` entry lists it; `{}` for a replay. */
+  readonly changes: AuditChanges
 }
 
 export class Creation {
@@ -58,12 +62,13 @@ export class Creation {
       const keyId = derived?.keyId ?? generateKeyId()
       const secret = derived?.secret ?? generateSecret()
       const record = this.#record(fields, keyId, secret, now, context)
-      const entry = this.trail.entryFor('created', null, record, context, now)
+      const changes = changesBetween('created', null, record)
+      const entry = this.trail.entryFor('created', record, changes, context, now)
       const outcome = await callStore('insert', () => this.store.insert(record, quota, entry))
       if (outcome === 'quota_exceeded') throw new QuotaExceededError(quota!.ownerId, quota!.limit, quota!.tenantId)
       if (outcome === 'inserted') {
         this.onWritten(keyId)
-        return { record, secret, created: true }
+        return { record, secret, created: true, changes }
       }
       if (derived !== null) {
         // The derived ID is taken: by this very request's earlier try (replay it), or it was deleted
@@ -71,7 +76,7 @@ export class Creation {
         const existing = await callStore('get', () => this.store.get(keyId))
         if (existing !== null) {
           this.idempotency.checkReplay(existing, record, secret, now)
-          return { record: existing, secret, created: false }
+          return { record: existing, secret, created: false, changes: {} }
         }
       }
     }

@@ -79,7 +79,7 @@ export class Credits {
     } catch (error) {
       // The create's entry is already written: the rollback is recorded too, so the trail tells the truth.
       const rollback = { ...NO_CONTEXT, actor: { type: 'system' as const, id: 'keywarden' }, reason: CREATE_ROLLED_BACK }
-      const entry = this.parts.trail.entryFor('deleted', record, record, rollback, this.parts.clock())
+      const entry = this.parts.trail.entryFor('deleted', record, {}, rollback, this.parts.clock())
       await this.parts.store.delete(record.id, entry).catch(() => undefined)
       this.parts.onWritten(record.id)
       throw error

@@ -21,6 +21,9 @@ import type { Permissions } from './permissions.js'
 import { Rotation } from './rotation.js'
 import { planUpdate, type Patch } from './updates.js'
 
+/** A deleted key's entry lists nothing: the key is gone, not changed. */
+const NOTHING_CHANGED = Object.freeze({})
+
 /** What the key changes need from their KeyManager. */
 export interface KeyChangesParts {
   readonly store: KeyStore
@@ -101,10 +104,10 @@ export class KeyChanges {
     const record = await callStore('get', () => store.get(id))
     if (record === null) throw new KeyNotFoundError(id)
     const now = clock()
-    const existed = await callStore('delete', () => store.delete(id, trail.entryFor('deleted', record, record, change, now)))
+    const existed = await callStore('delete', () => store.delete(id, trail.entryFor('deleted', record, NOTHING_CHANGED, change, now)))
     this.parts.onDeleted(id)
     if (!existed) throw new KeyNotFoundError(id)
-    events.emit({ type: 'deleted', at: new Date(now), key: this.parts.project(record), ...changeDetails(change, 'deleted', record, null) })
+    events.emit({ type: 'deleted', at: new Date(now), key: this.parts.project(record), ...changeDetails(change, NOTHING_CHANGED) })
   }
 
   async rotate(id: string, options: RotateOptions): Promise<RotatedKey> {
@@ -121,7 +124,7 @@ export class KeyChanges {
   async #apply(id: string, action: AuditAction, change: Change, context: ResolvedContext, options: Omit<ChangeOptions, 'audit'>) {
     const outcome: ChangeOutcome = await this.parts.records.apply(id, change, { ...options, audit: { action, context } })
     const key = this.parts.project(outcome.after)
-    const details: ChangeDetails | null = outcome.changed ? changeDetails(context, action, outcome.before, outcome.after) : null
+    const details: ChangeDetails | null = outcome.changed ? changeDetails(context, outcome.changes) : null
     return { outcome, key, details }
   }
 }
