@@ -206,6 +206,27 @@ export interface KeyEventMap {
     /** When it expires. */
     readonly expiresAt: Date
   }
+  /**
+   * {@link KeyManager.reportLeak} confirmed a reported token as genuine (a true positive): the key's
+   * current secret, or its previous one still in its grace period. Emitted after the key was revoked
+   * or disabled (after that change's own `revoked` or `disabled` event), and also when it already
+   * was (`action: 'none'`), so every place a token turned up is heard of. Tell the owner from here.
+   * Carries neither the token nor its secret or hash.
+   */
+  leaked: {
+    /** The event name. */
+    readonly type: 'leaked'
+    /** When the report was handled. */
+    readonly at: Date
+    /** The key after the change (or as it was, for `action: 'none'`). */
+    readonly key: ApiKey
+    /** What this report did: `revoked`, `disabled`, or `none` when the key already was revoked (or disabled, for a disable). */
+    readonly action: 'revoked' | 'disabled' | 'none'
+    /** Where the token was found, as the report says (GitHub: `commit`, `pull_request`, `issue`, ...); `null` when not given. */
+    readonly source: string | null
+    /** The URL of the place the token was found, as the report gives it; `null` when not given. */
+    readonly url: string | null
+  }
 }
 
 /**

@@ -66,7 +66,7 @@ export type { KeyCredential, SplitToken } from './token/key-pair.js'
 export type { VersionedChangeContext } from './audit/context.js'
 export type { AuditEntry, AuditInput, AuditPage, PruneAuditInput } from './manager/audit-trail.js'
 export type { KeyPermissions } from './manager/permissions.js'
-export type { GroupMap, RoleLookup, RoleMap } from './policy/role-directory.js'
+export type { GroupMap, RoleCatalog, RoleLookup, RoleMap } from './policy/role-directory.js'
 export type { PermissionGrant } from './policy/scopes.js'
 export {
   compareAuditPositions,
@@ -120,3 +120,16 @@ export {
 export type { RequestHeaders } from './http/credentials.js'
 export { rateLimitHeaders, retryAfterSeconds, type LimitRefusal, type RateLimitHeaders } from './http/rate-limit-headers.js'
 export { QUOTA_EXCEEDED_TYPE, type ProblemCode, type ProblemDetails, type RejectionResponse, type RejectionStatus } from './http/responses.js'
+export {
+  createManagementHandler,
+  type Grantable,
+  type ManagementAction,
+  type ManagementDocumentOptions,
+  type ManagementHandler,
+  type ManagementPolicy,
+  type ManagementProblem,
+  type ManagementProblemCode,
+  type ManagementRouterOptions,
+  type NewKeyTarget,
+  type Principal,
+} from './http/management/index.js'

@@ -14,7 +14,8 @@ import { AuditTrail, type AuditInput, type AuditPage, type PruneAuditInput } fro
 import { CompareAndSet } from './manager/compare-and-set.js'
 import { KeyChanges } from './manager/key-changes.js'
 import { Permissions, type KeyPermissions } from './manager/permissions.js'
-import { RoleDirectory } from './policy/role-directory.js'
+import { RoleDirectory, type RoleCatalog } from './policy/role-directory.js'
+import { managementDocument, type ManagementDocumentOptions } from './http/management/openapi.js'
 import { Creation } from './manager/creation.js'
 import { Credits } from './manager/credits.js'
 import { oneTripFor } from './manager/recent-keys.js'
@@ -23,6 +24,7 @@ import type { CreditTarget } from './limits/credit-targets.js'
 import type { CreditBalance } from './limits/limit-state.js'
 import { ExpiryNotices } from './manager/expiry-notices.js'
 import { Idempotency } from './manager/idempotency.js'
+import { LeakReports, type LeakReport, type ReportLeakOptions } from './manager/leak-reports.js'
 import { checkKeyId } from './manager/key-ids.js'
 import { expiringBinding, listBinding, Paging } from './manager/paging.js'
 import { publicKey } from './manager/projection.js'
@@ -140,6 +142,7 @@ export class KeyManager {
   readonly #roles: RoleDirectory
   readonly #permissions: Permissions
   readonly #changes: KeyChanges
+  readonly #leaks: LeakReports
 
   /** @throws {@link ConfigError} naming every invalid option. */
   constructor(options: KeyManagerOptions) {
@@ -190,6 +193,16 @@ export class KeyManager {
       project: (record) => this.#publicKey(record),
       token: (record, secret) => this.#token(record, secret),
       onDeleted: (keyId) => this.#reads.invalidate(keyId),
+    })
+    this.#leaks = new LeakReports({
+      parser: this.#parser,
+      store,
+      hasher: this.#hasher,
+      events: this.#events,
+      clock,
+      project: (record) => this.#publicKey(record),
+      revoke: (id, context) => this.#changes.revokeReporting(id, context),
+      disable: (id, context) => this.#changes.setEnabledReporting(id, false, context),
     })
     this.#verifier = new Verifier({
       limiter,
@@ -422,6 +435,36 @@ export class KeyManager {
    */
   async revoke(id: string, context?: ChangeContext): Promise<ApiKey> {
     return this.#changes.revoke(id, context)
+  }
+
+
+  /**
+   * Handles a report that a token leaked (a secret scanner's alert, a person's email): confirms it is
+   * genuine and takes its key out of service. The token is parsed offline (garbage, typos and other
+   * prefixes answer `false_positive` without a store access), its key read from the store by ID and
+   * the secret compared in constant time with the key's hash (and its previous one during a rotation
+   * grace period). No use is counted: no `lastUsedAt`, no rate limit, no credits, no `verified` event.
+   *
+   * A genuine token (`true_positive`) gets its key revoked, or disabled with `action: 'disable'`,
+   * through {@link KeyManager.revoke} and {@link KeyManager.disable}: the audit entry names the actor
+   * `{ type: 'system', id: 'secret-scanning' }` and the reason `Leaked: found by secret scanning
+   * (source: ...) at <url>`; then a `leaked` event carries the key and where it was found. A key
+   * already revoked (or disabled, for a disable) is still a true positive and is left as it is
+   * (`action: 'none'`). An unknown key, a wrong secret, or anything that is not a string, is a
+   * `false_positive`. Nothing about the token goes into the reason, the events or an error.
+   *
+   * @throws {@link ValidationError} naming the option at fault (nothing is read), {@link StoreError}.
+   * @example
+   * ```ts
+   * declare function tellOwner(ownerId: string | null, text: string): Promise<void> // the application's own
+   *
+   * keys.on('leaked', (event) => void tellOwner(event.key.ownerId, `${event.key.name} was found at ${event.url ?? 'an unknown place'} and ${event.action}`))
+   * const report = await keys.reportLeak(token, { source: 'commit', url: 'https://github.com/octo/app/blob/4e1f/.env' })
+   * // { label: 'true_positive', keyId: 'Ab3dEf6hIj9kLm2n', action: 'revoked' }
+   * ```
+   */
+  reportLeak(token: string, options: ReportLeakOptions = {}): Promise<LeakReport> {
+    return this.#leaks.report(token, options)
   }
 
 
@@ -669,6 +712,38 @@ export class KeyManager {
    */
   invalidateRoles(tenantId?: string | null): void {
     this.#roles.invalidate(tenantId)
+  }
+
+  /**
+   * The OpenAPI 3.1 document of the management API over this KeyManager, as the management router
+   * serves it at `GET /openapi.json`: every route, status, problem body and the security schemes given.
+   *
+   * @example
+   * ```ts
+   * import { writeFile } from 'node:fs/promises'
+   *
+   * await writeFile('openapi.json', JSON.stringify(keys.openapi({ servers: [{ url: 'https://app.example.com/api/keys' }] }), null, 2))
+   * ```
+   */
+  openapi(options?: ManagementDocumentOptions): Record<string, unknown> {
+    return managementDocument(this.options, options)
+  }
+
+  /**
+   * The roles and groups that apply to a tenant's keys right now: the configured maps, or the
+   * `roles`/`groups` functions' answer for the tenant (cached like verify's). For pickers on a
+   * settings page and for grant checks.
+   *
+   * @throws {@link StoreError} when a `roles` or `groups` function fails.
+   * @example
+   * ```ts
+   * const { roles, groups } = await keys.roleCatalog('acme')
+   * console.info(Object.keys(roles), Object.keys(groups)) // ['admin', 'readonly'] ['support']
+   * ```
+   */
+  async roleCatalog(tenantId: string | null = null): Promise<RoleCatalog> {
+    const { roles, groups } = await this.#roles.resolverFor(tenantId)
+    return { roles, groups }
   }
 
   #publicKey(record: StoredKey): ApiKey {

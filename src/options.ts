@@ -227,6 +227,8 @@ export interface ResolvedOptions {
     /** Longest lifetime allowed; `null` for no bound. */
     readonly maxMs: number | null
   }
+  /** The names of the configured usage policies (`limits.policies`), for pickers on a settings page. */
+  readonly limitPolicies: readonly string[]
   /** The quota as a function (a number option becomes a constant function). */
   readonly maxKeysPerOwner: (owner: OwnerContext, context: QuotaContext) => number
   /** Secret characters kept in `ApiKey.start`. */
@@ -461,6 +463,7 @@ export function resolveOptions(options: KeyManagerOptions): Configuration {
     rotation: Object.freeze({ maxGracePeriodMs: parsed.rotation.maxGracePeriod }),
     // An omitted default takes the maximum: keys live as long as the policy allows unless asked otherwise.
     expiry: Object.freeze({ defaultMs: parsed.expiry.default === undefined ? parsed.expiry.max : parsed.expiry.default, maxMs: parsed.expiry.max }),
+    limitPolicies: Object.freeze(Object.keys(parsed.limits?.policies ?? {})),
     maxKeysPerOwner: typeof quota === 'number' ? () => quota : quota,
     startLength: parsed.startLength,
     scopeWildcards: parsed.scopeWildcards,

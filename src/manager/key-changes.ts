@@ -41,6 +41,12 @@ export interface KeyChangesParts {
   readonly onDeleted: (keyId: string) => void
 }
 
+/** A key after a change, and whether the call changed it (a no-op writes nothing and emits nothing). */
+export interface KeyChangeResult {
+  readonly key: ApiKey
+  readonly changed: boolean
+}
+
 /** A validated change context, with the version the caller expects when the call takes one. */
 export type ParsedContext = ResolvedContext & { readonly expectedVersion?: number }
 
@@ -74,6 +80,11 @@ export class KeyChanges {
   }
 
   async setEnabled(id: string, enabled: boolean, context: VersionedChangeContext | undefined): Promise<ApiKey> {
+    return (await this.setEnabledReporting(id, enabled, context)).key
+  }
+
+  /** {@link KeyChanges.setEnabled}, also saying whether this call changed the key (`false`: it already was). */
+  async setEnabledReporting(id: string, enabled: boolean, context: VersionedChangeContext | undefined): Promise<KeyChangeResult> {
     checkKeyId(id)
     const change = this.context(context, true)
     const action = enabled ? 'enabled' : 'disabled'
@@ -85,16 +96,21 @@ export class KeyChanges {
     }
     const { key, details } = await this.#apply(id, action, apply, change, { expectedVersion: change.expectedVersion })
     if (details !== null) this.parts.events.emit({ type: action, at: key.updatedAt, key, ...details })
-    return key
+    return { key, changed: details !== null }
   }
 
   async revoke(id: string, context: ChangeContext | undefined): Promise<ApiKey> {
+    return (await this.revokeReporting(id, context)).key
+  }
+
+  /** {@link KeyChanges.revoke}, also saying whether this call revoked the key (`false`: it already was). */
+  async revokeReporting(id: string, context: ChangeContext | undefined): Promise<KeyChangeResult> {
     checkKeyId(id)
     const apply: Change = (current, now) =>
       current.revokedAt !== null ? current : { ...current, revokedAt: now, previousHash: null, previousHashExpiresAt: null }
     const { key, details } = await this.#apply(id, 'revoked', apply, this.context(context, false), { attempts: MAX_REVOKE_ATTEMPTS })
     if (details !== null) this.parts.events.emit({ type: 'revoked', at: key.updatedAt, key, ...details })
-    return key
+    return { key, changed: details !== null }
   }
 
   async delete(id: string, context: ChangeContext | undefined): Promise<void> {

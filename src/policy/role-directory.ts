@@ -33,6 +33,24 @@ export type RoleMap = Readonly<Record<string, readonly string[]>>
 export type GroupMap = Readonly<Record<string, readonly string[]>>
 
 /**
+ * The roles and groups that apply to one tenant's keys, as `keys.roleCatalog(tenantId)` returns them.
+ *
+ * @example
+ * ```ts
+ * import type { RoleCatalog } from 'keywarden'
+ *
+ * const catalog: RoleCatalog = await keys.roleCatalog('acme')
+ * const readers = Object.entries(catalog.roles).filter(([, scopes]) => scopes.includes('data:read')).map(([name]) => name)
+ * ```
+ */
+export interface RoleCatalog {
+  /** Role name → the scopes it grants. */
+  readonly roles: RoleMap
+  /** Group name → the roles it grants. */
+  readonly groups: GroupMap
+}
+
+/**
  * A tenant's roles or groups, looked up at run time (from your database, say). Called with the key's
  * `tenantId` (`null` for keys without one); the answer is cached for `rolesCacheTtl`.
  *

@@ -107,8 +107,10 @@ export class ScopeResolver {
   private readonly groupRoles: ReadonlyMap<string, readonly string[]>
 
   constructor(
-    roles: Readonly<Record<string, readonly string[]>>,
-    groups: Readonly<Record<string, readonly string[]>>,
+    /** The role definitions this resolver applies. */
+    readonly roles: Readonly<Record<string, readonly string[]>>,
+    /** The group definitions this resolver applies. */
+    readonly groups: Readonly<Record<string, readonly string[]>>,
     private readonly wildcards: boolean,
   ) {
     this.roleScopes = new Map(Object.entries(roles))
