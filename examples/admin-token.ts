@@ -45,3 +45,9 @@ export function isAdmin(req: IncomingMessage): boolean {
   if (typeof presented !== 'string' || presented === '') return false
   return timingSafeEqual(digestOf(presented), expectedDigest)
 }
+
+/**
+ * Who the management router acts for when the admin token is presented: an admin of the keys without
+ * a tenant (the demo keys have none). A real app returns its signed-in user instead.
+ */
+export const ADMIN_PRINCIPAL = Object.freeze({ id: 'operator', tenantId: null, role: 'admin' })

@@ -5,11 +5,11 @@
  */
 import express, { type NextFunction, type Request, type Response } from 'express'
 import type { AddressInfo } from 'node:net'
-import { apiKeyAuth } from 'keywarden/express'
-import { isAdmin } from './admin-token.js'
+import { apiKeyAuth, keyManagementRouter } from 'keywarden/express'
+import { ADMIN_PRINCIPAL, isAdmin } from './admin-token.js'
 import { PROBLEM_HEADERS, problemFor, RequestRejection, type Problem } from './problems.js'
-import { assertWellFormedUrl, BODY_LIMIT_BYTES } from './request-input.js'
-import { createInput, keys, printBanner, seedDemoKeys } from './shared.js'
+import { assertWellFormedUrl } from './request-input.js'
+import { keys, printBanner, seedDemoKeys } from './shared.js'
 
 const app = express()
 // Before any route: a path or query that does not decode is the client's mistake (400), not ours.
@@ -29,28 +29,9 @@ app.post('/reports', apiKeyAuth(keys, { scopes: ['data:write'], environment: 'li
   res.status(201).json({ created: true, owner: req.apiKey.ownerId })
 })
 
-// The settings page's management routes, behind the host application's own admin check. Their answers
-// carry tokens and key details, so none may be cached; bodies are read only once the caller is an admin.
-const admin = express.Router()
-admin.use((req, res, next) => {
-  res.set('Cache-Control', 'no-store')
-  next(isAdmin(req) ? undefined : new RequestRejection('admin_required'))
-})
-admin.use(express.json({ limit: BODY_LIMIT_BYTES }))
-admin.post('/keys', async (req, res) => void res.status(201).json(await keys.create(createInput(req.body))))
-admin.get('/keys', async (req, res) => {
-  const { ownerId, status, cursor } = req.query as Record<string, string | undefined>
-  res.json(await keys.list({ ownerId, status: status as never, cursor: cursor ?? null }))
-})
-admin.post('/keys/:id/rotate', async (req, res) => void res.json(await keys.rotate(String(req.params.id), req.body ?? {})))
-admin.post('/keys/:id/revoke', async (req, res) => void res.json(await keys.revoke(String(req.params.id))))
-admin.post('/keys/:id/enable', async (req, res) => void res.json(await keys.enable(String(req.params.id))))
-admin.post('/keys/:id/disable', async (req, res) => void res.json(await keys.disable(String(req.params.id))))
-admin.delete('/keys/:id', async (req, res) => {
-  await keys.delete(String(req.params.id))
-  res.status(204).end()
-})
-app.use('/admin', admin)
+// The settings page's back end in one line: the management API, for whoever the host's own login says
+// is asking. Here that is an operator holding the admin token; a real app reads its session instead.
+app.use('/admin/keys', keyManagementRouter(keys, { authorize: (req) => (isAdmin(req) ? ADMIN_PRINCIPAL : null) }))
 
 app.use((_req, _res, next) => next(new RequestRejection('not_found')))
 app.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {

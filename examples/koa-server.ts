@@ -3,14 +3,14 @@
  * PORT (default 3000) and HOST (default 127.0.0.1) choose where it listens; PORT=0 picks a free port.
  * ADMIN_TOKEN (16+ characters) sets the admin token; unset, one is made up per run; too short, no start.
  */
-import Koa, { type Context, type Middleware } from 'koa'
+import Koa, { type Context } from 'koa'
 import Router from '@koa/router'
 import type { AddressInfo } from 'node:net'
-import { apiKeyAuth } from 'keywarden/koa'
-import { isAdmin } from './admin-token.js'
+import { apiKeyAuth, keyManagementRouter } from 'keywarden/koa'
+import { ADMIN_PRINCIPAL, isAdmin } from './admin-token.js'
 import { PROBLEM_HEADERS, problemFor, RequestRejection, type Problem } from './problems.js'
-import { assertWellFormedUrl, readJson } from './request-input.js'
-import { createInput, keys, printBanner, seedDemoKeys } from './shared.js'
+import { assertWellFormedUrl } from './request-input.js'
+import { keys, printBanner, seedDemoKeys } from './shared.js'
 
 const app = new Koa()
 const router = new Router()
@@ -43,42 +43,11 @@ router.post('/reports', apiKeyAuth(keys, { scopes: ['data:write'], environment: 
   ctx.body = { created: true, owner: ctx.state.apiKey.ownerId }
 })
 
-// The settings page's management routes, behind the host application's own admin check. Their answers
-// carry tokens and key details, so none may be cached; bodies are read only once the caller is an admin.
-// The check is part of each route, not an `admin.use()`: @koa/router matches a use() prefix
-// case-sensitively but routes case-insensitively, so /ADMIN/keys would reach a route without it.
-const admin = new Router({ prefix: '/admin' })
-const requireAdmin: Middleware = (ctx, next) => {
-  ctx.set('Cache-Control', 'no-store')
-  if (!isAdmin(ctx.req)) throw new RequestRejection('admin_required')
-  return next()
-}
-admin.post('/keys', requireAdmin, async (ctx) => {
-  ctx.status = 201
-  ctx.body = await keys.create(createInput(await readJson(ctx.req)))
-})
-admin.get('/keys', requireAdmin, async (ctx) => {
-  const { ownerId, status, cursor } = ctx.query as Record<string, string | undefined>
-  ctx.body = await keys.list({ ownerId, status: status as never, cursor: cursor ?? null })
-})
-admin.post('/keys/:id/rotate', requireAdmin, async (ctx) => {
-  ctx.body = await keys.rotate(ctx.params.id!, (await readJson(ctx.req)) as object)
-})
-admin.post('/keys/:id/revoke', requireAdmin, async (ctx) => {
-  ctx.body = await keys.revoke(ctx.params.id!)
-})
-admin.post('/keys/:id/enable', requireAdmin, async (ctx) => {
-  ctx.body = await keys.enable(ctx.params.id!)
-})
-admin.post('/keys/:id/disable', requireAdmin, async (ctx) => {
-  ctx.body = await keys.disable(ctx.params.id!)
-})
-admin.delete('/keys/:id', requireAdmin, async (ctx) => {
-  await keys.delete(ctx.params.id!)
-  ctx.status = 204
-})
+// The settings page's back end in one line: the management API, for whoever the host's own login says
+// is asking. Here that is an operator holding the admin token; a real app reads its session instead.
+app.use(keyManagementRouter(keys, { basePath: '/admin/keys', authorize: (ctx) => (isAdmin(ctx.req) ? ADMIN_PRINCIPAL : null) }))
 
-app.use(router.routes()).use(admin.routes())
+app.use(router.routes())
 
 // The type first: Koa keeps it when the string body is assigned.
 function sendProblem(ctx: Context, problem: Problem): void {

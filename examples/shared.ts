@@ -3,7 +3,7 @@
  * keys and the start-up banner. The admin check, request reading and error answers have files of their own.
  */
 import { randomBytes } from 'node:crypto'
-import { KeyManager, type CreateKeyInput, type IssuedKey } from 'keywarden'
+import { KeyManager, type IssuedKey } from 'keywarden'
 import { MemoryStore } from 'keywarden/adapters/memory'
 import { adminToken, adminTokenSource, MIN_ADMIN_TOKEN_LENGTH } from './admin-token.js'
 
@@ -19,13 +19,6 @@ export const keys = new KeyManager({
 })
 
 keys.on('rejected', (event) => console.log(`[keywarden] rejected: ${event.reason}${event.keyId ? ` (key ${event.keyId})` : ''}`))
-
-/** The fields a settings page may send to create a key; the owner and its role come from the session. */
-export function createInput(body: unknown): CreateKeyInput {
-  const input = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
-  // keys.create validates every field; unknown or malformed ones come back as a 400 naming the field.
-  return { environment: 'live', ...input, owner: { role: 'user' } } as unknown as CreateKeyInput
-}
 
 /** Creates the two demo keys the banner shows. */
 export async function seedDemoKeys(): Promise<{ reader: IssuedKey; writer: IssuedKey }> {
@@ -53,12 +46,12 @@ export function printBanner(framework: string, baseUrl: string, demo: { reader: 
     `curl -s ${baseUrl}/reports -X POST -H "X-API-Key: ${demo.reader.token}"`,
     `curl -s ${baseUrl}/reports -X POST -H "X-API-Key: ${demo.writer.token}"`,
     `curl -s ${baseUrl}/reports`,
-    `curl -s ${baseUrl}/admin/keys -X POST -H "X-Admin-Token: ${admin}" -H "Content-Type: application/json" -d '{"name":"my script","ownerId":"u1","roles":["readonly"],"expiresIn":"30d"}'`,
+    `curl -s ${baseUrl}/admin/keys -X POST -H "X-Admin-Token: ${admin}" -H "Content-Type: application/json" -d '{"name":"my script","ownerId":"u1","environment":"live","roles":["readonly"],"expiresIn":"30d"}'`,
     `curl -s "${baseUrl}/admin/keys?ownerId=demo-user" -H "X-Admin-Token: ${admin}"`,
     `curl -s ${baseUrl}/admin/keys/${demo.reader.key.id}/rotate -X POST -H "X-Admin-Token: ${admin}" -H "Content-Type: application/json" -d '{"gracePeriod":"1h"}'`,
-    `curl -s ${baseUrl}/admin/keys/${demo.writer.key.id}/disable -X POST -H "X-Admin-Token: ${admin}"`,
-    `curl -s ${baseUrl}/admin/keys/${demo.writer.key.id}/enable -X POST -H "X-Admin-Token: ${admin}"`,
-    `curl -s ${baseUrl}/admin/keys/${demo.reader.key.id}/revoke -X POST -H "X-Admin-Token: ${admin}"`,
+    `curl -s ${baseUrl}/admin/keys/${demo.writer.key.id}/disable -X POST -H "X-Admin-Token: ${admin}" -H "Content-Type: application/json" -d '{}'`,
+    `curl -s ${baseUrl}/admin/keys/${demo.writer.key.id}/enable -X POST -H "X-Admin-Token: ${admin}" -H "Content-Type: application/json" -d '{}'`,
+    `curl -s ${baseUrl}/admin/keys/${demo.reader.key.id}/revoke -X POST -H "X-Admin-Token: ${admin}" -H "Content-Type: application/json" -d '{}'`,
   ]
   console.log(lines.join('\n'))
 }

@@ -30,6 +30,6 @@ describe.each(exampleServers)('the %s example server', (_, file) => {
     const after = runCurl(lines[1]!.replace(/acme_live_\w+/, (rotated!.body.token as string)))
     expect(after).toMatchObject({ status: 401, body: { code: 'invalid_token' } })
     // The management routes are the host's own: without its admin token they refuse.
-    expect(runCurl(lines[6]!.replace(/-H "X-Admin-Token: [^"]+"/, ''))).toMatchObject({ status: 401, body: { code: 'admin_required' } })
+    expect(runCurl(lines[6]!.replace(/-H "X-Admin-Token: [^"]+"/, ''))).toMatchObject({ status: 401, body: { code: 'unauthorized' } })
   }, 60_000)
 })

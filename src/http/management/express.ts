@@ -52,7 +52,7 @@ export function keyManagementRouter<R extends IncomingMessage = IncomingMessage>
         next()
         return
       }
-      sendNodeResponse(res, answer, answer.status === 413)
+      sendNodeResponse(res, answer)
     } catch (error) {
       next(error)
     }

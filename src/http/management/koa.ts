@@ -52,7 +52,7 @@ export function keyManagementRouter<C extends ApiKeyContext = ApiKeyContext>(key
       return
     }
     ctx.status = answer.status
-    ctx.set({ ...answer.headers, ...(answer.status === 413 ? { Connection: 'close' } : {}) })
+    ctx.set({ ...answer.headers })
     ctx.body = answer.body
   }
 }

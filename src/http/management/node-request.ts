@@ -19,9 +19,9 @@ export function readNodeBody(req: IncomingMessage, limitBytes: number): Promise<
     const onData = (chunk: Buffer) => {
       size += chunk.length
       if (size > limitBytes) {
-        // Leave the rest unread: the answer goes out and the connection closes after it.
-        req.pause()
         done({ kind: 'too_large' })
+        // The rest is read and dropped, so the connection stays usable after the 413.
+        req.resume()
         return
       }
       chunks.push(chunk)
@@ -56,12 +56,10 @@ export function nodeRouterRequest(req: IncomingMessage, url: string, parsedBody:
   }
 }
 
-/** Writes a router response with node's own API. */
-export function sendNodeResponse(res: ServerResponse, response: RouterResponse, closeAfter: boolean): void {
+/** Writes a router response with node's own API (node drops a body left unread, keeping the connection usable). */
+export function sendNodeResponse(res: ServerResponse, response: RouterResponse): void {
   res.statusCode = response.status
   for (const [name, value] of Object.entries(response.headers)) res.setHeader(name, value)
-  // A body left unread (too large) must not be parsed as the next request on this connection.
-  if (closeAfter) res.setHeader('Connection', 'close')
   if (response.body === null) {
     res.end()
     return

@@ -118,6 +118,7 @@ export class ManagementRouterCore<R> {
       keys,
       can: options.can ?? defaultPolicy(isAdmin),
       isAdmin,
+      defaultPolicy: options.can === undefined,
       ceiling: new CeilingResolver(keys, isAdmin),
       types: options.types ?? [],
       scopeCatalog: options.scopes ?? null,

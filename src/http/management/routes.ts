@@ -30,6 +30,8 @@ export interface RouteSettings {
   readonly keys: KeyManager
   readonly can: ManagementPolicy
   readonly isAdmin: (principal: Principal) => boolean
+  /** Whether the default policy applies (it lets non-admins see their own keys only, so lists can ask the store for just those). */
+  readonly defaultPolicy: boolean
   readonly ceiling: CeilingResolver
   readonly types: readonly string[]
   readonly scopeCatalog: readonly string[] | null
@@ -159,7 +161,9 @@ export class ManagementRoutes {
   async #list(call: RouteCall): Promise<RouterResponse> {
     const { principal } = call
     const query = call.query as { ownerId?: string; environment?: string; type?: string; status?: 'active'; order?: 'asc'; limit?: number; cursor?: string }
-    const page = await this.#keys.list({ ...query, ...this.#tenantFilter(principal) })
+    const filter = this.#storeFilter(principal, query.ownerId)
+    if (filter === null) return json(200, { items: [], nextCursor: null })
+    const page = await this.#keys.list({ ...query, ...filter })
     return json(200, { items: await this.#visibleViews(principal, page.items), nextCursor: page.nextCursor })
   }
 
@@ -167,13 +171,25 @@ export class ManagementRoutes {
     const { principal } = call
     const query = call.query as { within: string; ownerId?: string; environment?: string; type?: string; limit?: number; cursor?: string }
     const within = /^\d+$/.test(query.within) ? Number(query.within) : (query.within as `${number}d`)
-    const page = await this.#keys.expiring({ ...query, within, ...this.#tenantFilter(principal) })
+    const filter = this.#storeFilter(principal, query.ownerId)
+    if (filter === null) return json(200, { items: [], nextCursor: null })
+    const page = await this.#keys.expiring({ ...query, within, ...filter })
     return json(200, { items: await this.#visibleViews(principal, page.items), nextCursor: page.nextCursor })
   }
 
   /** The store-side filter: the principal's tenant (keys without one are filtered after reading). */
   #tenantFilter(principal: Principal): { tenantId?: string } {
     return principal.tenantId === null ? {} : { tenantId: principal.tenantId }
+  }
+
+  /**
+   * What a list asks the store for: the tenant, and under the default policy a member's own keys only,
+   * so its pages are full. `null` when the filter asks for someone else's keys a member cannot see.
+   */
+  #storeFilter(principal: Principal, ownerId: string | undefined): { tenantId?: string; ownerId?: string } | null {
+    if (!this.#s.defaultPolicy || this.#s.isAdmin(principal)) return this.#tenantFilter(principal)
+    if (ownerId !== undefined && ownerId !== principal.id) return null
+    return { ...this.#tenantFilter(principal), ownerId: principal.id }
   }
 
   async #visibleViews(principal: Principal, keys: readonly ApiKey[]): Promise<Record<string, unknown>[]> {
