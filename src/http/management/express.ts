@@ -42,7 +42,9 @@ export type KeyManagementMiddleware = (req: IncomingMessage, res: ServerResponse
  * }))
  * ```
  */
-export function keyManagementRouter<R extends IncomingMessage = IncomingMessage>(keys: KeyManager, options: ManagementRouterOptions<R>): KeyManagementMiddleware {
+// The default request type is Express's (the global `Express.Request` that session libraries such as
+// passport extend with `user`), so `authorize: (req) => req.user …` type-checks as written.
+export function keyManagementRouter<R extends IncomingMessage = IncomingMessage & Express.Request>(keys: KeyManager, options: ManagementRouterOptions<R>): KeyManagementMiddleware {
   const core = new ManagementRouterCore<R>(keys, options)
   return async function keyManagementMiddleware(req, res, next) {
     try {
