@@ -2,6 +2,7 @@
  * The management API's routes as data: method, path, what each reads and answers. The router core
  * dispatches by it and the OpenAPI document is written from it, so the two cannot disagree.
  */
+import type { ManagementAction } from './principal.js'
 import type { RequestSchemas } from './schemas.js'
 import type { responseSchemas } from './schemas.js'
 
@@ -30,6 +31,8 @@ export interface RouteSpec {
   /** OpenAPI path template below the mount point; `{id}` is the key ID. */
   readonly path: string
   readonly summary: string
+  /** For `/{id}…` routes: what is done to the key, as the policy is asked. */
+  readonly action?: ManagementAction
   readonly query?: keyof RequestSchemas
   readonly body?: keyof RequestSchemas
   /** Success status and the response schema (`null`: no body; `'document'`: the OpenAPI document). */
@@ -53,17 +56,17 @@ export const ROUTES: readonly RouteSpec[] = [
   { operationId: 'getMeta', method: 'GET', path: '/meta', summary: 'What the principal may do: environments, types, grantable permissions, expiry, quota', query: 'emptyQuery', success: { status: 200, schema: 'meta' }, errors: [] },
   { operationId: 'listExpiringKeys', method: 'GET', path: '/expiring', summary: 'Keys expiring within a window, for a banner', query: 'expiringQuery', success: { status: 200, schema: 'page' }, errors: [] },
   { operationId: 'getOpenApi', method: 'GET', path: '/openapi.json', summary: 'This document', success: { status: 200, schema: 'document' }, errors: [], public: true },
-  { operationId: 'getKey', method: 'GET', path: '/{id}', summary: 'Read a key', query: 'emptyQuery', success: { status: 200, schema: 'key' }, errors: KEY_READ, etag: true },
-  { operationId: 'updateKey', method: 'PATCH', path: '/{id}', summary: 'Update a key', body: 'update', success: { status: 200, schema: 'key' }, errors: [...CHANGE, 409, 412], headers: ['If-Match'], etag: true },
-  { operationId: 'deleteKey', method: 'DELETE', path: '/{id}', summary: 'Delete a key for good', success: { status: 204, schema: null }, errors: [403, 404, 412, 413, 415], headers: ['If-Match'] },
-  { operationId: 'enableKey', method: 'POST', path: '/{id}/enable', summary: 'Enable a key at once', body: 'change', success: { status: 200, schema: 'key' }, errors: [...CHANGE, 409, 412], headers: ['If-Match'], etag: true },
-  { operationId: 'disableKey', method: 'POST', path: '/{id}/disable', summary: 'Disable a key at once', body: 'change', success: { status: 200, schema: 'key' }, errors: [...CHANGE, 409, 412], headers: ['If-Match'], etag: true },
-  { operationId: 'revokeKey', method: 'POST', path: '/{id}/revoke', summary: 'Revoke a key for good', body: 'change', success: { status: 200, schema: 'key' }, errors: CHANGE, etag: true },
-  { operationId: 'rotateKey', method: 'POST', path: '/{id}/rotate', summary: 'Replace the secret; the old one works for the grace period', body: 'rotate', success: { status: 200, schema: 'rotated' }, errors: [...CHANGE, 409, 412], headers: ['Idempotency-Key', 'If-Match'] },
-  { operationId: 'getKeyPermissions', method: 'GET', path: '/{id}/permissions', summary: 'Effective scopes and where each comes from', query: 'emptyQuery', success: { status: 200, schema: 'permissions' }, errors: KEY_READ },
-  { operationId: 'getKeyAudit', method: 'GET', path: '/{id}/audit', summary: "The key's audit trail, newest first", query: 'auditQuery', success: { status: 200, schema: 'audit' }, errors: KEY_READ },
-  { operationId: 'getKeyCredits', method: 'GET', path: '/{id}/credits', summary: "The key's credit balance", query: 'emptyQuery', success: { status: 200, schema: 'credits' }, errors: [403, 404] },
-  { operationId: 'changeKeyCredits', method: 'POST', path: '/{id}/credits', summary: 'Top up (`add`) or set (`set`) the credit balance', body: 'credits', success: { status: 200, schema: 'credits' }, errors: CHANGE },
+  { operationId: 'getKey', action: 'read', method: 'GET', path: '/{id}', summary: 'Read a key', query: 'emptyQuery', success: { status: 200, schema: 'key' }, errors: KEY_READ, etag: true },
+  { operationId: 'updateKey', action: 'update', method: 'PATCH', path: '/{id}', summary: 'Update a key', body: 'update', success: { status: 200, schema: 'key' }, errors: [...CHANGE, 409, 412], headers: ['If-Match'], etag: true },
+  { operationId: 'deleteKey', action: 'delete', method: 'DELETE', path: '/{id}', summary: 'Delete a key for good', success: { status: 204, schema: null }, errors: [403, 404, 412, 413, 415], headers: ['If-Match'] },
+  { operationId: 'enableKey', action: 'enable', method: 'POST', path: '/{id}/enable', summary: 'Enable a key at once', body: 'change', success: { status: 200, schema: 'key' }, errors: [...CHANGE, 409, 412], headers: ['If-Match'], etag: true },
+  { operationId: 'disableKey', action: 'disable', method: 'POST', path: '/{id}/disable', summary: 'Disable a key at once', body: 'change', success: { status: 200, schema: 'key' }, errors: [...CHANGE, 409, 412], headers: ['If-Match'], etag: true },
+  { operationId: 'revokeKey', action: 'revoke', method: 'POST', path: '/{id}/revoke', summary: 'Revoke a key for good', body: 'change', success: { status: 200, schema: 'key' }, errors: CHANGE, etag: true },
+  { operationId: 'rotateKey', action: 'rotate', method: 'POST', path: '/{id}/rotate', summary: 'Replace the secret; the old one works for the grace period', body: 'rotate', success: { status: 200, schema: 'rotated' }, errors: [...CHANGE, 409, 412], headers: ['Idempotency-Key', 'If-Match'] },
+  { operationId: 'getKeyPermissions', action: 'read', method: 'GET', path: '/{id}/permissions', summary: 'Effective scopes and where each comes from', query: 'emptyQuery', success: { status: 200, schema: 'permissions' }, errors: KEY_READ },
+  { operationId: 'getKeyAudit', action: 'read', method: 'GET', path: '/{id}/audit', summary: "The key's audit trail, newest first", query: 'auditQuery', success: { status: 200, schema: 'audit' }, errors: KEY_READ },
+  { operationId: 'getKeyCredits', action: 'read_credits', method: 'GET', path: '/{id}/credits', summary: "The key's credit balance", query: 'emptyQuery', success: { status: 200, schema: 'credits' }, errors: [403, 404] },
+  { operationId: 'changeKeyCredits', action: 'change_credits', method: 'POST', path: '/{id}/credits', summary: 'Top up (`add`) or set (`set`) the credit balance', body: 'credits', success: { status: 200, schema: 'credits' }, errors: CHANGE },
 ]
 
 /** The route for a method and path (segments below the mount point), or why there is none. */

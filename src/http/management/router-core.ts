@@ -1,7 +1,8 @@
 /**
  * The management router's core, shared by the Express, Koa and Fetch forms: a framework-neutral
  * request in, a response out. In order: the route (404, 405), the principal (401), where a change
- * comes from (403), the body's type and size (415, 413), the input (400, 422), then the route.
+ * comes from (403), the body's type, size and syntax (415, 413, 400), the query and headers (400), the
+ * key and what the principal may do to it (404, 403), the body's fields (422), then the route.
  */
 import * as z from 'zod/mini'
 import { ConfigError } from '../../errors.js'
@@ -146,17 +147,13 @@ export class ManagementRouterCore<R> {
     const principal = normalizePrincipal(parsedPrincipal.data)
     if (principal === null) return UNAUTHORIZED
 
-    let body: Record<string, unknown> = {}
+    let rawBody: unknown = {}
     if (changesState(request.method)) {
       const crossSite = crossSiteProblem(request, this.#origins)
       if (crossSite !== null) return crossSite
       const read = await jsonBody(request, this.#bodyLimit)
       if ('problem' in read) return read.problem
-      if (route.body !== undefined) {
-        const checked = this.#schemas[route.body].safeParse(read.value)
-        if (!checked.success) return invalid(422, issuesOf(checked.error))
-        body = checked.data as Record<string, unknown>
-      }
+      rawBody = read.value
     }
     const rawQuery = queryObject(request.query)
     if ('problem' in rawQuery) return rawQuery.problem
@@ -170,10 +167,20 @@ export class ManagementRouterCore<R> {
       return invalid(400, [{ field: 'Idempotency-Key', message: 'must be 16-255 visible ASCII characters (a UUID or a random token)' }])
     }
     try {
+      // The key first: whoever may not act on it gets its 404 or 403 before any validation answer.
+      const key = id === null || route.action === undefined ? null : await this.#routes.keyFor(principal, id, route.action)
+      if (key !== null && 'status' in key) return key
+      let body: Record<string, unknown> = {}
+      if (route.body !== undefined) {
+        const checked = this.#schemas[route.body].safeParse(rawBody)
+        if (!checked.success) return invalid(422, issuesOf(checked.error))
+        body = checked.data as Record<string, unknown>
+      }
       return await this.#routes.handlers[route.operationId](
         Object.freeze({
           principal,
           id,
+          key,
           query: query.data as Record<string, unknown>,
           body,
           expectedVersion: route.headers?.includes('If-Match') ? expectedVersion : undefined,

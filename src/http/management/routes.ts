@@ -17,6 +17,8 @@ export interface RouteCall {
   readonly principal: Principal
   /** The key ID from the path, for `/{id}…` routes. */
   readonly id: string | null
+  /** The path's key, once the principal was found to may act on it (`/{id}…` routes). */
+  readonly key: ApiKey | null
   readonly query: Record<string, unknown>
   readonly body: Record<string, unknown>
   /** `If-Match`: the version asked for, `undefined` for none. */
@@ -66,27 +68,27 @@ export class ManagementRoutes {
       listKeys: (call) => this.#list(call),
       getMeta: (call) => this.#meta(call),
       listExpiringKeys: (call) => this.#expiring(call),
-      getKey: (call) => this.#withKey(call, 'read', async (key) => keyAnswer(this.#keys, key)),
+      getKey: (call) => this.#onKey(call, async (key) => keyAnswer(this.#keys, key)),
       updateKey: (call) => this.#update(call),
-      deleteKey: (call) => this.#withKey(call, 'delete', async (key) => {
+      deleteKey: (call) => this.#onKey(call, async (key) => {
         // DELETE has no version-checked form in the KeyManager: If-Match is checked against the key just read.
         if (call.expectedVersion !== undefined && call.expectedVersion !== key.version) return VERSION_MISMATCH
         await this.#keys.delete(key.id, this.#context(call))
         return { status: 204, headers: { 'Cache-Control': 'no-store' }, body: null }
       }),
-      enableKey: (call) => this.#withKey(call, 'enable', async (key) => keyAnswer(this.#keys, await this.#keys.enable(key.id, this.#versioned(call)))),
-      disableKey: (call) => this.#withKey(call, 'disable', async (key) => keyAnswer(this.#keys, await this.#keys.disable(key.id, this.#versioned(call)))),
-      revokeKey: (call) => this.#withKey(call, 'revoke', async (key) => keyAnswer(this.#keys, await this.#keys.revoke(key.id, this.#context(call)))),
+      enableKey: (call) => this.#onKey(call, async (key) => keyAnswer(this.#keys, await this.#keys.enable(key.id, this.#versioned(call)))),
+      disableKey: (call) => this.#onKey(call, async (key) => keyAnswer(this.#keys, await this.#keys.disable(key.id, this.#versioned(call)))),
+      revokeKey: (call) => this.#onKey(call, async (key) => keyAnswer(this.#keys, await this.#keys.revoke(key.id, this.#context(call)))),
       rotateKey: (call) => this.#rotate(call),
-      getKeyPermissions: (call) => this.#withKey(call, 'read', async (key) => json(200, await this.#keys.permissions(key.id))),
+      getKeyPermissions: (call) => this.#onKey(call, async (key) => json(200, await this.#keys.permissions(key.id))),
       getKeyAudit: (call) =>
-        this.#withKey(call, 'read', async (key) => {
+        this.#onKey(call, async (key) => {
           const { limit, cursor } = call.query as { limit?: number; cursor?: string }
           return json(200, await this.#keys.audit({ keyId: key.id, limit, cursor }))
         }),
-      getKeyCredits: (call) => this.#withKey(call, 'read_credits', async (key) => json(200, { credits: await this.#keys.getCredits({ keyId: key.id }) })),
+      getKeyCredits: (call) => this.#onKey(call, async (key) => json(200, { credits: await this.#keys.getCredits({ keyId: key.id }) })),
       changeKeyCredits: (call) =>
-        this.#withKey(call, 'change_credits', async (key) => {
+        this.#onKey(call, async (key) => {
           const { add, set } = call.body as { add?: number; set?: number }
           const context = this.#context(call)
           const credits = add !== undefined ? await this.#keys.addCredits({ keyId: key.id }, add, context) : await this.#keys.setCredits({ keyId: key.id }, set!, context)
@@ -104,12 +106,20 @@ export class ManagementRoutes {
     return key.tenantId === principal.tenantId && (await this.#s.can(principal, 'read', key))
   }
 
-  /** Loads the path's key and runs `then` if the principal may do `action` to it: 404 if it may not see it, 403 if it may not act. */
-  async #withKey(call: RouteCall, action: ManagementAction, then: (key: ApiKey) => Promise<RouterResponse>): Promise<RouterResponse> {
-    const key = await this.#keys.get(call.id!)
-    if (key === null || !(await this.#visible(call.principal, key))) return NOT_FOUND
-    if (action !== 'read' && !(await this.#s.can(call.principal, action, key))) return FORBIDDEN
-    return then(key)
+  /**
+   * The path's key if the principal may do `action` to it: 404 if it may not see it (or there is no
+   * such key), 403 if it may see but not act. Runs before the body is validated, so someone who may
+   * not act learns nothing from validation answers.
+   */
+  async keyFor(principal: Principal, id: string, action: ManagementAction): Promise<ApiKey | RouterResponse> {
+    const key = await this.#keys.get(id)
+    if (key === null || !(await this.#visible(principal, key))) return NOT_FOUND
+    if (action !== 'read' && !(await this.#s.can(principal, action, key))) return FORBIDDEN
+    return key
+  }
+
+  #onKey(call: RouteCall, then: (key: ApiKey) => Promise<RouterResponse>): Promise<RouterResponse> {
+    return then(call.key!)
   }
 
   #context(call: RouteCall): ChangeContext {
@@ -198,7 +208,7 @@ export class ManagementRoutes {
   }
 
   async #update(call: RouteCall): Promise<RouterResponse> {
-    return this.#withKey(call, 'update', async (key) => {
+    return this.#onKey(call, async (key) => {
       const input = call.body as Omit<UpdateKeyInput, 'expiresAt'> & { expiresAt?: string | null }
       const above = await this.#aboveCeiling(call.principal, input)
       if (above !== null) return above
@@ -209,7 +219,7 @@ export class ManagementRoutes {
   }
 
   async #rotate(call: RouteCall): Promise<RouterResponse> {
-    return this.#withKey(call, 'rotate', async (key) => {
+    return this.#onKey(call, async (key) => {
       const { gracePeriod } = call.body as { gracePeriod?: number | `${number}d` }
       const rotated = await this.#keys.rotate(key.id, {
         ...this.#versioned(call),
