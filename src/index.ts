@@ -65,6 +65,7 @@ export {
 export type { KeyCredential, SplitToken } from './token/key-pair.js'
 export type { VersionedChangeContext } from './audit/context.js'
 export type { AuditEntry, AuditInput, AuditPage, PruneAuditInput } from './manager/audit-trail.js'
+export type { LeakReport, ReportLeakOptions } from './manager/leak-reports.js'
 export type { KeyPermissions } from './manager/permissions.js'
 export type { GroupMap, RoleCatalog, RoleLookup, RoleMap } from './policy/role-directory.js'
 export type { PermissionGrant } from './policy/scopes.js'
@@ -133,3 +134,6 @@ export {
   type NewKeyTarget,
   type Principal,
 } from './http/management/index.js'
+export { secretScanningHandler, secretScanningHandler as createSecretScanningHandler } from './http/secret-scanning/fetch.js'
+export type { SecretScanningOptions } from './http/secret-scanning/core.js'
+export type { FetchFunction, GitHubPublicKey } from './http/secret-scanning/public-keys.js'

@@ -147,3 +147,4 @@ export function apiKeyAuth(keys: KeyManager, options: ApiKeyAuthOptions<Incoming
 export type { ApiKeyAuthOptions, Rejection, RejectReason, RequestDecision } from './request-verifier.js'
 export { keyManagementRouter, type KeyManagementMiddleware } from './management/express.js'
 export type { ManagementRouterOptions, Principal } from './management/index.js'
+export { secretScanningHandler, type SecretScanningMiddleware, type SecretScanningRequest, type SecretScanningOptions, type GitHubPublicKey } from './secret-scanning/express.js'

@@ -143,3 +143,4 @@ export function apiKeyAuth(keys: KeyManager, options: ApiKeyAuthOptions<ApiKeyCo
 export type { ApiKeyAuthOptions, Rejection, RejectReason, RequestDecision } from './request-verifier.js'
 export { keyManagementRouter, type KeyManagementKoaMiddleware } from './management/koa.js'
 export type { ManagementRouterOptions, Principal } from './management/index.js'
+export { secretScanningHandler, type SecretScanningContext, type SecretScanningKoaMiddleware, type SecretScanningOptions, type GitHubPublicKey } from './secret-scanning/koa.js'

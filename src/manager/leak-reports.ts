@@ -51,16 +51,41 @@ export interface ReportLeakOptions {
   /**
    * Where the token was found, e.g. GitHub's `content`, `commit`, `pull_request`, `issue`, `gist`;
    * at most 256 characters, no control characters. `null` or omitted: not known.
+   *
+   * @example
+   * ```ts
+   * await keys.reportLeak(token, { source: 'pull_request' })
+   * ```
    */
   readonly source?: string | null
-  /** The address of the place the token was found; at most 2,048 characters, no control characters. `null` or omitted: not known. */
+  /**
+   * The address of the place the token was found; at most 2,048 characters, no control characters.
+   * `null` or omitted: not known. A copy of the token in it is masked before it is stored or emitted.
+   *
+   * @example
+   * ```ts
+   * await keys.reportLeak(token, { url: 'https://gist.github.com/octo/5d52a7' })
+   * ```
+   */
   readonly url?: string | null
-  /** `'revoke'` (the default): end the key for good. `'disable'`: stop it reversibly while you ask the owner. */
+  /**
+   * `'revoke'` (the default): end the key for good. `'disable'`: stop it reversibly while you ask the owner.
+   *
+   * @example
+   * ```ts
+   * await keys.reportLeak(token, { action: 'disable' })
+   * ```
+   */
   readonly action?: 'revoke' | 'disable'
   /**
    * Who found the token, for the reason written on the audit entry: `Leaked: found by <reporter>
-   * (source: ...) at <url>`. 1 to 100 characters; default `'secret scanning'`. The GitHub handler
-   * passes `'GitHub secret scanning'`.
+   * (source: ...) at <url>`. 1 to 100 characters, no control characters; default `'secret scanning'`.
+   * The GitHub handler passes `'GitHub secret scanning'`.
+   *
+   * @example
+   * ```ts
+   * await keys.reportLeak(token, { reporter: 'a customer (ticket 812)' })
+   * ```
    */
   readonly reporter?: string
 }

@@ -3,36 +3,16 @@
  * from `req.url`, headers by name, and the body from a body parser that ran before, or read here.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { readNodeStream } from '../node-stream.js'
 import type { RouterResponse } from './problems.js'
 import type { BodyRead, RouterRequest } from './request.js'
 
-/** Reads a request stream up to `limitBytes`; stops reading (and says so) beyond it. */
-export function readNodeBody(req: IncomingMessage, limitBytes: number): Promise<BodyRead> {
-  if (req.readableEnded || !req.readable) return Promise.resolve({ kind: 'none' })
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    const done = (read: BodyRead) => {
-      req.off('data', onData).off('end', onEnd).off('error', onError)
-      resolve(read)
-    }
-    const onData = (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limitBytes) {
-        done({ kind: 'too_large' })
-        // The rest is read and dropped, so the connection stays usable after the 413.
-        req.resume()
-        return
-      }
-      chunks.push(chunk)
-    }
-    const onEnd = () => done(size === 0 ? { kind: 'none' } : { kind: 'text', text: Buffer.concat(chunks).toString('utf8') })
-    const onError = (error: Error) => {
-      req.off('data', onData).off('end', onEnd).off('error', onError)
-      reject(error)
-    }
-    req.on('data', onData).on('end', onEnd).on('error', onError)
-  })
+/** The body of a request stream, at most `limitBytes`; nothing to read when a reader already ended it. */
+export async function readNodeBody(req: IncomingMessage, limitBytes: number): Promise<BodyRead> {
+  if (req.readableEnded || !req.readable) return { kind: 'none' }
+  const read = await readNodeStream(req, limitBytes)
+  if (read === 'too_large') return { kind: 'too_large' }
+  return read.length === 0 ? { kind: 'none' } : { kind: 'text', text: read.toString('utf8') }
 }
 
 /** A request made from node's message; `parsedBody` is what a body parser left (`undefined`: none ran). */

@@ -29,7 +29,18 @@ export interface GitHubPublicKey {
   readonly is_current?: boolean
 }
 
-/** The part of the Fetch API the key source uses: `globalThis.fetch` fits. */
+/**
+ * The `fetch` the secret scanning handler fetches GitHub's public keys with: `globalThis.fetch` fits.
+ *
+ * @example
+ * ```ts
+ * import { secretScanningHandler, type FetchFunction } from 'keywarden'
+ *
+ * // Authenticated requests get a far higher rate limit from GitHub's API.
+ * const withToken: FetchFunction = (url, init) => fetch(url, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${process.env.GITHUB_TOKEN}` } })
+ * const handler = secretScanningHandler(keys, { fetch: withToken })
+ * ```
+ */
 export type FetchFunction = (url: string, init: RequestInit) => Promise<Response>
 
 /** An identifier as it may appear in a header: visible ASCII, not too long. */

@@ -152,7 +152,7 @@ function instrumentManager(manager: ManagerInternals): void {
   })
 }
 
-const MANAGER_METHODS = ['get', 'list', 'expiring', 'notifyExpiring', 'update', 'enable', 'disable', 'revoke', 'delete', 'flush', 'close'] as const
+const MANAGER_METHODS = ['get', 'list', 'expiring', 'notifyExpiring', 'update', 'enable', 'disable', 'revoke', 'delete', 'reportLeak', 'flush', 'close'] as const
 
 function hookKeyManager(): void {
   const proto = KeyManager.prototype as unknown as Record<string, Fn>
