@@ -23,8 +23,9 @@ export type KeyManagementMiddleware = (req: IncomingMessage, res: ServerResponse
 
 /**
  * The management API as Express middleware: mount it where the settings page calls it, behind
- * nothing but your session middleware. `express.json()` before it is optional (it reads the body
- * itself otherwise); the principal comes from `authorize`, never from the body.
+ * nothing but your session middleware. `express.json()` before it is optional: without it the router
+ * reads and bounds the body itself; with it, what the parser refuses goes to your error handler. The
+ * principal comes from `authorize`, never from the body.
  *
  * @throws {@link keywarden!ConfigError | ConfigError} for invalid options.
  * @example

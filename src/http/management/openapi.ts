@@ -109,7 +109,8 @@ function operation(route: RouteSpec, schemas: ReturnType<typeof requestSchemas>)
   if (schema === 'document') success['content'] = { 'application/json': { schema: { type: 'object' } } }
   else if (schema !== null) success['content'] = { 'application/json': { schema: { $ref: `#/components/schemas/${COMPONENT_NAMES[schema]}` } } }
   if (route.etag === true) success['headers'] = { ETag: { description: "The key's version, for If-Match.", schema: { type: 'string' } } }
-  const statuses = new Set<number>([...route.errors, 404])
+  const statuses = new Set<number>(route.errors)
+  if (route.path.includes('{id}')) statuses.add(404)
   if (route.public !== true) for (const common of [400, 401, 503]) statuses.add(common)
   if (route.method !== 'GET') for (const change of [403, 413, 415]) statuses.add(change)
   const responses: Json = { [status]: success }

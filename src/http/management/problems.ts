@@ -145,6 +145,7 @@ export function problem(
 export const NOT_FOUND = problem(404, 'not_found', 'Nothing was found here.')
 export const UNAUTHORIZED = problem(401, 'unauthorized', 'Sign in to manage API keys.')
 export const FORBIDDEN = problem(403, 'forbidden', 'You may not do this to this API key.')
+export const VERSION_MISMATCH = problem(412, 'version_conflict', 'The API key was changed since you read it; reload it and try again.')
 
 /** Field paths as the KeyManager's errors name them, for a body where some fields were renamed. */
 function issuesOf(error: ValidationError): { field: string; message: string }[] {
@@ -159,21 +160,22 @@ export function invalid(status: 400 | 422, issues: { field: string; message: str
 
 /**
  * The answer for an error a KeyManager call threw, or `null` for errors that are not keywarden's
- * (the host's own callbacks, bugs): those go to the framework's error handling.
+ * (the host's own callbacks, bugs): those go to the framework's error handling. A validation error is
+ * `inputStatus`: 422 on routes with a body (it names a body field), 400 on the others (a query parameter).
  */
-export function problemForError(error: unknown): RouterResponse | null {
+export function problemForError(error: unknown, inputStatus: 400 | 422): RouterResponse | null {
   if (!(error instanceof KeywardenError)) return null
   if (error instanceof ValidationError) {
     // A malformed key ID in the path can only name a key that does not exist.
     if (error.field === 'id') return NOT_FOUND
-    return invalid(422, issuesOf(error))
+    return invalid(inputStatus, issuesOf(error))
   }
   if (error instanceof KeyNotFoundError) return NOT_FOUND
   if (error instanceof QuotaExceededError) {
     return problem(409, 'quota_exceeded', `The owner already holds the maximum number of API keys (${error.limit}).`, { limit: error.limit })
   }
   if (error instanceof ConflictError) {
-    if (error.code === 'version_conflict') return problem(412, 'version_conflict', 'The API key was changed since you read it; reload it and try again.')
+    if (error.code === 'version_conflict') return VERSION_MISMATCH
     if (error.code === 'key_revoked') return problem(409, 'key_revoked', 'The API key is revoked; revocation cannot be undone.')
     if (error.code === 'idempotency_conflict') return problem(409, 'idempotency_conflict', 'The Idempotency-Key was already used for a different request.')
     return problem(409, 'conflict', 'The API key was changed concurrently; try again.')

@@ -62,7 +62,11 @@ export async function jsonBody(request: RouterRequest, limitBytes: number): Prom
   const read = await request.readBody(limitBytes)
   if (read.kind === 'too_large') return { problem: tooLarge(limitBytes) }
   if (read.kind === 'none') return { value: {} }
-  if (read.kind === 'parsed') return { value: read.value === undefined ? {} : read.value }
+  if (read.kind === 'parsed') {
+    // A body parser ran first: its value is measured as JSON, so a chunked body has the same bound.
+    if (read.value !== undefined && new TextEncoder().encode(JSON.stringify(read.value)).length > limitBytes) return { problem: tooLarge(limitBytes) }
+    return { value: read.value === undefined ? {} : read.value }
+  }
   if (read.text.trim() === '') return { value: {} }
   try {
     return { value: JSON.parse(read.text) as unknown }
@@ -77,13 +81,15 @@ function tooLarge(limitBytes: number): RouterResponse {
 
 /**
  * The version an `If-Match` header asks for: `undefined` without one (or `*`), `null` when it is not
- * a version this router sent as an ETag.
+ * a version (`"3"` as the ETag says, or a bare `3`). A weak tag never matches (RFC 9110 compares
+ * If-Match strongly): it asks for version 0, which no key has.
  */
 export function ifMatchVersion(request: RouterRequest): number | null | undefined {
   const header = request.header('if-match')?.trim()
   if (header === undefined || header === '' || header === '*') return undefined
-  const match = /^(?:W\/)?"?(\d{1,15})"?$/.exec(header)
-  return match === null ? null : Number(match[1])
+  const match = /^(W\/)?(?:"(\d{1,15})"|(\d{1,15}))$/.exec(header)
+  if (match === null || (match[1] !== undefined && match[2] === undefined)) return null
+  return match[1] !== undefined ? 0 : Number(match[2] ?? match[3])
 }
 
 /** The query as a plain object: `limit` as a number when it is digits, repeated names refused. */

@@ -51,7 +51,7 @@ const CHANGE = [403, 404, 413, 415, 422] as const
 const KEY_READ = [404] as const
 
 export const ROUTES: readonly RouteSpec[] = [
-  { operationId: 'createKey', method: 'POST', path: '/', summary: 'Create a key; the token is in this answer only', body: 'create', success: { status: 201, schema: 'issued' }, errors: [403, 409, 413, 415, 422], headers: ['Idempotency-Key'] },
+  { operationId: 'createKey', method: 'POST', path: '/', summary: 'Create a key; the token is in this answer only', body: 'create', success: { status: 201, schema: 'issued' }, errors: [403, 409, 413, 415, 422], headers: ['Idempotency-Key'], etag: true },
   { operationId: 'listKeys', method: 'GET', path: '/', summary: 'List the keys the principal may see', query: 'listQuery', success: { status: 200, schema: 'page' }, errors: [] },
   { operationId: 'getMeta', method: 'GET', path: '/meta', summary: 'What the principal may do: environments, types, grantable permissions, expiry, quota', query: 'emptyQuery', success: { status: 200, schema: 'meta' }, errors: [] },
   { operationId: 'listExpiringKeys', method: 'GET', path: '/expiring', summary: 'Keys expiring within a window, for a banner', query: 'expiringQuery', success: { status: 200, schema: 'page' }, errors: [] },
@@ -61,8 +61,8 @@ export const ROUTES: readonly RouteSpec[] = [
   { operationId: 'deleteKey', action: 'delete', method: 'DELETE', path: '/{id}', summary: 'Delete a key for good', success: { status: 204, schema: null }, errors: [403, 404, 412, 413, 415], headers: ['If-Match'] },
   { operationId: 'enableKey', action: 'enable', method: 'POST', path: '/{id}/enable', summary: 'Enable a key at once', body: 'change', success: { status: 200, schema: 'key' }, errors: [...CHANGE, 409, 412], headers: ['If-Match'], etag: true },
   { operationId: 'disableKey', action: 'disable', method: 'POST', path: '/{id}/disable', summary: 'Disable a key at once', body: 'change', success: { status: 200, schema: 'key' }, errors: [...CHANGE, 409, 412], headers: ['If-Match'], etag: true },
-  { operationId: 'revokeKey', action: 'revoke', method: 'POST', path: '/{id}/revoke', summary: 'Revoke a key for good', body: 'change', success: { status: 200, schema: 'key' }, errors: CHANGE, etag: true },
-  { operationId: 'rotateKey', action: 'rotate', method: 'POST', path: '/{id}/rotate', summary: 'Replace the secret; the old one works for the grace period', body: 'rotate', success: { status: 200, schema: 'rotated' }, errors: [...CHANGE, 409, 412], headers: ['Idempotency-Key', 'If-Match'] },
+  { operationId: 'revokeKey', action: 'revoke', method: 'POST', path: '/{id}/revoke', summary: 'Revoke a key for good', body: 'change', success: { status: 200, schema: 'key' }, errors: [...CHANGE, 412], headers: ['If-Match'], etag: true },
+  { operationId: 'rotateKey', action: 'rotate', method: 'POST', path: '/{id}/rotate', summary: 'Replace the secret; the old one works for the grace period', body: 'rotate', success: { status: 200, schema: 'rotated' }, errors: [...CHANGE, 409, 412], headers: ['Idempotency-Key', 'If-Match'], etag: true },
   { operationId: 'getKeyPermissions', action: 'read', method: 'GET', path: '/{id}/permissions', summary: 'Effective scopes and where each comes from', query: 'emptyQuery', success: { status: 200, schema: 'permissions' }, errors: KEY_READ },
   { operationId: 'getKeyAudit', action: 'read', method: 'GET', path: '/{id}/audit', summary: "The key's audit trail, newest first", query: 'auditQuery', success: { status: 200, schema: 'audit' }, errors: KEY_READ },
   { operationId: 'getKeyCredits', action: 'read_credits', method: 'GET', path: '/{id}/credits', summary: "The key's credit balance", query: 'emptyQuery', success: { status: 200, schema: 'credits' }, errors: [403, 404] },

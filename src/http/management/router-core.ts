@@ -12,7 +12,7 @@ import { idempotencyKeySchema } from '../../validation.js'
 import { CeilingResolver } from './ceiling.js'
 import { managementDocument, type ManagementDocumentOptions } from './openapi.js'
 import { defaultPolicy, normalizePrincipal, principalSchema, type ManagementPolicy, type Principal } from './principal.js'
-import { invalid, NOT_FOUND, problem, problemForError, UNAUTHORIZED, type RouterResponse } from './problems.js'
+import { invalid, NOT_FOUND, problem, problemForError, UNAUTHORIZED, VERSION_MISMATCH, type RouterResponse } from './problems.js'
 import { changesState, crossSiteProblem, ifMatchVersion, jsonBody, queryObject, requestIdOf, type RouterRequest } from './request.js'
 import { matchRoute } from './route-table.js'
 import { BAD_IF_MATCH, ManagementRoutes } from './routes.js'
@@ -160,7 +160,8 @@ export class ManagementRouterCore<R> {
     const query = this.#schemas[route.query ?? 'emptyQuery'].safeParse(rawQuery.value)
     if (!query.success) return invalid(400, issuesOf(query.error))
 
-    const expectedVersion = ifMatchVersion(request)
+    const readsIfMatch = route.headers?.includes('If-Match') === true
+    const expectedVersion = readsIfMatch ? ifMatchVersion(request) : undefined
     if (expectedVersion === null) return BAD_IF_MATCH
     const idempotencyHeader = request.header('idempotency-key')
     if (idempotencyHeader !== undefined && !idempotencyKeySchema.safeParse(idempotencyHeader).success) {
@@ -170,6 +171,8 @@ export class ManagementRouterCore<R> {
       // The key first: whoever may not act on it gets its 404 or 403 before any validation answer.
       const key = id === null || route.action === undefined ? null : await this.#routes.keyFor(principal, id, route.action)
       if (key !== null && 'status' in key) return key
+      // Checked here for every route that reads If-Match; the KeyManager checks again atomically where it can.
+      if (key !== null && expectedVersion !== undefined && expectedVersion !== key.version) return VERSION_MISMATCH
       let body: Record<string, unknown> = {}
       if (route.body !== undefined) {
         const checked = this.#schemas[route.body].safeParse(rawBody)
@@ -183,13 +186,13 @@ export class ManagementRouterCore<R> {
           key,
           query: query.data as Record<string, unknown>,
           body,
-          expectedVersion: route.headers?.includes('If-Match') ? expectedVersion : undefined,
+          expectedVersion,
           idempotencyKey: route.headers?.includes('Idempotency-Key') ? idempotencyHeader : undefined,
           requestId: requestIdOf(request),
         }),
       )
     } catch (error) {
-      const answer = problemForError(error)
+      const answer = problemForError(error, route.body === undefined ? 400 : 422)
       if (answer === null) throw error
       return answer
     }

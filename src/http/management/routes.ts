@@ -71,8 +71,6 @@ export class ManagementRoutes {
       getKey: (call) => this.#onKey(call, async (key) => keyAnswer(this.#keys, key)),
       updateKey: (call) => this.#update(call),
       deleteKey: (call) => this.#onKey(call, async (key) => {
-        // DELETE has no version-checked form in the KeyManager: If-Match is checked against the key just read.
-        if (call.expectedVersion !== undefined && call.expectedVersion !== key.version) return VERSION_MISMATCH
         await this.#keys.delete(key.id, this.#context(call))
         return { status: 204, headers: { 'Cache-Control': 'no-store' }, body: null }
       }),
@@ -90,6 +88,13 @@ export class ManagementRoutes {
       changeKeyCredits: (call) =>
         this.#onKey(call, async (key) => {
           const { add, set } = call.body as { add?: number; set?: number }
+          if (add !== undefined) {
+            // A top-up past the largest exact integer would lose credits to rounding: refuse it.
+            const current = await this.#keys.getCredits({ keyId: key.id })
+            if (current !== null && current.remaining + add > Number.MAX_SAFE_INTEGER) {
+              return invalid(422, [{ field: 'add', message: `would take the balance past ${Number.MAX_SAFE_INTEGER}` }])
+            }
+          }
           const context = this.#context(call)
           const credits = add !== undefined ? await this.#keys.addCredits({ keyId: key.id }, add, context) : await this.#keys.setCredits({ keyId: key.id }, set!, context)
           return json(200, { credits })
@@ -272,8 +277,6 @@ export class ManagementRoutes {
 function ownerContextOf(principal: Principal): Record<string, unknown> {
   return { role: principal.role, tenantId: principal.tenantId, principalId: principal.id }
 }
-
-const VERSION_MISMATCH = problem(412, 'version_conflict', 'The API key was changed since you read it; reload it and try again.')
 
 /** For the core: a request whose `If-Match` is not one of this router's ETags. */
 export const BAD_IF_MATCH = invalid(400, [{ field: 'If-Match', message: 'must be an ETag this API sent, such as "3"' }])

@@ -13,6 +13,9 @@ const duration = z.union([z.int().check(z.gte(0)), z.string().check(z.regex(/^\d
 const instant = z.iso.datetime({ offset: true })
 const reason = z.optional(text(1000))
 const count = z.int().check(z.gte(0), z.lte(Number.MAX_SAFE_INTEGER))
+const typeLabel = z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'must be 1-64 letters, digits or _ . : -, starting with a letter or digit'))
+/** A window from now: digits with an optional unit, more than nothing. */
+const windowFromNow = z.string().check(z.regex(/^(?!0+(?:ms|s|m|h|d|w)?$)\d{1,15}(?:ms|s|m|h|d|w)?$/, "must be a duration longer than 0, such as '2d'"))
 
 /** The request schemas of one router; the environments come from the KeyManager. */
 export function requestSchemas(options: ResolvedOptions) {
@@ -27,7 +30,7 @@ export function requestSchemas(options: ResolvedOptions) {
       description: z.nullish(text(1000)),
       ownerId: z.optional(identifier),
       environment: z.optional(environment),
-      type: z.nullish(text(64)),
+      type: z.nullish(typeLabel),
       ...grants,
       expiresIn: z.nullish(duration),
       expiresAt: z.nullish(instant),
@@ -38,7 +41,7 @@ export function requestSchemas(options: ResolvedOptions) {
     update: z.strictObject({
       name: z.optional(text(200)),
       description: z.nullish(text(1000)),
-      type: z.nullish(text(64)),
+      type: z.nullish(typeLabel),
       ...grants,
       expiresIn: z.nullish(duration),
       expiresAt: z.nullish(instant),
@@ -51,17 +54,17 @@ export function requestSchemas(options: ResolvedOptions) {
     listQuery: z.strictObject({
       ownerId: z.optional(identifier),
       environment: z.optional(environment),
-      type: z.optional(text(64)),
+      type: z.optional(typeLabel),
       status: z.optional(status),
       order: z.optional(z.enum(['asc', 'desc'])),
       limit: z.optional(limit),
       cursor: z.optional(cursor),
     }),
     expiringQuery: z.strictObject({
-      within: z.string().check(z.regex(/^\d+(?:ms|s|m|h|d|w)?$/, "must be a duration such as '2d'")),
+      within: windowFromNow,
       ownerId: z.optional(identifier),
       environment: z.optional(environment),
-      type: z.optional(text(64)),
+      type: z.optional(typeLabel),
       limit: z.optional(limit),
       cursor: z.optional(cursor),
     }),
