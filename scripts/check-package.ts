@@ -34,9 +34,11 @@ const fixtures = join(root, 'scripts/package-consumers')
 // Measured 24,708 B gzip (74,305 B minified) for 0.1.0 with `zod/mini` (108,369 B with classic zod);
 // zod is about two fifths of it. 0.2.0's hardening took it to 27.5 kB; usage control (policies and
 // their schema, the limiter, credits, the one-round-trip path) to 31.8 kB; who-did-what (change
-// contexts, audit entries and their diff, permissions, runtime roles, key pairs) to 35.5 kB.
-// Budget ≈ +5% of that.
-const CORE_GZIP_BUDGET = 37_300
+// contexts, audit entries and their diff, permissions, runtime roles, key pairs) to 35.5 kB; the
+// management API to 48.9 kB, because `keys.openapi()` is a KeyManager method: it brings the route table,
+// the request and response schemas and zod's JSON Schema generator (about 7 kB of the 13 kB) into every
+// bundle of KeyManager. Leak reports added 0.1 kB. Budget ≈ +5% of that.
+const CORE_GZIP_BUDGET = 51_300
 
 // What users need from the tarball, and nothing else.
 const ALLOWED_FILES = [
