@@ -409,7 +409,7 @@ describe.each(MANAGEMENT_FORMS)('the management API over HTTP: %s', (form) => {
     // the app's error handler (documented); the router answers it when it reads the body itself.
     it('answers 400 for a body that is not JSON', async () => {
       const w = await world()
-      const malformed = { as: 'ben', body: '{"name": "CI",', headers: { 'content-type': 'application/json' } }
+      const malformed = { as: 'ben' as const, body: '{"name": "CI",', headers: { 'content-type': 'application/json' } }
       if (form === 'express') {
         await w.call('POST', '/', { ...malformed, hostAnswer: "express.json() refuses it before the router; the app's error handler answers" })
         const seen = w.server.errors.splice(0)

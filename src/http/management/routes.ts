@@ -6,11 +6,12 @@
 import { createHash } from 'node:crypto'
 import type { ChangeContext } from '../../audit/audit-store.js'
 import type { KeyManager } from '../../key-manager.js'
-import type { ApiKey, CreateKeyInput, UpdateKeyInput } from '../../types.js'
+import type { ApiKey, CreateKeyInput, KeyPage, UpdateKeyInput } from '../../types.js'
 import type { CeilingResolver } from './ceiling.js'
 import { actorOf, type ManagementAction, type ManagementPolicy, type NewKeyTarget, type Principal } from './principal.js'
 import { FORBIDDEN, NOT_FOUND, invalid, problem, type RouterResponse } from './problems.js'
 import type { OperationId } from './route-table.js'
+import { visiblePage } from './visible-pages.js'
 
 /** Everything a route handler gets. */
 export interface RouteCall {
@@ -178,8 +179,9 @@ export class ManagementRoutes {
     const query = call.query as { ownerId?: string; environment?: string; type?: string; status?: 'active'; order?: 'asc'; limit?: number; cursor?: string }
     const filter = this.#storeFilter(principal, query.ownerId)
     if (filter === null) return json(200, { items: [], nextCursor: null })
-    const page = await this.#keys.list({ ...query, ...filter })
-    return json(200, { items: await this.#visibleViews(principal, page.items), nextCursor: page.nextCursor })
+    const { cursor, limit = 50, ...rest } = query
+    const read = (from: string | null, size: number) => this.#keys.list({ ...rest, ...filter, cursor: from, limit: size })
+    return this.#pageAnswer(await visiblePage(read, (key) => this.#visible(principal, key), limit, cursor ?? null))
   }
 
   async #expiring(call: RouteCall): Promise<RouterResponse> {
@@ -188,8 +190,9 @@ export class ManagementRoutes {
     const within = /^\d+$/.test(query.within) ? Number(query.within) : (query.within as `${number}d`)
     const filter = this.#storeFilter(principal, query.ownerId)
     if (filter === null) return json(200, { items: [], nextCursor: null })
-    const page = await this.#keys.expiring({ ...query, within, ...filter })
-    return json(200, { items: await this.#visibleViews(principal, page.items), nextCursor: page.nextCursor })
+    const { cursor, limit = 100, ...rest } = query
+    const read = (from: string | null, size: number) => this.#keys.expiring({ ...rest, within, ...filter, cursor: from, limit: size })
+    return this.#pageAnswer(await visiblePage(read, (key) => this.#visible(principal, key), limit, cursor ?? null))
   }
 
   /** The store-side filter: the principal's tenant (keys without one are filtered after reading). */
@@ -207,9 +210,8 @@ export class ManagementRoutes {
     return { ...this.#tenantFilter(principal), ownerId: principal.id }
   }
 
-  async #visibleViews(principal: Principal, keys: readonly ApiKey[]): Promise<Record<string, unknown>[]> {
-    const shown = await Promise.all(keys.map((key) => this.#visible(principal, key)))
-    return keys.filter((_, index) => shown[index]).map((key) => view(this.#keys, key))
+  #pageAnswer(page: KeyPage): RouterResponse {
+    return json(200, { items: page.items.map((key) => view(this.#keys, key)), nextCursor: page.nextCursor })
   }
 
   async #update(call: RouteCall): Promise<RouterResponse> {
