@@ -112,6 +112,33 @@ describe('the policy seams', () => {
     expect(asked.length).toBe(before) // never asked about another tenant's key
   })
 
+  it('pages through only the keys `can` shows, and no cursor ever names a hidden one', async () => {
+    let now = Date.parse('2026-12-01T00:00:00Z')
+    const keys = managerWith({ clock: () => (now += 1000) })
+    const api = handlerFor(keys, { can: (_principal, _action, key) => key.type !== 'hidden' })
+    const shown: string[] = []
+    const hidden: string[] = []
+    for (let index = 0; index < 9; index += 1) {
+      const type = index % 3 === 1 ? 'shown' : 'hidden'
+      const { key } = await keys.create({ name: `k${index}`, tenantId: 'acme', environment: 'live', type })
+      ;(type === 'shown' ? shown : hidden).push(key.id)
+    }
+    // A tenantless principal sees only keys without a tenant: none of acme's, nor their IDs.
+    const stranger = await api.as({ id: 'x', tenantId: null, role: 'admin' }).call('GET', '/?limit=1')
+    expect(stranger.json).toEqual({ items: [], nextCursor: null })
+    api.as(ana)
+    const seen: string[] = []
+    let cursor: string | null = null
+    do {
+      const page = await api.call('GET', `/?limit=1${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`)
+      expect(page.status).toBe(200)
+      for (const id of hidden) expect(page.text).not.toContain(id)
+      seen.push(...page.json!.items.map((item: { id: string }) => item.id))
+      cursor = page.json!.nextCursor
+    } while (cursor !== null)
+    expect(seen).toEqual(shown)
+  })
+
   it('treats the roles in `adminRoles` as admins', async () => {
     const keys = managerWith()
     const { key } = await keys.create({ name: 'ben key', ownerId: 'ben', tenantId: 'acme', environment: 'live' })
