@@ -1,7 +1,8 @@
 /**
  * The client seam. The store speaks to Redis through one function, `send(args)`, built here from
  * whatever the caller passes in. No Redis driver is imported: the shapes below are structural, so any
- * ioredis or node-redis version with these methods fits, and so does a hand-written function.
+ * ioredis or node-redis version with these methods fits (clusters of both included), and so does a
+ * hand-written function.
  */
 import { ConfigError } from '../../src/errors.js'
 
@@ -55,6 +56,29 @@ export interface NodeRedisLikeClient {
 }
 
 /**
+ * A node-redis v4 or later cluster from `createCluster()`, connected by the caller. The store sends
+ * every command with `sendCommand(firstKey, isReadonly, args)`, `firstKey` being the namespace's hash
+ * tag `{namespace}` (every key of a namespace hashes to that one slot) and `isReadonly` `false`, so
+ * each command and script goes to the primary of the shard owning the namespace, never to a replica.
+ *
+ * @example
+ * ```ts
+ * import { createCluster } from 'redis'
+ * import { RedisStore } from 'keywarden/adapters/redis'
+ *
+ * const cluster = await createCluster({ rootNodes: [{ url: 'redis://redis-1:6379' }] }).connect()
+ * const store = new RedisStore({ client: cluster, namespace: 'billing-api' })
+ * ```
+ */
+export interface NodeRedisClusterLike {
+  /**
+   * Sends one command as an argument list to the node serving `firstKey`'s slot (a primary unless
+   * `isReadonly`), following MOVED and ASK redirections, resolving with its reply.
+   */
+  sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: string[]): Promise<unknown>
+}
+
+/**
  * What {@link RedisStoreOptions.client} accepts: one of the shapes above, told apart at construction.
  *
  * @example
@@ -67,39 +91,45 @@ export interface NodeRedisLikeClient {
  * const store = new RedisStore({ client })
  * ```
  */
-export type RedisClientLike = IoredisLikeClient | NodeRedisLikeClient | SendCommand
+export type RedisClientLike = IoredisLikeClient | NodeRedisLikeClient | NodeRedisClusterLike | SendCommand
 
 const EXPECTED =
-  'must be an ioredis Redis or Cluster, a node-redis client from createClient(), or a function (args: string[]) => Promise<unknown>'
+  'must be an ioredis Redis or Cluster, a node-redis client from createClient() or cluster from createCluster(), or a function (args: string[]) => Promise<unknown>'
 
 /**
- * The `send` function for `client`. Detection is structural: ioredis has `call(command, ...args)`;
- * node-redis has `sendCommand(args)` (ioredis also has a `sendCommand`, taking a Command object, so
- * `call` is checked first). A node-redis cluster's `sendCommand(firstKey, isReadonly, args)` is refused
- * with a hint: wrap it in a function that passes the namespace's hash tag as `firstKey`.
+ * Whether `client` is a node-redis cluster: its `sendCommand` takes `(firstKey, isReadonly, args)`
+ * where a client's takes `(args)`; node-redis v4 to v6 clusters also have `getSlotMaster(slot)`.
+ */
+function isNodeRedisCluster(client: Partial<Record<'sendCommand' | 'getSlotMaster', unknown>>): boolean {
+  return typeof client.sendCommand === 'function' && (client.sendCommand.length >= 3 || typeof client.getSlotMaster === 'function')
+}
+
+/**
+ * The `send` function for `client`. Detection is structural: ioredis (`Redis` or `Cluster`) has
+ * `call(command, ...args)`; a node-redis cluster has `sendCommand(firstKey, isReadonly, args)`, and is
+ * sent every command with `firstKey` = `hashTag` (the namespace's `{namespace}`, so it reaches the
+ * shard owning the namespace) and `isReadonly` = `false` (the primary); a node-redis client has
+ * `sendCommand(args)` (ioredis also has a `sendCommand`, taking a Command object, so `call` is checked
+ * first).
  *
  * @throws {@link ConfigError} naming `client` when it is none of these.
  */
-export function toSendCommand(client: unknown): SendCommand {
+export function toSendCommand(client: unknown, hashTag: string): SendCommand {
   if (typeof client === 'function') {
     const send = client as SendCommand
     return (args) => send(args)
   }
   if (typeof client === 'object' && client !== null) {
-    const candidate = client as Partial<Record<'call' | 'sendCommand', unknown>>
+    const candidate = client as Partial<Record<'call' | 'sendCommand' | 'getSlotMaster', unknown>>
     if (typeof candidate.call === 'function') {
       const ioredis = client as IoredisLikeClient
       return ([command, ...args]) => ioredis.call(command!, ...args)
     }
+    if (isNodeRedisCluster(candidate)) {
+      const cluster = client as NodeRedisClusterLike
+      return (args) => cluster.sendCommand(hashTag, false, args)
+    }
     if (typeof candidate.sendCommand === 'function') {
-      if (candidate.sendCommand.length >= 3) {
-        throw new ConfigError([
-          {
-            path: ['client'],
-            message: "is a node-redis cluster: pass (args) => cluster.sendCommand('{namespace}', false, args) instead",
-          },
-        ])
-      }
       const nodeRedis = client as NodeRedisLikeClient
       return (args) => nodeRedis.sendCommand(args)
     }

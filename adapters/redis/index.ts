@@ -2,7 +2,8 @@
  * The Redis key store, which also keeps rate counters and credit balances (`UsageStore`) and the audit
  * trail (`AuditStore`, each entry written by the script of its change):
  * `import { RedisStore } from 'keywarden/adapters/redis'`. Bring your own client
- * (ioredis, node-redis, or a `sendCommand` function); no Redis driver is a dependency of keywarden.
+ * (ioredis or node-redis, standalone or Cluster, or a `sendCommand` function); no Redis driver is a
+ * dependency of keywarden.
  * A namespace written by keywarden 0.1.0 needs `await store.migrate()` once, for quotas per tenant.
  *
  * @example
@@ -21,7 +22,7 @@
  * @module keywarden/adapters/redis
  */
 export { RedisStore, type RedisStoreOptions } from './redis-store.js'
-export type { IoredisLikeClient, NodeRedisLikeClient, RedisClientLike, SendCommand } from './client.js'
+export type { IoredisLikeClient, NodeRedisClusterLike, NodeRedisLikeClient, RedisClientLike, SendCommand } from './client.js'
 export {
   RedisInvalidationChannel,
   DEFAULT_REDIS_INVALIDATION_CHANNEL,

@@ -51,9 +51,10 @@ export interface IoredisPubSubLike {
 }
 
 /**
- * What {@link RedisInvalidationChannel} uses of a node-redis (v4 or later) client: `publish`, and for
- * the subscriber connection `duplicate`, `connect`, `subscribe(channel, listener)`,
- * `unsubscribe(channel, listener)` and `close` (v5+) or `quit` (v4).
+ * What {@link RedisInvalidationChannel} uses of a node-redis (v4 or later) client or cluster
+ * (`createClient()` or `createCluster()`): `publish`, and for the subscriber connection `duplicate`,
+ * `connect`, `subscribe(channel, listener)`, `unsubscribe(channel, listener)` and `close` (v5+) or
+ * `quit` (v4).
  *
  * @example
  * ```ts
@@ -74,8 +75,11 @@ export interface NodeRedisPubSubLike {
   connect(): Promise<unknown>
   /** `SUBSCRIBE`, delivering messages to `listener`; resolves once the server confirmed. */
   subscribe(channel: string, listener: (message: string, channel: string) => unknown): Promise<unknown>
-  /** `UNSUBSCRIBE` of `listener`, on a subscriber the caller owns. */
-  unsubscribe(channel: string, listener: (message: string, channel: string) => unknown): Promise<unknown>
+  /**
+   * `UNSUBSCRIBE` of `listener`, on a subscriber the caller owns. The listener is typed to take
+   * Buffers too, as node-redis types a cluster's `unsubscribe`; it only ever receives strings here.
+   */
+  unsubscribe(channel: string, listener: (message: string | Uint8Array, channel: string | Uint8Array) => unknown): Promise<unknown>
   /** Receives connection errors of a subscriber the channel opened (passed to `onError`). */
   on(event: 'error', listener: (error: Error) => void): unknown
   /** Closes a subscriber the channel opened, politely (node-redis v5). */
@@ -186,7 +190,8 @@ function defaultOnError(error: unknown): void {
  * unsubscribe (e.g. `keys.close()`) closes it. Driver errors propagate; the KeyManager reports them
  * through `cache.onError` and never fails a change because of them. Messages lost while the subscriber
  * is disconnected are not replayed: the cache `ttl` bounds how stale an instance can be meanwhile.
- * Works with Redis Cluster too (`PUBLISH` reaches every node).
+ * Works with Redis Cluster too, through an ioredis `Cluster` or a node-redis `createCluster()`:
+ * `PUBLISH` on any node reaches the subscribers of every node.
  *
  * @example With ioredis
  * ```ts
@@ -208,6 +213,17 @@ function defaultOnError(error: unknown): void {
  * const client = await createClient({ url: process.env.REDIS_URL }).connect()
  * const channel = new RedisInvalidationChannel({ client, channel: 'billing-api:invalidate' })
  * const keys = new KeyManager({ store, cache: { ttl: '30s', channel } })
+ * ```
+ *
+ * @example With a node-redis cluster
+ * ```ts
+ * import { createCluster } from 'redis'
+ * import { KeyManager } from 'keywarden'
+ * import { RedisInvalidationChannel, RedisStore } from 'keywarden/adapters/redis'
+ *
+ * const cluster = await createCluster({ rootNodes: [{ url: 'redis://redis-1:6379' }] }).connect()
+ * const channel = new RedisInvalidationChannel({ client: cluster, channel: 'billing-api:invalidate' })
+ * const keys = new KeyManager({ store: new RedisStore({ client: cluster, namespace: 'billing-api' }), cache: { ttl: '30s', channel } })
  * ```
  */
 export class RedisInvalidationChannel implements InvalidationChannel {
@@ -312,8 +328,8 @@ export class RedisInvalidationChannel implements InvalidationChannel {
   }
 
   private async startNodeRedis(subscriber: NodeRedisPubSubLike, own: boolean, deliver: (message: string) => void): Promise<() => Promise<void>> {
-    const onMessage = (message: string, channel: string): void => {
-      if (channel === this.channel) deliver(message)
+    const onMessage = (message: string | Uint8Array, channel: string | Uint8Array): void => {
+      if (text(channel) === this.channel) deliver(text(message))
     }
     if (own) {
       // node-redis throws an 'error' event nobody listens to, which would end the process.
@@ -352,6 +368,11 @@ async function ioredisReady(subscriber: IoredisPubSubLike): Promise<void> {
   else if (subscriber.status !== undefined && subscriber.status !== 'ready' && subscriber.once) {
     await new Promise<void>((resolve) => subscriber.once!('ready', resolve))
   }
+}
+
+/** A pub/sub message or channel name as text (node-redis delivers strings unless asked for Buffers). */
+function text(value: string | Uint8Array): string {
+  return typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8')
 }
 
 /** Drops a node-redis connection at once: `destroy` (v5+) or `disconnect` (v4). */

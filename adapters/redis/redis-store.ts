@@ -37,8 +37,9 @@ import { updateRecord } from './scripts/update.js'
  */
 export interface RedisStoreOptions {
   /**
-   * How the store reaches Redis: an ioredis `Redis` or `Cluster`, a connected node-redis client, or a
-   * `sendCommand` function. The caller owns it: the store never connects, quits or closes it.
+   * How the store reaches Redis: an ioredis `Redis` or `Cluster`, a connected node-redis client or
+   * cluster (`createClient()`, `createCluster()`), or a `sendCommand` function. The caller owns it: the
+   * store never connects, quits or closes it.
    */
   readonly client: RedisClientLike
   /**
@@ -81,14 +82,25 @@ const REDIS_COMMAND_TIMEOUT_MS = 5_000
  * const keys = new KeyManager({ store: new RedisStore({ client, namespace: 'billing-api' }) })
  * ```
  *
- * @example With a sendCommand function (any client, or a node-redis cluster)
+ * @example With Redis Cluster (an ioredis Cluster or a node-redis cluster)
  * ```ts
+ * import { Cluster } from 'ioredis'
  * import { createCluster } from 'redis'
  * import { RedisStore } from 'keywarden/adapters/redis'
  *
+ * // Every key of a namespace shares the hash tag {namespace}: one slot, on one shard.
+ * const viaIoredis = new RedisStore({ client: new Cluster([{ host: 'redis-1', port: 6379 }]), namespace: 'billing-api' })
  * const cluster = await createCluster({ rootNodes: [{ url: 'redis://redis-1:6379' }] }).connect()
- * // Every key of a namespace shares the hash tag {namespace}: route by it.
- * const store = new RedisStore({ client: (args) => cluster.sendCommand('{keywarden}', false, args) })
+ * const viaNodeRedis = new RedisStore({ client: cluster, namespace: 'search-api' })
+ * ```
+ *
+ * @example With a sendCommand function (any client)
+ * ```ts
+ * import { Redis } from 'ioredis'
+ * import { RedisStore } from 'keywarden/adapters/redis'
+ *
+ * const redis = new Redis()
+ * const store = new RedisStore({ client: (args) => redis.call(args[0]!, ...args.slice(1)) })
  * ```
  */
 export class RedisStore implements KeyStore, UsageStore, AuditStore {
@@ -107,9 +119,10 @@ export class RedisStore implements KeyStore, UsageStore, AuditStore {
     if (typeof options !== 'object' || options === null) {
       throw new ConfigError([{ path: [], message: 'must be a Redis client or an object with a client' }])
     }
-    this.send = toSendCommand(options.client)
     this.namespace = checkNamespace(options.namespace ?? DEFAULT_NAMESPACE)
     this.keys = new KeyLayout(this.namespace)
+    // A node-redis cluster routes by a key it is told: the hash tag, which names the namespace's slot.
+    this.send = toSendCommand(options.client, this.keys.hashTag)
   }
 
   /**

@@ -179,8 +179,6 @@ describe.skipIf(!gate.available)('RedisStore', () => {
       for (const client of [{}, null, undefined, 'redis://localhost', { call: 'nope' }]) {
         expect(() => new RedisStore({ client: client as never }), String(client)).toThrow(ConfigError)
       }
-      const cluster = { sendCommand: (_firstKey: unknown, _readonly: unknown, _args: unknown) => Promise.resolve(null) }
-      expect(() => new RedisStore({ client: cluster as never })).toThrow(/node-redis cluster/)
       const error = (() => {
         try {
           new RedisStore({ client: {} as never })
@@ -198,6 +196,25 @@ describe.skipIf(!gate.available)('RedisStore', () => {
       const store = new RedisStore({ client: async (args) => void calls.push(args) })
       expect(store.namespace).toBe('keywarden')
       expect(calls).toEqual([])
+    })
+
+    it('a node-redis cluster is told the namespace’s hash tag as firstKey, and to use the primary, for every command', async () => {
+      const sent: [unknown, unknown, string[]][] = []
+      const cluster = {
+        sendCommand: async (firstKey: string | undefined, isReadonly: boolean | undefined, args: string[]) => {
+          sent.push([firstKey, isReadonly, args])
+          return args[0] === 'HMGET' ? [null, null, null, null] : null
+        },
+      }
+      const store = new RedisStore({ client: cluster, namespace: 'billing-api' })
+      expect(sent).toEqual([]) // no I/O in the constructor
+      expect(await store.get('k1')).toBeNull()
+      expect(sent).toEqual([['{billing-api}', false, ['HMGET', '{billing-api}:key:k1', 'fixed', 'doc', 'version', 'lastUsedAt']]])
+      // Told apart from a node-redis client by its shape alone: getSlotMaster, or a three-argument sendCommand.
+      const shaped = { sendCommand: async (...args: unknown[]) => void sent.push(args as never), getSlotMaster: () => undefined }
+      sent.length = 0
+      await new RedisStore({ client: shaped as never }).get('k2').catch(() => undefined)
+      expect(sent[0]?.slice(0, 2)).toEqual(['{keywarden}', false])
     })
 
     it('close() leaves the caller’s client open', async () => {

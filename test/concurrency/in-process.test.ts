@@ -13,7 +13,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { KeyManager, type KeyStore } from '../../src/index.js'
 import { BACKENDS, type BackendHandle } from '../support/backends.js'
-import { expectOnlyTypedErrors, withoutAuditTrail } from './checks.js'
+import { deleteRaceOps, expectDeleteRaceErrors, expectOnlyTypedErrors, expectQuotaRace, QUOTA_RACE_LIMITS, quotaRaceOps, withoutAuditTrail } from './checks.js'
 import {
   chainBreak,
   closeAll,
@@ -24,7 +24,6 @@ import {
   managerOptions,
   managersOn,
   recordingStore,
-  rejected,
   runAll,
   T0,
   times,
@@ -87,22 +86,13 @@ for (const backend of BACKENDS) {
     }
 
     it('creates for three owners from four managers: each owner gets exactly its quota, the rest QuotaExceededError', async () => {
-      const limits = { solo: 1, pair: 2, five: 5 }
-      const ops = interleave(
-        Object.entries(limits).flatMap(([ownerId, quota]) =>
-          times(15, (i): Op => ({ op: 'create', input: { name: `${ownerId}-${i}`, ownerId, owner: { quota } } })),
-        ),
-      )
+      const ops = quotaRaceOps()
       const { outcomes } = await runAll(managers, ops)
 
-      expectOnlyTypedErrors(outcomes, { create: ['quota_exceeded'] })
-      for (const [ownerId, quota] of Object.entries(limits)) {
-        const mine = outcomes.filter((_, i) => (ops[i] as Extract<Op, { op: 'create' }>).input.ownerId === ownerId)
-        expect(fulfilled(mine), ownerId).toHaveLength(quota)
-        expect(rejected(mine), ownerId).toHaveLength(15 - quota)
+      for (const [ownerId, mine] of expectQuotaRace(outcomes, ops)) {
         const stored = (await managers[0]!.list({ ownerId, limit: 100 })).items
         expect(stored.map((key) => key.id).sort(), ownerId).toEqual(fulfilled(mine).map((outcome) => outcome.keyId).sort())
-        expect(await countValid(managers[0]!, tokensOf(mine, 'create')), ownerId).toBe(quota)
+        expect(await countValid(managers[0]!, tokensOf(mine, 'create')), ownerId).toBe(QUOTA_RACE_LIMITS[ownerId])
       }
     })
 
@@ -377,18 +367,9 @@ for (const backend of BACKENDS) {
     it('delete racing updates, rotations, revokes and disables: one delete wins and the key never comes back', async () => {
       const owner = { ownerId: 'deleter', owner: { quota: 1 } }
       const { key, token } = await managers[0]!.create({ name: 'short-lived', ...owner })
-      const ops = interleave([
-        ...times(4, (): Op => ({ op: 'delete', id: key.id })),
-        ...times(10, (i): Op => ({ op: 'update', id: key.id, patch: { name: `late-${i}` } })),
-        ...times(6, (): Op => ({ op: 'rotate', id: key.id, gracePeriod: '1h' })),
-        ...times(3, (): Op => ({ op: 'revoke', id: key.id })),
-        ...times(3, (): Op => ({ op: 'disable', id: key.id })),
-        ...times(6, (): Op => ({ op: 'verify', token })),
-      ])
-      const { outcomes } = await runAll(managers, ops)
+      const { outcomes } = await runAll(managers, deleteRaceOps(key.id, token))
 
-      const gone = ['key_not_found', 'conflict']
-      expectOnlyTypedErrors(outcomes, { delete: ['key_not_found'], update: [...gone, 'key_revoked'], rotate: [...gone, 'key_revoked'], revoke: gone, disable: [...gone, 'key_revoked'] })
+      expectDeleteRaceErrors(outcomes)
       expect(fulfilled(outcomes, 'delete')).toHaveLength(1)
       expect(announced['deleted']).toBe(1)
       expect(announced['revoked'] ?? 0).toBe(Math.min(1, fulfilled(outcomes, 'revoke').length))

@@ -18,14 +18,9 @@
 import fc from 'fast-check'
 import { afterAll, describe, it } from 'vitest'
 import type { KeyManagerOptions } from '../../src/index.js'
-import { setup, START } from '../helpers.js'
 import { BACKENDS, type Backend } from '../support/backends.js'
-import { COMMANDS, LIMITS, outcomes, QUOTAS } from './commands.js'
-import { DAY, KeyModel } from './reference-model.js'
-
-/** Roles as configured by `setup()` in test/helpers.ts; the model needs them to resolve scopes. */
-const ROLES = { admin: ['*'], readonly: ['data:read'], writer: ['data:read', 'data:write'] }
-const MAX_COMMANDS = 30
+import { outcomes } from './commands.js'
+import { modelRunProperty } from './model-property.js'
 /** Runs per variant: many in memory, fewer where every call is a round trip to a server. */
 const DEFAULT_RUNS: Record<Backend['name'], { plain: number; cached: number }> = {
   memory: { plain: 100, cached: 50 },
@@ -69,22 +64,7 @@ for (const [index, backend] of BACKENDS.entries()) {
       it(
         variant.name,
         async () => {
-          const property = fc.asyncProperty(fc.commands(COMMANDS, { maxCommands: MAX_COMMANDS, size: 'max', replayPath: replay.replayPath }), async (commands) => {
-            const handle = await backend.open()
-            const { keys, time } = setup({
-              store: handle.store,
-              maxKeysPerOwner: (owner) => QUOTAS[String(owner.id)] ?? Infinity,
-              limits: LIMITS,
-              ...variant.options,
-            })
-            const model = new KeyModel({ start: START, quotas: QUOTAS, roles: ROLES, defaultExpiryMs: 90 * DAY, limits: LIMITS })
-            try {
-              await fc.asyncModelRun(() => ({ model, real: { keys, time } }), commands)
-            } finally {
-              await keys.close()
-              await handle.cleanup()
-            }
-          })
+          const property = modelRunProperty(() => backend.open(), variant.options, replay.replayPath)
           const details = await fc.check(property, {
             numRuns: replay.runs ?? DEFAULT_RUNS[backend.name][variant.runs],
             ...(replay.seed === undefined ? {} : { seed: replay.seed }),
