@@ -303,6 +303,20 @@ export interface KeyStore {
   get(id: string): Promise<StoredKey | null>
 
   /**
+   * Optional: the read `verify` makes instead of {@link KeyStore.get}, for a store that can answer it
+   * from somewhere cheaper than where writes go (`PostgresStore` with a `readPool` on a read replica).
+   * The answer may be an older version of the record (or `null` for a key just created), but only as
+   * much older as the store documents and bounds, and never older than a write of this key that the
+   * store itself completed before the call. Management reads (read, then compare-and-set) always use
+   * `get`; without this method, verify does too.
+   *
+   * `options.changed`: the caller has just learned that this key changed (its own write, or an
+   * invalidation message from another instance). The store answers as `get` does, and keeps doing so
+   * for this key until its cheaper source has caught up with the moment of the call.
+   */
+  getForVerify?(id: string, options?: { readonly changed?: boolean }): Promise<StoredKey | null>
+
+  /**
    * Compare-and-set: replaces the record whose ID is `record.id` only if its stored `version` equals
    * `expectedVersion` (the caller sets `record.version` to `expectedVersion + 1`). Atomic. Keeps the
    * stored `lastUsedAt`. Never re-creates a deleted record: returns `'not_found'` instead. The

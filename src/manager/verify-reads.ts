@@ -1,6 +1,7 @@
 /**
  * How verify reads a key: straight from the store, or through the verification cache, which other
- * instances keep fresh over an invalidation channel when one is configured.
+ * instances keep fresh over an invalidation channel when one is configured. A store with
+ * `getForVerify` (a read replica) is read through it, and told which keys changed since their last read.
  */
 import { VerifyCache } from '../cache.js'
 import type { ResolvedOptions } from '../options.js'
@@ -10,11 +11,20 @@ import { asStoreError } from '../store-failure.js'
 /** How long a failed channel subscription waits before the next verify may try again, at most. */
 const MAX_RESUBSCRIBE_DELAY_MS = 5_000
 
+/** How many changed keys wait to be read with `changed: true`; beyond it, the oldest are forgotten. */
+const MAX_CHANGED_KEYS = 10_000
+
 export class VerifyReads {
   readonly #store: KeyStore
   readonly #clock: () => number
   readonly #settings: ResolvedOptions['cache']
   readonly #cache: VerifyCache | null
+  /**
+   * Keys changed (here, or on another instance as the channel said) since verify last read them, in
+   * the order they changed: the next read of each tells `getForVerify`, which then reads the primary
+   * rather than a replica that may not have the change yet. Only for stores with `getForVerify`.
+   */
+  readonly #changed = new Set<string>()
   #subscription: Promise<(() => Promise<void>) | undefined> | undefined
 
   constructor(store: KeyStore, clock: () => number, settings: ResolvedOptions['cache']) {
@@ -31,6 +41,7 @@ export class VerifyReads {
 
   /** Drops the cached copy here and tells other instances. A failed publish never fails the change. */
   invalidate(keyId: string): void {
+    this.#noteChanged(keyId)
     if (this.#cache === null) return
     this.#cache.invalidate(keyId)
     this.#settings?.channel?.publish(keyId).catch(this.#reportChannelError)
@@ -44,8 +55,10 @@ export class VerifyReads {
   }
 
   async #readStore(keyId: string): Promise<StoredKey | null> {
+    const store = this.#store
     try {
-      return await this.#store.get(keyId)
+      if (typeof store.getForVerify !== 'function') return await store.get(keyId)
+      return await store.getForVerify(keyId, this.#changed.delete(keyId) ? { changed: true } : undefined)
     } catch (error) {
       throw asStoreError('get', error)
     }
@@ -67,12 +80,23 @@ export class VerifyReads {
   #subscribeToChannel(): void {
     const channel = this.#settings?.channel
     if (channel === undefined || this.#subscription !== undefined) return
-    this.#subscription = channel.subscribe((keyId) => this.#cache?.invalidate(keyId)).catch((error: unknown) => {
+    this.#subscription = channel.subscribe((keyId) => {
+      this.#noteChanged(keyId)
+      this.#cache?.invalidate(keyId)
+    }).catch((error: unknown) => {
       this.#reportChannelError(error)
       // Try again after a while, not on every verify; meanwhile the ttl bounds staleness.
       setTimeout(() => (this.#subscription = undefined), Math.min(this.#settings?.ttlMs ?? 1000, MAX_RESUBSCRIBE_DELAY_MS)).unref?.()
       return undefined
     })
+  }
+
+  #noteChanged(keyId: string): void {
+    if (typeof this.#store.getForVerify !== 'function') return
+    // Re-added at the end: the oldest change is the one a replica most likely has already.
+    this.#changed.delete(keyId)
+    this.#changed.add(keyId)
+    if (this.#changed.size > MAX_CHANGED_KEYS) this.#changed.delete(this.#changed.values().next().value!)
   }
 
   readonly #reportChannelError = (error: unknown): void => {

@@ -64,6 +64,21 @@ export function insertAndGetTests({ test, expect }: SuiteContext): void {
     expect((await store.get('keyab'))?.name).toBe('lower')
     expect(await store.get('KEYAB')).toBeNull()
   })
+
+  test('getForVerify, where a store has it: never older than the store\'s own completed writes', async (store) => {
+    const verifyRead = store.getForVerify?.bind(store)
+    if (verifyRead === undefined) return
+    expect(await verifyRead('vr')).toBeNull()
+    await insertAll(store, [makeRichRecord({ id: 'vr' })])
+    expect(await verifyRead('vr')).toEqual(makeRichRecord({ id: 'vr' }))
+    const stored = await store.get('vr')
+    if (stored === null) throw new Error('setup: the inserted record is missing')
+    expect(await store.update(nextVersion(stored, { name: 'renamed', revokedAt: stored.createdAt + 5 }), stored.version)).toBe('updated')
+    expect(await verifyRead('vr')).toMatchObject({ name: 'renamed', revokedAt: stored.createdAt + 5, version: stored.version + 1 })
+    expect(await verifyRead('vr', { changed: true })).toEqual(await store.get('vr'))
+    expect(await store.delete('vr')).toBe(true)
+    expect(await verifyRead('vr')).toBeNull()
+  })
 }
 
 function isolationRecord(): MutableStoredKey {
