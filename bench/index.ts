@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: runs every benchmark, prints a table and writes JSON to bench/results/latest.json.
- * Environment: BENCH_ONLY (comma list of memory, redis, postgres, mariadb, sqlite, http, peer, limits; default
+ * Environment: BENCH_ONLY (comma list of memory, redis, redis-cluster, postgres, mariadb, sqlite, http, peer, limits; default
  * all): `limits` is every usage-limit row (rate limits and credits: bench/limits-*.ts and better-auth's
  * rate limit in bench/peer-better-auth.ts), `limits:<part>` one part of them (`limits:memory`,
  * `limits:redis`, `limits:postgres`, `limits:mariadb`, `limits:sqlite`, `limits:peer`); e.g.
@@ -15,7 +15,7 @@ import { printTable, ROUNDS, type BenchResult } from './harness.js'
 import { benchVerifyMemory, footprints } from './verify-memory.js'
 
 const list = (value: string | undefined, fallback: string) => (value ?? fallback).split(',').map((item) => item.trim()).filter(Boolean)
-const only = new Set(list(process.env.BENCH_ONLY, 'memory,redis,postgres,mariadb,sqlite,http,peer,limits'))
+const only = new Set(list(process.env.BENCH_ONLY, 'memory,redis,redis-cluster,postgres,mariadb,sqlite,http,peer,limits'))
 const LIMIT_PARTS = ['memory', 'redis', 'postgres', 'mariadb', 'sqlite', 'peer']
 for (const item of only) {
   const part = item.startsWith('limits:') ? item.slice('limits:'.length) : null

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import mysql from 'mysql2/promise'
 import pg from 'pg'
 import { KeyManager, type KeyStore } from 'keywarden'
@@ -44,6 +44,33 @@ async function redisStore(): Promise<StoreUnderTest> {
         if (found.length > 0) await client.del(...found)
         cursor = next
       } while (cursor !== '0')
+      client.disconnect()
+    },
+  }
+}
+
+/** The local test cluster (scripts/ci/start-redis-cluster.sh): the namespace's slot is on one master. */
+async function redisClusterStore(): Promise<StoreUnderTest> {
+  const nodes = (process.env.KEYWARDEN_REDIS_CLUSTER_NODES ?? '127.0.0.1:7000').split(',').map((node) => {
+    const [host, port] = node.trim().split(':')
+    return { host: host!, port: Number(port) }
+  })
+  const client = new Cluster(nodes, { enableAutoPipelining: false, clusterRetryStrategy: () => null })
+  const namespace = `bench${process.pid}`
+  await client.set(`{${namespace}}:plain`, 'x'.repeat(600))
+  return {
+    name: 'Redis Cluster (ioredis Cluster)',
+    store: new RedisStore({ client, namespace }),
+    plainRead: () => client.get(`{${namespace}}:plain`),
+    cleanup: async () => {
+      for (const node of client.nodes('master')) {
+        let cursor = '0'
+        do {
+          const [next, found] = await node.scan(cursor, 'MATCH', `*${namespace}*`, 'COUNT', 1000)
+          if (found.length > 0) await client.del(...found)
+          cursor = next
+        } while (cursor !== '0')
+      }
       client.disconnect()
     },
   }
@@ -101,7 +128,7 @@ async function sqliteStore(): Promise<StoreUnderTest> {
   }
 }
 
-export const STORE_FACTORIES = { redis: redisStore, postgres: postgresStore, mariadb: mariadbStore, sqlite: sqliteStore }
+export const STORE_FACTORIES = { redis: redisStore, 'redis-cluster': redisClusterStore, postgres: postgresStore, mariadb: mariadbStore, sqlite: sqliteStore }
 
 export async function benchVerifyStore(
   factory: () => Promise<StoreUnderTest>,
