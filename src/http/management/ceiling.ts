@@ -14,7 +14,7 @@ export interface Ceiling {
   readonly groups: readonly string[]
 }
 
-/** The first grant a request asks for beyond the ceiling: the field and the value, or `null`. */
+/** Which kind of grant a request asks for beyond the ceiling (the value is not repeated back). */
 export interface Excess {
   readonly field: 'scopes' | 'roles' | 'groups'
 }
@@ -53,7 +53,7 @@ export class CeilingResolver {
   /** Whether a ceiling pattern grants `scope`; an admin's default `*` covers anything, wildcards on or off. */
   #covers(ceiling: readonly string[], scope: string, everything: boolean): boolean {
     if (everything) return true
-    return ceiling.some((pattern) => scopeGrants(pattern, scope, this.#wildcards) || (pattern === '*' && this.#wildcards))
+    return ceiling.some((pattern) => scopeGrants(pattern, scope, this.#wildcards))
   }
 }
 
