@@ -3,10 +3,20 @@
  * out to every listener, and a bound on how long subscribing may take.
  */
 import { parseTimerDuration, TIMER_DURATION_MESSAGE } from '../src/policy/duration.js'
+import type { InvalidationSubscriptionEvents } from '../src/cache.js'
 import type { ValidationIssue } from '../src/errors.js'
 
-/** Starts the upstream subscription, delivering each message; resolves with the function that stops it. */
-export type StartSubscription = (deliver: (message: string) => void) => Promise<() => Promise<void>>
+/** How an upstream subscription reports that it may be missing messages, and that it no longer is. */
+export interface SubscriptionStatus {
+  lost(cause?: unknown): void
+  restored(): void
+}
+
+/**
+ * Starts the upstream subscription, delivering each message and reporting its state; resolves with
+ * the function that stops it.
+ */
+export type StartSubscription = (deliver: (message: string) => void, status: SubscriptionStatus) => Promise<() => Promise<void>>
 
 /** How long subscribing may take by default before it fails (and the KeyManager tries again later). */
 export const DEFAULT_SUBSCRIBE_TIMEOUT_MS = 5_000
@@ -16,8 +26,10 @@ export const DEFAULT_SUBSCRIBE_TIMEOUT_MS = 5_000
  * the last unsubscribe stops it. Starts and stops take turns, so they never overlap.
  */
 export class SharedSubscription {
-  private readonly listeners = new Set<{ readonly listener: (keyId: string) => void }>()
+  private readonly listeners = new Set<{ readonly listener: (keyId: string) => void; readonly events: InvalidationSubscriptionEvents | undefined }>()
   private stop: (() => Promise<void>) | undefined
+  /** The upstream subscription said it may miss messages, and has not said it is back. */
+  private lost: { readonly cause: unknown } | undefined
   private turn: Promise<unknown> = Promise.resolve()
 
   constructor(
@@ -26,13 +38,18 @@ export class SharedSubscription {
   ) {}
 
   /** Adds `listener`, starting the upstream subscription if it is the first; resolves once listening. */
-  async add(listener: (keyId: string) => void): Promise<() => Promise<void>> {
+  async add(listener: (keyId: string) => void, events?: InvalidationSubscriptionEvents): Promise<() => Promise<void>> {
     // An object per call: the same function subscribed twice is two subscriptions.
-    const entry = { listener }
+    const entry = { listener, events }
     await this.inTurn(async () => {
-      if (this.stop === undefined) this.stop = await this.start(this.deliver)
+      if (this.stop === undefined) {
+        this.lost = undefined
+        this.stop = await this.start(this.deliver, this.status)
+      }
       this.listeners.add(entry)
     })
+    // A listener joining while the connection is down hears of it at once.
+    if (this.lost !== undefined && this.listeners.has(entry)) this.tell(entry, 'onLost', this.lost.cause)
     let removed = false
     return async () => {
       if (removed) return
@@ -42,6 +59,7 @@ export class SharedSubscription {
         const stop = this.stop
         if (this.listeners.size > 0 || stop === undefined) return
         this.stop = undefined
+        this.lost = undefined
         await stop()
       })
     }
@@ -54,6 +72,27 @@ export class SharedSubscription {
       } catch (error) {
         this.onError(error)
       }
+    }
+  }
+
+  private readonly status: SubscriptionStatus = {
+    lost: (cause) => {
+      this.lost = { cause }
+      for (const entry of [...this.listeners]) this.tell(entry, 'onLost', cause)
+    },
+    restored: () => {
+      if (this.lost === undefined) return
+      this.lost = undefined
+      for (const entry of [...this.listeners]) this.tell(entry, 'onRestored')
+    },
+  }
+
+  private tell(entry: { readonly events: InvalidationSubscriptionEvents | undefined }, event: 'onLost' | 'onRestored', cause?: unknown): void {
+    try {
+      if (event === 'onLost') entry.events?.onLost?.(cause)
+      else entry.events?.onRestored?.()
+    } catch (error) {
+      this.onError(error)
     }
   }
 

@@ -23,8 +23,77 @@ export interface InvalidationChannel {
   /**
    * Starts delivering invalidations to `listener`; resolves once listening. Returns a function that
    * stops it. While the channel is down, cached entries still expire after the cache's `ttl`.
+   *
+   * A channel that can tell when it may be missing messages calls `events.onLost` then (its connection
+   * failed or is reconnecting), and `events.onRestored` once it is confirmed listening again; the
+   * KeyManager stops trusting its cache in between. Both are optional, for the channel and for the
+   * subscriber: a channel that ignores `events` works as before (the `ttl` bounds staleness).
+   *
+   * @example A channel reporting its connection's state
+   * ```ts
+   * import type { InvalidationChannel, InvalidationSubscriptionEvents } from 'keywarden'
+   *
+   * declare const bus: { on(event: 'message' | 'down' | 'up', listener: (text?: string) => void): void; send(text: string): Promise<void> }
+   *
+   * const channel: InvalidationChannel = {
+   *   publish: (keyId) => bus.send(keyId),
+   *   async subscribe(listener, events?: InvalidationSubscriptionEvents) {
+   *     bus.on('message', (text) => text !== undefined && listener(text))
+   *     bus.on('down', () => events?.onLost?.(new Error('bus disconnected')))
+   *     bus.on('up', () => events?.onRestored?.())
+   *     return async () => undefined
+   *   },
+   * }
+   * ```
    */
-  subscribe(listener: (keyId: string) => void): Promise<() => Promise<void>>
+  subscribe(listener: (keyId: string) => void, events?: InvalidationSubscriptionEvents): Promise<() => Promise<void>>
+}
+
+/**
+ * What a subscriber of an {@link InvalidationChannel} hears about the subscription itself, besides the
+ * key IDs: that messages may be getting lost, and that they no longer are. A channel calls them in
+ * turn (`onLost`, then `onRestored`, then maybe `onLost` again); a repeated `onLost` is allowed and
+ * means nothing new. Listeners must not throw.
+ *
+ * @example
+ * ```ts
+ * import { LocalInvalidationChannel, type InvalidationSubscriptionEvents } from 'keywarden'
+ *
+ * const events: InvalidationSubscriptionEvents = {
+ *   onLost: (cause) => console.warn('invalidations may be missed', cause),
+ *   onRestored: () => console.info('invalidations arrive again'),
+ * }
+ * const stop = await new LocalInvalidationChannel().subscribe((keyId) => console.log(keyId), events)
+ * await stop()
+ * ```
+ */
+export interface InvalidationSubscriptionEvents {
+  /**
+   * The subscription may miss messages from now on (its connection was lost, or is reconnecting);
+   * `cause` is the driver's error when there is one. Messages published until `onRestored` may never
+   * arrive. The KeyManager empties its cache and reads the store on every verify until then.
+   *
+   * @example
+   * ```ts
+   * import type { InvalidationSubscriptionEvents } from 'keywarden'
+   *
+   * const events: InvalidationSubscriptionEvents = { onLost: (cause) => console.warn('channel lost', cause) }
+   * ```
+   */
+  onLost?(cause?: unknown): void
+  /**
+   * The subscription is confirmed to receive messages again (e.g. a message sent through the channel
+   * came back after the reconnect). Messages sent while it was lost are not replayed: the KeyManager
+   * empties its cache once more, then caches again.
+   *
+   * @example
+   * ```ts
+   * import type { InvalidationSubscriptionEvents } from 'keywarden'
+   *
+   * const events: InvalidationSubscriptionEvents = { onRestored: () => console.info('channel back') }
+   * ```
+   */
+  onRestored?(): void
 }
 
 /**
@@ -47,7 +116,8 @@ export class LocalInvalidationChannel implements InvalidationChannel {
     for (const listener of [...this.listeners]) listener(keyId)
   }
 
-  async subscribe(listener: (keyId: string) => void): Promise<() => Promise<void>> {
+  /** Delivers every published key ID to `listener`; `events` is never called, as nothing in one process can be lost. */
+  async subscribe(listener: (keyId: string) => void, _events?: InvalidationSubscriptionEvents): Promise<() => Promise<void>> {
     this.listeners.add(listener)
     return async () => void this.listeners.delete(listener)
   }

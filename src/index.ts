@@ -107,7 +107,7 @@ export { applyCreditAdjustment, applyUsage, type CounterWrite, type UsageWrites 
 export { parseDuration, type Duration, type DurationUnit } from './policy/duration.js'
 export { scopeGrants } from './policy/scopes.js'
 export type { Pepper } from './crypto/hash.js'
-export { LocalInvalidationChannel, type InvalidationChannel } from './cache.js'
+export { LocalInvalidationChannel, type InvalidationChannel, type InvalidationSubscriptionEvents } from './cache.js'
 export {
   createRequestVerifier,
   type AcceptedRequest,

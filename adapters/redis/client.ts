@@ -100,7 +100,7 @@ const EXPECTED =
  * Whether `client` is a node-redis cluster: its `sendCommand` takes `(firstKey, isReadonly, args)`
  * where a client's takes `(args)`; node-redis v4 to v6 clusters also have `getSlotMaster(slot)`.
  */
-function isNodeRedisCluster(client: Partial<Record<'sendCommand' | 'getSlotMaster', unknown>>): boolean {
+export function isNodeRedisCluster(client: Partial<Record<'sendCommand' | 'getSlotMaster', unknown>>): boolean {
   return typeof client.sendCommand === 'function' && (client.sendCommand.length >= 3 || typeof client.getSlotMaster === 'function')
 }
 

@@ -30,4 +30,5 @@ export {
   type RedisPubSubClientLike,
   type IoredisPubSubLike,
   type NodeRedisPubSubLike,
+  type RedisSubscriberLossEvent,
 } from './invalidation-channel.js'

@@ -2,10 +2,28 @@
  * Cache invalidation over Redis pub/sub. Like the store, no Redis driver is imported: the client is
  * recognised by its shape (ioredis has `call`; node-redis does not).
  */
-import type { InvalidationChannel } from '../../src/cache.js'
+import { randomUUID } from 'node:crypto'
+import type { InvalidationChannel, InvalidationSubscriptionEvents } from '../../src/cache.js'
 import { ConfigError, type ValidationIssue } from '../../src/errors.js'
 import type { Duration } from '../../src/policy/duration.js'
-import { checkCommonOptions, SharedSubscription, within } from '../invalidation.js'
+import { checkCommonOptions, SharedSubscription, within, type SubscriptionStatus } from '../invalidation.js'
+import { isNodeRedisCluster } from './client.js'
+import { DEFAULT_NAMESPACE } from './keys.js'
+
+/**
+ * Connection events after which a subscriber may be missing messages: ioredis `close`, `end`,
+ * `reconnecting` and, on a `Cluster`, `-node`; node-redis `end` and `reconnecting` and, on a cluster,
+ * `node-error`, `node-reconnecting`, `node-disconnect` and `sharded-channel-moved-error`.
+ * {@link RedisInvalidationChannel} listens to them on its subscriber to report the subscription lost.
+ *
+ * @example
+ * ```ts
+ * import type { RedisSubscriberLossEvent } from 'keywarden/adapters/redis'
+ *
+ * const watched: RedisSubscriberLossEvent[] = ['close', 'end', 'reconnecting']
+ * ```
+ */
+export type RedisSubscriberLossEvent = 'close' | 'end' | 'reconnecting' | '-node' | 'node-error' | 'node-reconnecting' | 'node-disconnect' | 'sharded-channel-moved-error'
 
 /**
  * What {@link RedisInvalidationChannel} uses of an ioredis `Redis` (or `Cluster`): `publish`, and for
@@ -26,18 +44,33 @@ export interface IoredisPubSubLike {
   call(command: string, ...args: string[]): Promise<unknown>
   /** `PUBLISH channel message`. */
   publish(channel: string, message: string): Promise<unknown>
-  /** A new connection with the same options, used as the subscriber unless one is given. */
+  /** `SPUBLISH channel message` (Redis 7+), used on a Cluster that has it. */
+  spublish?(channel: string, message: string): Promise<unknown>
+  /**
+   * A new connection with the same options, used as the subscriber unless one is given. A `Cluster`
+   * is duplicated with `shardedSubscribers: true` when sharded pub/sub is used.
+   */
   duplicate(): IoredisPubSubLike
   /** `SUBSCRIBE`; resolves once the server confirmed. */
   subscribe(...channels: string[]): Promise<unknown>
   /** `UNSUBSCRIBE`, on a subscriber the caller owns. */
   unsubscribe(...channels: string[]): Promise<unknown>
-  /** Receives the published messages. */
-  on(event: 'message', listener: (channel: string, message: string) => void): unknown
+  /** `SSUBSCRIBE` (sharded pub/sub, Redis 7+ Cluster); resolves once the server confirmed. */
+  ssubscribe?(...channels: string[]): Promise<unknown>
+  /** `SUNSUBSCRIBE`, on a subscriber the caller owns. */
+  sunsubscribe?(...channels: string[]): Promise<unknown>
+  /** Receives the published messages (`smessage`: those of sharded pub/sub). */
+  on(event: 'message' | 'smessage', listener: (channel: string, message: string) => void): unknown
   /** Receives connection errors of a subscriber the channel opened (passed to `onError`). */
   on(event: 'error', listener: (error: Error) => void): unknown
-  /** Stops receiving messages when the last listener unsubscribes. */
-  removeListener(event: 'message', listener: (channel: string, message: string) => void): unknown
+  /** Hears that the subscriber connection closed or reconnects (`-node`: a Cluster lost a node), so messages may be missed. */
+  on(event: RedisSubscriberLossEvent, listener: (...args: unknown[]) => void): unknown
+  /** Stops receiving messages when the last listener unsubscribes, and stops hearing the connection. */
+  removeListener(event: 'message' | 'smessage', listener: (channel: string, message: string) => void): unknown
+  /** Stops hearing the connection's events. */
+  removeListener(event: RedisSubscriberLossEvent, listener: (...args: unknown[]) => void): unknown
+  /** `true` on an ioredis `Cluster`. */
+  readonly isCluster?: boolean
   /** Closes a subscriber the channel opened, politely. */
   quit(): Promise<unknown>
   /** Closes a subscriber the channel opened at once (when `quit` fails or times out). */
@@ -69,6 +102,15 @@ export interface IoredisPubSubLike {
 export interface NodeRedisPubSubLike {
   /** `PUBLISH channel message`. */
   publish(channel: string, message: string): Promise<unknown>
+  /** `SPUBLISH channel message` (Redis 7+), used on a cluster that has it. */
+  sPublish?(channel: string, message: string): Promise<unknown>
+  /**
+   * Sends a raw command: `(args)` on a client, `(firstKey, isReadonly, args)` on a cluster. Used once,
+   * on a cluster, for `COMMAND INFO SPUBLISH`.
+   */
+  sendCommand?(...args: never[]): Promise<unknown>
+  /** Only checked for: a node-redis cluster has it. */
+  getSlotMaster?(...args: never[]): unknown
   /** A new, unconnected client with the same options, used as the subscriber unless one is given. */
   duplicate(): NodeRedisPubSubLike
   /** Connects the duplicate. */
@@ -80,8 +122,16 @@ export interface NodeRedisPubSubLike {
    * Buffers too, as node-redis types a cluster's `unsubscribe`; it only ever receives strings here.
    */
   unsubscribe(channel: string, listener: (message: string | Uint8Array, channel: string | Uint8Array) => unknown): Promise<unknown>
+  /** `SSUBSCRIBE` (sharded pub/sub, Redis 7+ cluster), delivering messages to `listener`. */
+  sSubscribe?(channel: string, listener: (message: string, channel: string) => unknown): Promise<unknown>
+  /** `SUNSUBSCRIBE` of `listener`, on a subscriber the caller owns. */
+  sUnsubscribe?(channel: string, listener: (message: string | Uint8Array, channel: string | Uint8Array) => unknown): Promise<unknown>
   /** Receives connection errors of a subscriber the channel opened (passed to `onError`). */
   on(event: 'error', listener: (error: Error) => void): unknown
+  /** Hears that the subscriber connection ended or reconnects (a cluster: `node-*` events), so messages may be missed. */
+  on(event: RedisSubscriberLossEvent | 'ready', listener: (...args: unknown[]) => void): unknown
+  /** Stops hearing the connection's events. */
+  removeListener?(event: RedisSubscriberLossEvent | 'error' | 'ready', listener: (...args: unknown[]) => void): unknown
   /** Closes a subscriber the channel opened, politely (node-redis v5). */
   close?(): Promise<unknown>
   /** Closes a subscriber the channel opened, politely (node-redis v4). */
@@ -139,12 +189,25 @@ export interface RedisInvalidationChannelOptions {
    * spurious cache miss) or use one each.
    */
   readonly channel?: string
+  /**
+   * The store's namespace, default `'keywarden'`. On a Cluster with sharded pub/sub it becomes the hash
+   * tag of the shard channel ({@link RedisInvalidationChannel.shardChannel}), so a namespace's
+   * invalidations travel on the shard that holds its keys. Ignored on standalone Redis.
+   */
+  readonly namespace?: string
+  /**
+   * On a Cluster: `'auto'` (default) uses sharded pub/sub (`SPUBLISH` / `SSUBSCRIBE`) when the server
+   * has it (Redis 7+, asked once with `COMMAND INFO SPUBLISH`), else `PUBLISH` / `SUBSCRIBE`; `true`
+   * forces sharded pub/sub, `false` forces the classic one (e.g. while 0.1.0 instances, which only
+   * speak classic pub/sub, still run). Standalone Redis always uses `PUBLISH` / `SUBSCRIBE`.
+   */
+  readonly sharded?: 'auto' | boolean
   /** How long opening the subscriber connection and `SUBSCRIBE` may take before subscribing fails. Default `'5s'`. */
   readonly subscribeTimeout?: Duration
   /**
    * Hears errors of the subscriber connection this channel opened (the driver reconnects and
-   * resubscribes by itself; invalidations published meanwhile are lost, so the cache `ttl` bounds
-   * staleness). Default: `console.error`.
+   * resubscribes by itself; invalidations published meanwhile are lost, so the subscribers hear
+   * `onLost` until the channel is confirmed listening again). Default: `console.error`.
    */
   readonly onError?: (error: unknown) => void
 }
@@ -188,10 +251,17 @@ function defaultOnError(error: unknown): void {
  * `publish` sends `PUBLISH` on `client`; the first `subscribe` opens a dedicated subscriber connection
  * (`client.duplicate()`, or your `subscriber`) shared by every listener of this object, and the last
  * unsubscribe (e.g. `keys.close()`) closes it. Driver errors propagate; the KeyManager reports them
- * through `cache.onError` and never fails a change because of them. Messages lost while the subscriber
- * is disconnected are not replayed: the cache `ttl` bounds how stale an instance can be meanwhile.
- * Works with Redis Cluster too, through an ioredis `Cluster` or a node-redis `createCluster()`:
- * `PUBLISH` on any node reaches the subscribers of every node.
+ * through `cache.onError` and never fails a change because of them.
+ *
+ * Messages lost while the subscriber is disconnected are not replayed. So when the subscriber
+ * connection closes or reconnects, the subscribers hear `onLost` (the KeyManager then bypasses its
+ * cache), and `onRestored` once a probe message published through `client` came back on the
+ * subscriber, which proves it listens again.
+ *
+ * Works with Redis Cluster too, through an ioredis `Cluster` or a node-redis `createCluster()`. Where
+ * the cluster has sharded pub/sub (Redis 7+), it uses `SPUBLISH` / `SSUBSCRIBE` on
+ * {@link RedisInvalidationChannel.shardChannel} (tagged with `namespace`, so on the shard that holds the
+ * namespace's keys); else `PUBLISH` / `SUBSCRIBE`, which every node forwards to every other.
  *
  * @example With ioredis
  * ```ts
@@ -215,27 +285,45 @@ function defaultOnError(error: unknown): void {
  * const keys = new KeyManager({ store, cache: { ttl: '30s', channel } })
  * ```
  *
- * @example With a node-redis cluster
+ * @example With a node-redis cluster (sharded pub/sub on Redis 7+)
  * ```ts
  * import { createCluster } from 'redis'
  * import { KeyManager } from 'keywarden'
  * import { RedisInvalidationChannel, RedisStore } from 'keywarden/adapters/redis'
  *
  * const cluster = await createCluster({ rootNodes: [{ url: 'redis://redis-1:6379' }] }).connect()
- * const channel = new RedisInvalidationChannel({ client: cluster, channel: 'billing-api:invalidate' })
+ * const channel = new RedisInvalidationChannel({ client: cluster, namespace: 'billing-api' })
  * const keys = new KeyManager({ store: new RedisStore({ client: cluster, namespace: 'billing-api' }), cache: { ttl: '30s', channel } })
  * ```
  */
 export class RedisInvalidationChannel implements InvalidationChannel {
-  /** The pub/sub channel name. */
+  /** The pub/sub channel name (standalone Redis, and a Cluster without sharded pub/sub). */
   readonly channel: string
+  /**
+   * The shard channel name used with sharded pub/sub on a Cluster: `channel` itself when it holds a
+   * hash tag (`{...}`), else `{namespace}:channel`, e.g. `{keywarden}:keywarden:invalidate`.
+   *
+   * @example
+   * ```ts
+   * import { RedisInvalidationChannel } from 'keywarden/adapters/redis'
+   *
+   * const channel = new RedisInvalidationChannel({ client: redis, namespace: 'billing-api' })
+   * channel.shardChannel // '{billing-api}:keywarden:invalidate'
+   * ```
+   */
+  readonly shardChannel: string
 
   private readonly client: RedisPubSubClientLike
   private readonly subscriber: RedisPubSubClientLike | undefined
   private readonly subscriberKind: Kind
+  private readonly sharded: 'auto' | boolean
   private readonly subscribeTimeoutMs: number
   private readonly onError: (error: unknown) => void
   private readonly subscription: SharedSubscription
+  /** Probe messages of this object start with it; every instance drops them instead of delivering. */
+  private readonly probePrefix = `${PROBE_PREFIX}${randomUUID()}:`
+  /** Whether sharded pub/sub is used: asked once, on the first publish or subscribe. */
+  private shardedMode: Promise<boolean> | undefined
 
   /** Keeps the clients; no I/O. @throws {@link keywarden!ConfigError | ConfigError} naming each invalid option. */
   constructor(options: RedisInvalidationChannelOptions) {
@@ -261,62 +349,160 @@ export class RedisInvalidationChannel implements InvalidationChannel {
     if (typeof channel !== 'string' || channel.length === 0 || channel.length > 1024) {
       issues.push({ path: ['channel'], message: 'must be a non-empty string of at most 1024 characters' })
     }
+    const namespace = options.namespace ?? DEFAULT_NAMESPACE
+    if (typeof namespace !== 'string' || namespace.length === 0 || /[{}]/.test(namespace)) {
+      issues.push({ path: ['namespace'], message: 'must be a non-empty string without { or }' })
+    }
+    const sharded = options.sharded ?? 'auto'
+    if (sharded !== 'auto' && typeof sharded !== 'boolean') issues.push({ path: ['sharded'], message: "must be 'auto', true or false" })
     const { subscribeTimeoutMs, onError } = checkCommonOptions(options, issues)
     if (issues.length > 0) throw new ConfigError(issues)
     this.client = options.client
     this.subscriber = options.subscriber
     this.subscriberKind = kind!
     this.channel = channel
+    this.shardChannel = /\{[^}]+\}/.test(channel) ? channel : `{${namespace}}:${channel}`
+    this.sharded = sharded
     this.subscribeTimeoutMs = subscribeTimeoutMs
     this.onError = onError ?? defaultOnError
-    this.subscription = new SharedSubscription((deliver) => this.start(deliver), this.onError)
+    this.subscription = new SharedSubscription((deliver, status) => this.start(deliver, status), this.onError)
   }
 
-  /** `PUBLISH <channel> <keyId>` on `client`; rejects with the driver's error. */
+  /**
+   * `PUBLISH <channel> <keyId>` on `client` (on a Cluster with sharded pub/sub, `SPUBLISH
+   * <shardChannel> <keyId>`); rejects with the driver's error.
+   */
   async publish(keyId: string): Promise<void> {
-    await this.client.publish(this.channel, keyId)
+    await this.send(keyId, await this.isSharded())
   }
 
   /**
    * Delivers every key ID published on the channel (this process's included) to `listener`; resolves
-   * once the server confirmed `SUBSCRIBE`, and rejects (closing what it opened) on a driver error or
-   * after `subscribeTimeout`. The returned function stops it; the last one closes the connection.
+   * once the server confirmed `SUBSCRIBE` (or `SSUBSCRIBE`), and rejects (closing what it opened) on a
+   * driver error or after `subscribeTimeout`. The returned function stops it; the last one closes the
+   * connection. `events.onLost` hears that the subscriber connection closed or reconnects, and
+   * `events.onRestored` that it is confirmed listening again.
+   *
+   * @example
+   * ```ts
+   * import { RedisInvalidationChannel } from 'keywarden/adapters/redis'
+   *
+   * const channel = new RedisInvalidationChannel({ client: redis })
+   * const stop = await channel.subscribe((keyId) => console.log('changed', keyId), {
+   *   onLost: (cause) => console.warn('invalidations may be missed', cause),
+   *   onRestored: () => console.info('listening again'),
+   * })
+   * await stop()
+   * ```
    */
-  subscribe(listener: (keyId: string) => void): Promise<() => Promise<void>> {
-    return this.subscription.add(listener)
+  subscribe(listener: (keyId: string) => void, events?: InvalidationSubscriptionEvents): Promise<() => Promise<void>> {
+    return this.subscription.add(listener, events)
   }
 
-  private start(deliver: (message: string) => void): Promise<() => Promise<void>> {
-    const own = this.subscriber === undefined
-    if (this.subscriberKind === 'ioredis') {
-      const subscriber = (own ? (this.client as IoredisPubSubLike).duplicate() : this.subscriber) as IoredisPubSubLike
-      return this.startIoredis(subscriber, own, deliver)
+  private send(message: string, sharded: boolean): Promise<unknown> {
+    const client = this.client
+    if (!sharded) return client.publish(this.channel, message)
+    if ('spublish' in client && typeof client.spublish === 'function') return client.spublish(this.shardChannel, message)
+    if ('sPublish' in client && typeof client.sPublish === 'function') return client.sPublish(this.shardChannel, message)
+    return Promise.reject(new Error('keywarden: the Redis client has neither spublish() nor sPublish(), needed for sharded pub/sub'))
+  }
+
+  /** Sharded pub/sub on a Cluster whose server has `SPUBLISH`, unless `sharded` says otherwise; never on standalone Redis. */
+  private isSharded(): Promise<boolean> {
+    return (this.shardedMode ??= this.detectSharded().catch((error: unknown) => {
+      this.shardedMode = undefined
+      throw error
+    }))
+  }
+
+  private async detectSharded(): Promise<boolean> {
+    const client = this.client as Partial<IoredisPubSubLike & NodeRedisPubSubLike>
+    const ioredisCluster = typeof client.call === 'function' && client.isCluster === true
+    const nodeRedisCluster = typeof client.call !== 'function' && isNodeRedisCluster(client)
+    if (!ioredisCluster && !nodeRedisCluster) return false
+    if (this.sharded !== 'auto') return this.sharded
+    const reply = ioredisCluster
+      ? await client.call!('COMMAND', 'INFO', 'SPUBLISH')
+      : await (client.sendCommand as (firstKey: string | undefined, isReadonly: boolean, args: string[]) => Promise<unknown>)(undefined, true, ['COMMAND', 'INFO', 'SPUBLISH'])
+    // Redis 7+ describes the command; older servers answer [nil].
+    return Array.isArray(reply) && reply.length > 0 && Array.isArray(reply[0])
+  }
+
+  private async start(deliver: (message: string) => void, status: SubscriptionStatus): Promise<() => Promise<void>> {
+    const sharded = await this.isSharded()
+    const health = new SubscriberHealth(status, this.probePrefix, (probe) => this.send(probe, sharded))
+    const receive = (message: string): void => {
+      if (message.startsWith(PROBE_PREFIX)) health.heard(message)
+      else deliver(message)
     }
-    const subscriber = (own ? (this.client as NodeRedisPubSubLike).duplicate() : this.subscriber) as NodeRedisPubSubLike
-    return this.startNodeRedis(subscriber, own, deliver)
+    const own = this.subscriber === undefined
+    try {
+      if (this.subscriberKind === 'ioredis') {
+        const client = this.client as IoredisPubSubLike
+        const subscriber = own ? duplicateIoredis(client, sharded) : (this.subscriber as IoredisPubSubLike)
+        const stop = await this.startIoredis(subscriber, own, sharded, receive, health)
+        return async () => {
+          health.stop()
+          await stop()
+        }
+      }
+      const subscriber = (own ? (this.client as NodeRedisPubSubLike).duplicate() : this.subscriber) as NodeRedisPubSubLike
+      const stop = await this.startNodeRedis(subscriber, own, sharded, receive, health)
+      return async () => {
+        health.stop()
+        await stop()
+      }
+    } catch (error) {
+      health.stop()
+      throw error
+    }
   }
 
-  private async startIoredis(subscriber: IoredisPubSubLike, own: boolean, deliver: (message: string) => void): Promise<() => Promise<void>> {
+  private async startIoredis(
+    subscriber: IoredisPubSubLike,
+    own: boolean,
+    sharded: boolean,
+    receive: (message: string) => void,
+    health: SubscriberHealth,
+  ): Promise<() => Promise<void>> {
+    const name = sharded ? this.shardChannel : this.channel
+    const messageEvent = sharded ? 'smessage' : 'message'
     const onMessage = (channel: string, message: string): void => {
-      if (channel === this.channel) deliver(message)
+      if (channel === name) receive(message)
+    }
+    const onLoss = (...args: unknown[]): void => health.lost(args.find((arg) => arg instanceof Error))
+    const lossEvents: RedisSubscriberLossEvent[] = subscriber.isCluster === true ? ['close', 'end', 'reconnecting', '-node'] : ['close', 'end', 'reconnecting']
+    const unwatch = () => {
+      subscriber.removeListener(messageEvent, onMessage)
+      for (const event of lossEvents) subscriber.removeListener(event, onLoss)
+    }
+    const command = (verb: 'subscribe' | 'unsubscribe') => {
+      if (!sharded) return subscriber[verb](name)
+      const method = verb === 'subscribe' ? subscriber.ssubscribe : subscriber.sunsubscribe
+      if (method === undefined) return Promise.reject(new Error('keywarden: the ioredis client has no ssubscribe(), needed for sharded pub/sub'))
+      return method.call(subscriber, name)
+    }
+    if (sharded && !own && subscriber.isCluster === true && (subscriber as { options?: { shardedSubscribers?: unknown } }).options?.shardedSubscribers !== true) {
+      throw new Error('keywarden: sharded pub/sub needs the subscriber Cluster created with shardedSubscribers: true (or pass sharded: false)')
     }
     // Without an 'error' listener ioredis prints every reconnection failure itself.
     if (own) subscriber.on('error', this.onError)
-    subscriber.on('message', onMessage)
+    subscriber.on(messageEvent, onMessage)
     try {
       // A caller-owned subscriber that confirms too late is unsubscribed again.
-      const late = own ? undefined : () => void subscriber.unsubscribe(this.channel).catch(() => undefined)
-      const subscribed = own ? ioredisReady(subscriber).then(() => subscriber.subscribe(this.channel)) : subscriber.subscribe(this.channel)
-      await within(subscribed, this.subscribeTimeoutMs, 'SUBSCRIBE', late)
+      const late = own ? undefined : () => void command('unsubscribe').catch(() => undefined)
+      const subscribed = own ? ioredisReady(subscriber).then(() => command('subscribe')) : command('subscribe')
+      await within(subscribed, this.subscribeTimeoutMs, sharded ? 'SSUBSCRIBE' : 'SUBSCRIBE', late)
     } catch (error) {
-      subscriber.removeListener('message', onMessage)
+      unwatch()
       if (own) subscriber.disconnect()
       throw error
     }
+    for (const event of lossEvents) subscriber.on(event, onLoss)
     return async () => {
-      subscriber.removeListener('message', onMessage)
+      unwatch()
       if (!own) {
-        await subscriber.unsubscribe(this.channel)
+        await command('unsubscribe')
         return
       }
       try {
@@ -327,21 +513,49 @@ export class RedisInvalidationChannel implements InvalidationChannel {
     }
   }
 
-  private async startNodeRedis(subscriber: NodeRedisPubSubLike, own: boolean, deliver: (message: string) => void): Promise<() => Promise<void>> {
+  private async startNodeRedis(
+    subscriber: NodeRedisPubSubLike,
+    own: boolean,
+    sharded: boolean,
+    receive: (message: string) => void,
+    health: SubscriberHealth,
+  ): Promise<() => Promise<void>> {
+    const name = sharded ? this.shardChannel : this.channel
     const onMessage = (message: string | Uint8Array, channel: string | Uint8Array): void => {
-      if (text(channel) === this.channel) deliver(text(message))
+      if (text(channel) === name) receive(text(message))
+    }
+    const onLoss = (...args: unknown[]): void => health.lost(args.find((arg) => arg instanceof Error))
+    const lossEvents: RedisSubscriberLossEvent[] = isNodeRedisCluster(subscriber)
+      ? ['node-error', 'node-reconnecting', 'node-disconnect', 'sharded-channel-moved-error']
+      : ['end', 'reconnecting']
+    const subscribe = (): Promise<unknown> => {
+      if (!sharded) return subscriber.subscribe(name, onMessage)
+      if (subscriber.sSubscribe === undefined) return Promise.reject(new Error('keywarden: the node-redis client has no sSubscribe(), needed for sharded pub/sub'))
+      return subscriber.sSubscribe(name, onMessage)
+    }
+    const unsubscribe = (): Promise<unknown> => (sharded ? (subscriber.sUnsubscribe?.(name, onMessage) ?? Promise.resolve()) : subscriber.unsubscribe(name, onMessage))
+    const watch = (): void => {
+      for (const event of lossEvents) subscriber.on(event, onLoss)
+      // A standalone client's own connection errors mean the socket is gone, too.
+      if (!isNodeRedisCluster(subscriber)) subscriber.on('error', onLoss)
+    }
+    const unwatch = (): void => {
+      for (const event of lossEvents) subscriber.removeListener?.(event, onLoss)
+      subscriber.removeListener?.('error', onLoss)
     }
     if (own) {
       // node-redis throws an 'error' event nobody listens to, which would end the process.
       subscriber.on('error', this.onError)
       try {
-        const subscribed = subscriber.connect().then(() => subscriber.subscribe(this.channel, onMessage))
-        await within(subscribed, this.subscribeTimeoutMs, 'connecting the subscriber and SUBSCRIBE')
+        const subscribed = subscriber.connect().then(subscribe)
+        await within(subscribed, this.subscribeTimeoutMs, `connecting the subscriber and ${sharded ? 'SSUBSCRIBE' : 'SUBSCRIBE'}`)
       } catch (error) {
         destroy(subscriber)
         throw error
       }
+      watch()
       return async () => {
+        unwatch()
         const closing = subscriber.close?.() ?? subscriber.quit?.()
         try {
           if (closing === undefined) throw new Error('no close() or quit()')
@@ -351,12 +565,83 @@ export class RedisInvalidationChannel implements InvalidationChannel {
         }
       }
     }
-    const late = () => void subscriber.unsubscribe(this.channel, onMessage).catch(() => undefined)
-    await within(subscriber.subscribe(this.channel, onMessage), this.subscribeTimeoutMs, 'SUBSCRIBE', late)
+    const late = () => void unsubscribe().catch(() => undefined)
+    await within(subscribe(), this.subscribeTimeoutMs, sharded ? 'SSUBSCRIBE' : 'SUBSCRIBE', late)
+    watch()
     return async () => {
-      await subscriber.unsubscribe(this.channel, onMessage)
+      unwatch()
+      await unsubscribe()
     }
   }
+}
+
+/** Probe messages start with it: never a key ID (those are printable), so every version can drop them. */
+const PROBE_PREFIX = '\u0000keywarden-probe:'
+/** How often a lost subscriber sends a probe through the publishing client, until one comes back. */
+const PROBE_INTERVAL_MS = 100
+
+/**
+ * Whether a subscriber may be missing messages: lost at the first sign of a dropped connection, and
+ * restored only when a probe it published after that came back on the subscriber (the drivers
+ * resubscribe by themselves; the probe proves they did, whatever the driver's events say).
+ */
+class SubscriberHealth {
+  private isLost = false
+  private stopped = false
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private probe: string | undefined
+
+  constructor(
+    private readonly status: SubscriptionStatus,
+    private readonly prefix: string,
+    private readonly publish: (probe: string) => Promise<unknown>,
+  ) {}
+
+  lost(cause: unknown): void {
+    if (this.stopped) return
+    // A probe sent before this loss proves nothing about the connection after it.
+    this.probe = undefined
+    if (!this.isLost) {
+      this.isLost = true
+      this.status.lost(cause)
+    }
+    this.schedule()
+  }
+
+  heard(message: string): void {
+    if (this.stopped || !this.isLost || this.probe === undefined || message !== this.probe) return
+    this.isLost = false
+    this.probe = undefined
+    clearTimeout(this.timer)
+    this.timer = undefined
+    this.status.restored()
+  }
+
+  stop(): void {
+    this.stopped = true
+    clearTimeout(this.timer)
+    this.timer = undefined
+  }
+
+  private schedule(): void {
+    if (this.timer !== undefined || this.stopped) return
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      if (!this.isLost || this.stopped) return
+      // The same probe again until it comes back: one sent before the resubscription is simply not heard.
+      this.probe ??= `${this.prefix}${randomUUID()}`
+      this.publish(this.probe).catch(() => undefined)
+      this.schedule()
+    }, PROBE_INTERVAL_MS)
+    this.timer.unref?.()
+  }
+}
+
+/** A subscriber connection for `client`; a Cluster for sharded pub/sub subscribes through one sharded subscriber per shard. */
+function duplicateIoredis(client: IoredisPubSubLike, sharded: boolean): IoredisPubSubLike {
+  if (!sharded || client.isCluster !== true) return client.duplicate()
+  const duplicate = client.duplicate as unknown as (startupNodes: unknown[], options: object) => IoredisPubSubLike
+  return duplicate.call(client, [], { shardedSubscribers: true })
 }
 
 /**

@@ -26,6 +26,11 @@ export class VerifyReads {
    */
   readonly #changed = new Set<string>()
   #subscription: Promise<(() => Promise<void>) | undefined> | undefined
+  /**
+   * The channel said it may be missing messages and has not said it is back: the cache is not
+   * trusted, every read goes to the store, and nothing is cached.
+   */
+  #lost = false
 
   constructor(store: KeyStore, clock: () => number, settings: ResolvedOptions['cache']) {
     this.#store = store
@@ -36,7 +41,10 @@ export class VerifyReads {
 
   /** The record for `keyId`, or `null`. Store failures reject with a {@link StoreError}. */
   read(keyId: string): Promise<StoredKey | null> {
-    return this.#cache === null ? this.#readStore(keyId) : this.#readThroughCache(this.#cache, keyId)
+    if (this.#cache === null) return this.#readStore(keyId)
+    this.#subscribeToChannel()
+    // A missed invalidation could keep a revoked key alive for the whole ttl: read the store instead.
+    return this.#lost ? this.#readStore(keyId) : this.#readThroughCache(this.#cache, keyId)
   }
 
   /** Drops the cached copy here and tells other instances. A failed publish never fails the change. */
@@ -52,6 +60,7 @@ export class VerifyReads {
     const unsubscribe = await this.#subscription?.catch(() => undefined)
     this.#subscription = undefined
     await unsubscribe?.().catch(this.#reportChannelError)
+    this.#lost = false
   }
 
   async #readStore(keyId: string): Promise<StoredKey | null> {
@@ -65,7 +74,6 @@ export class VerifyReads {
   }
 
   async #readThroughCache(cache: VerifyCache, keyId: string): Promise<StoredKey | null> {
-    this.#subscribeToChannel()
     const now = this.#clock()
     const cached = cache.lookup(keyId, now)
     if (cached !== undefined) return cached.record
@@ -76,14 +84,32 @@ export class VerifyReads {
     return record
   }
 
-  /** Listens for other instances' changes, once, in the background; until then the ttl bounds staleness. */
+  /**
+   * Listens for other instances' changes, once, in the background; until then the ttl bounds staleness.
+   * While the channel reports its subscription lost, the cache is bypassed (see {@link VerifyReads.read}).
+   */
   #subscribeToChannel(): void {
     const channel = this.#settings?.channel
     if (channel === undefined || this.#subscription !== undefined) return
-    this.#subscription = channel.subscribe((keyId) => {
+    const listener = (keyId: string): void => {
       this.#noteChanged(keyId)
       this.#cache?.invalidate(keyId)
-    }).catch((error: unknown) => {
+    }
+    // Clearing bumps the cache's epoch, so a read under way when the state changes is not kept either.
+    const events = {
+      onLost: () => {
+        this.#lost = true
+        this.#cache?.clear()
+      },
+      onRestored: () => {
+        if (!this.#lost) return
+        this.#lost = false
+        this.#cache?.clear()
+      },
+    }
+    this.#subscription = channel.subscribe(listener, events).catch((error: unknown) => {
+      // A channel that could not subscribe reports nothing more: the ttl bounds staleness, as without events.
+      this.#lost = false
       this.#reportChannelError(error)
       // Try again after a while, not on every verify; meanwhile the ttl bounds staleness.
       setTimeout(() => (this.#subscription = undefined), Math.min(this.#settings?.ttlMs ?? 1000, MAX_RESUBSCRIBE_DELAY_MS)).unref?.()

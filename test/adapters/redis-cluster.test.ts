@@ -55,21 +55,10 @@ import {
   type NodeRedisCluster,
 } from '../support/redis-cluster.js'
 import { uniqueSuffix } from '../support/services.js'
+import { eventually } from '../support/eventually.js'
 
 const gate = await redisClusterGate()
 
-/** Polls `check` until it passes or `timeoutMs` is over (then its last failure is thrown). */
-async function eventually(check: () => Promise<void>, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs
-  for (;;) {
-    try {
-      return await check()
-    } catch (error) {
-      if (performance.now() > deadline) throw error
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
-  }
-}
 
 describe.skipIf(!gate.available)('Redis Cluster', () => {
   let ioredis: Cluster

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { MemoryStore } from '../../adapters/memory/index.js'
-import { LocalInvalidationChannel, StoreError, type InvalidationChannel } from '../../src/index.js'
+import { LocalInvalidationChannel, StoreError, type InvalidationChannel, type InvalidationSubscriptionEvents } from '../../src/index.js'
 import { countingStore, forgeToken, manualClock, setup, withHeldRead } from '../helpers.js'
 
 describe('verification cache', () => {
@@ -204,5 +204,100 @@ describe('verification cache under a flood of forged key IDs (security review, f
     expect(calls.get).toBe(reads)
     await keys.verify(b!)
     expect(calls.get).toBe(reads! + 1)
+  })
+})
+
+/**
+ * A real channel (LocalInvalidationChannel underneath) whose subscription can be lost and restored:
+ * while lost, messages are dropped, as a broken connection drops them, and subscribers hear of it.
+ */
+class LossyChannel implements InvalidationChannel {
+  readonly #inner = new LocalInvalidationChannel()
+  readonly #events = new Set<InvalidationSubscriptionEvents | undefined>()
+  #lost = false
+
+  publish(keyId: string): Promise<void> {
+    return this.#lost ? Promise.resolve() : this.#inner.publish(keyId)
+  }
+
+  async subscribe(listener: (keyId: string) => void, events?: InvalidationSubscriptionEvents): Promise<() => Promise<void>> {
+    const stop = await this.#inner.subscribe(listener)
+    this.#events.add(events)
+    return async () => {
+      this.#events.delete(events)
+      await stop()
+    }
+  }
+
+  lose(): void {
+    this.#lost = true
+    for (const events of this.#events) events?.onLost?.(new Error('connection reset'))
+  }
+
+  restore(): void {
+    this.#lost = false
+    for (const events of this.#events) events?.onRestored?.()
+  }
+}
+
+describe('cache while the channel reports its subscription lost', () => {
+  async function instances() {
+    const store = new MemoryStore()
+    const time = manualClock()
+    const channel = new LossyChannel()
+    const counted = countingStore(store)
+    const reader = setup({ store: counted.store, clock: time.clock, cache: { ttl: '1h', negativeTtl: '1h', channel } }).keys
+    const admin = setup({ store, clock: time.clock, cache: { ttl: '1h', channel } }).keys
+    const { key, token } = await admin.create({ name: 'x', environment: 'live' })
+    expect((await reader.verify(token)).valid).toBe(true)
+    await new Promise((resolve) => setImmediate(resolve)) // the reader subscribes in the background
+    const reads = () => counted.calls['get'] ?? 0
+    return { reader, admin, channel, key, token, reads }
+  }
+
+  it('stops answering from the cache while lost, and a change made meanwhile is seen at once', async () => {
+    const { reader, admin, channel, key, token, reads } = await instances()
+    const before = reads()
+    expect((await reader.verify(token)).valid).toBe(true)
+    expect(reads(), 'cached while the channel is up').toBe(before)
+
+    channel.lose()
+    expect((await reader.verify(token)).valid).toBe(true)
+    expect((await reader.verify(token)).valid).toBe(true)
+    expect(reads(), 'every verify reads the store while lost').toBe(before + 2)
+    // The revoke's message is dropped by the lost channel; the reader still sees it at once.
+    await admin.revoke(key.id)
+    expect(await reader.verify(token)).toMatchObject({ valid: false, reason: 'revoked' })
+    await reader.close()
+    await admin.close()
+  })
+
+  it('caches again once restored, after dropping what it had (messages may have been missed)', async () => {
+    const { reader, admin, channel, key, token, reads } = await instances()
+    channel.lose()
+    await admin.disable(key.id) // missed by the reader's subscription
+    channel.restore()
+    expect(await reader.verify(token)).toMatchObject({ valid: false, reason: 'disabled' })
+    const after = reads()
+    expect(await reader.verify(token)).toMatchObject({ valid: false, reason: 'disabled' })
+    expect(reads(), 'served from the cache again').toBe(after)
+    await admin.enable(key.id) // delivered: the channel is back
+    expect((await reader.verify(token)).valid).toBe(true)
+    await reader.close()
+    await admin.close()
+  })
+
+  it('a channel without events behaves as before: the ttl bounds staleness', async () => {
+    const store = new MemoryStore()
+    const time = manualClock()
+    const inner = new LocalInvalidationChannel()
+    const plain: InvalidationChannel = { publish: (keyId) => inner.publish(keyId), subscribe: (listener) => inner.subscribe(listener) }
+    const counted = countingStore(store)
+    const reader = setup({ store: counted.store, clock: time.clock, cache: { ttl: '10s', channel: plain } }).keys
+    const { token } = await setup({ store }).keys.create({ name: 'x', environment: 'live' })
+    await reader.verify(token)
+    await reader.verify(token)
+    expect(counted.calls['get']).toBe(1)
+    await reader.close()
   })
 })

@@ -2,10 +2,10 @@
  * Cache invalidation over PostgreSQL LISTEN/NOTIFY, through a `pg` pool recognised by its shape (no
  * driver import).
  */
-import type { InvalidationChannel } from '../../../src/cache.js'
+import type { InvalidationChannel, InvalidationSubscriptionEvents } from '../../../src/cache.js'
 import { ConfigError, type ValidationIssue } from '../../../src/errors.js'
 import type { Duration } from '../../../src/policy/duration.js'
-import { checkCommonOptions, SharedSubscription, within } from '../../invalidation.js'
+import { checkCommonOptions, SharedSubscription, within, type SubscriptionStatus } from '../../invalidation.js'
 import type { PgQueryable } from './store.js'
 
 /**
@@ -145,7 +145,8 @@ function defaultOnError(error: unknown): void {
  * If the listening connection fails (its `error` or `end` event: a restart, a terminated backend, a
  * network cut), it is dropped from the pool (`release(true)`), `onError` hears of it, and the channel
  * listens again on a fresh connection after 250 ms, doubling up to 30 s while that fails.
- * Notifications sent meanwhile are lost: the cache `ttl` bounds how stale an instance can be.
+ * Notifications sent meanwhile are lost, so the subscribers hear `onLost` at once and `onRestored`
+ * once `LISTEN` ran again: the KeyManager reads the store, bypassing its cache, in between.
  *
  * Notifications need a real session: behind PgBouncer in transaction mode, give the pool a direct
  * connection. A notification sent inside a transaction is delivered at its commit.
@@ -191,7 +192,7 @@ export class PostgresInvalidationChannel implements InvalidationChannel {
     this.channel = channel
     this.subscribeTimeoutMs = subscribeTimeoutMs
     this.onError = onError ?? defaultOnError
-    this.subscription = new SharedSubscription((deliver) => this.start(deliver), this.onError)
+    this.subscription = new SharedSubscription((deliver, status) => this.start(deliver, status), this.onError)
   }
 
   /** `SELECT pg_notify(channel, keyId)` on the pool; rejects with the driver's error. */
@@ -203,14 +204,27 @@ export class PostgresInvalidationChannel implements InvalidationChannel {
    * Delivers every key ID notified on the channel (this process's included) to `listener`; resolves
    * once `LISTEN` ran, and rejects (returning the client) on a driver error or after
    * `subscribeTimeout`. The returned function stops it; the last one runs `UNLISTEN` and releases the
-   * client.
+   * client. `events.onLost` hears that the listening connection failed (its `error` or `end`), and
+   * `events.onRestored` that `LISTEN` ran again on a fresh one.
+   *
+   * @example
+   * ```ts
+   * import { PostgresInvalidationChannel } from 'keywarden/adapters/sql'
+   *
+   * const channel = new PostgresInvalidationChannel({ pool })
+   * const stop = await channel.subscribe((keyId) => console.log('changed', keyId), { onLost: () => console.warn('LISTEN lost') })
+   * await stop()
+   * ```
    */
-  subscribe(listener: (keyId: string) => void): Promise<() => Promise<void>> {
-    return this.subscription.add(listener)
+  subscribe(listener: (keyId: string) => void, events?: InvalidationSubscriptionEvents): Promise<() => Promise<void>> {
+    return this.subscription.add(listener, events)
   }
 
-  /** Listens on a client of its own, again on a fresh one whenever it fails, until stopped. */
-  private async start(deliver: (message: string) => void): Promise<() => Promise<void>> {
+  /**
+   * Listens on a client of its own, again on a fresh one whenever it fails, until stopped. A failure
+   * is reported lost at once, and restored once `LISTEN` ran on the fresh connection.
+   */
+  private async start(deliver: (message: string) => void, status: SubscriptionStatus): Promise<() => Promise<void>> {
     let stopped = false
     let current: Listening | undefined
     let retry: ReturnType<typeof setTimeout> | undefined
@@ -235,6 +249,7 @@ export class PostgresInvalidationChannel implements InvalidationChannel {
         if (attempt.listening === undefined || current !== attempt.listening) return
         current = undefined
         if (stopped) return
+        status.lost(error)
         this.onError(error)
         relisten()
       })
@@ -244,6 +259,7 @@ export class PostgresInvalidationChannel implements InvalidationChannel {
         return
       }
       current = listening
+      if (failures > 0) status.restored()
       failures = 0
     }
 
