@@ -35,6 +35,7 @@ import { createManagementHandler, KeyManager, type ApiKey, type LimitsOptions, t
 import { ROUTES } from '../../src/http/management/route-table.js'
 import { manualClock, PEPPER } from '../helpers.js'
 import { BACKENDS, type Backend } from '../support/backends.js'
+import { optionalInteger } from '../support/env.js'
 
 // ---------------------------------------------------------------------------------------------------
 // The configuration under test
@@ -70,14 +71,6 @@ const replay = {
   seed: optionalInteger('KEYWARDEN_MGMT_SEED'),
   path: process.env.KEYWARDEN_MGMT_PATH || undefined,
   runs: optionalInteger('KEYWARDEN_MGMT_RUNS'),
-}
-
-function optionalInteger(name: string): number | undefined {
-  const text = process.env[name]
-  if (text === undefined || text === '') return undefined
-  const value = Number(text)
-  if (!Number.isSafeInteger(value)) throw new Error(`${name} must be an integer, got ${JSON.stringify(text)}`)
-  return value
 }
 
 // ---------------------------------------------------------------------------------------------------

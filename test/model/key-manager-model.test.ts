@@ -21,6 +21,7 @@ import type { KeyManagerOptions } from '../../src/index.js'
 import { BACKENDS, type Backend } from '../support/backends.js'
 import { outcomes } from './commands.js'
 import { modelRunProperty } from './model-property.js'
+import { optionalInteger } from '../support/env.js'
 /** Runs per variant: many in memory, fewer where every call is a round trip to a server. */
 const DEFAULT_RUNS: Record<Backend['name'], { plain: number; cached: number }> = {
   memory: { plain: 100, cached: 50 },
@@ -39,14 +40,6 @@ const replay = {
   runs: optionalInteger('KEYWARDEN_MODEL_RUNS'),
 }
 if (replay.path !== undefined && replay.seed === undefined) throw new Error('KEYWARDEN_MODEL_PATH needs KEYWARDEN_MODEL_SEED too')
-
-function optionalInteger(name: string): number | undefined {
-  const text = process.env[name]
-  if (text === undefined || text === '') return undefined
-  const value = Number(text)
-  if (!Number.isSafeInteger(value)) throw new Error(`${name} must be an integer, got ${JSON.stringify(text)}`)
-  return value
-}
 
 const VARIANTS = [
   { name: 'without cache', runs: 'plain', options: {} },

@@ -23,31 +23,27 @@ export function requestSchemas(options: ResolvedOptions) {
   const status = z.enum(['active', 'disabled', 'expired', 'revoked'])
   const limit = z.int().check(z.gte(1), z.lte(1000))
   const cursor = text(512)
-  const grants = { scopes: z.optional(names), roles: z.optional(names), groups: z.optional(names) }
+  // What create and update both set; create adds the immutable fields, update makes the name optional.
+  const editable = {
+    description: z.nullish(text(1000)),
+    type: z.nullish(typeLabel),
+    scopes: z.optional(names),
+    roles: z.optional(names),
+    groups: z.optional(names),
+    expiresIn: z.nullish(duration),
+    expiresAt: z.nullish(instant),
+    metadata: z.optional(z.record(z.string(), z.unknown())),
+    policy: z.nullish(text(128)),
+  }
   return {
     create: z.strictObject({
       name: text(200),
-      description: z.nullish(text(1000)),
       ownerId: z.optional(identifier),
       environment: z.optional(environment),
-      type: z.nullish(typeLabel),
-      ...grants,
-      expiresIn: z.nullish(duration),
-      expiresAt: z.nullish(instant),
-      metadata: z.optional(z.record(z.string(), z.unknown())),
-      policy: z.nullish(text(128)),
+      ...editable,
       credits: z.optional(count),
     }),
-    update: z.strictObject({
-      name: z.optional(text(200)),
-      description: z.nullish(text(1000)),
-      type: z.nullish(typeLabel),
-      ...grants,
-      expiresIn: z.nullish(duration),
-      expiresAt: z.nullish(instant),
-      metadata: z.optional(z.record(z.string(), z.unknown())),
-      policy: z.nullish(text(128)),
-    }),
+    update: z.strictObject({ name: z.optional(text(200)), ...editable }),
     change: z.strictObject({ reason }),
     rotate: z.strictObject({ gracePeriod: z.optional(duration), reason }),
     credits: z.union([z.strictObject({ add: count.check(z.gte(1)), reason }), z.strictObject({ set: count, reason })]),
