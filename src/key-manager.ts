@@ -1,14 +1,13 @@
 /**
  * `KeyManager`, the library's facade: it validates input, delegates each mechanism to its module in
- * src/manager/ (reads and cache, compare-and-set, idempotency, quota, rotation, expiry notices,
- * paging, verification, projection) and announces what changed.
+ * src/manager/ (creation, reads and cache, compare-and-set, idempotency, quota, rotation, expiry
+ * notices, paging, verification, projection, leak reports) and announces what changed.
  */
 import { SecretHasher } from './crypto/hash.js'
 import { KeyNotFoundError, KeyRevokedError, ValidationError } from './errors.js'
 import { KeyEventEmitter, type KeyEventListener, type KeyEventMap, type KeyEventName } from './events.js'
 import { inputSchemas, type InputSchemas } from './inputs.js'
 import type { ChangeContext } from './audit/audit-store.js'
-import { changeDetails } from './audit/changes.js'
 import type { VersionedChangeContext } from './audit/context.js'
 import { AuditTrail, type AuditInput, type AuditPage, type PruneAuditInput } from './manager/audit-trail.js'
 import { CompareAndSet } from './manager/compare-and-set.js'
@@ -24,16 +23,15 @@ import type { CreditTarget } from './limits/credit-targets.js'
 import type { CreditBalance } from './limits/limit-state.js'
 import { ExpiryNotices } from './manager/expiry-notices.js'
 import { Idempotency } from './manager/idempotency.js'
+import { KeyCreation } from './manager/key-creation.js'
 import { LeakReports, type LeakReport, type ReportLeakOptions } from './manager/leak-reports.js'
 import { checkKeyId } from './manager/key-ids.js'
 import { expiringBinding, listBinding, Paging } from './manager/paging.js'
 import { publicKey } from './manager/projection.js'
-import { quotaFor } from './manager/quota.js'
 import { Rotation } from './manager/rotation.js'
 import { Verifier } from './manager/verification.js'
 import { VerifyReads } from './manager/verify-reads.js'
 import { resolveOptions, type KeyManagerOptions, type ResolvedOptions } from './options.js'
-import { resolveExpiry } from './policy/expiry.js'
 import { ScopeResolver } from './policy/scopes.js'
 import { keyStatus, type KeyStatus, type KeyStore, type StoredKey } from './store.js'
 import { callStore } from './store-failure.js'
@@ -143,6 +141,7 @@ export class KeyManager {
   readonly #permissions: Permissions
   readonly #changes: KeyChanges
   readonly #leaks: LeakReports
+  readonly #keyCreation: KeyCreation
 
   /** @throws {@link ConfigError} naming every invalid option. */
   constructor(options: KeyManagerOptions) {
@@ -193,6 +192,18 @@ export class KeyManager {
       project: (record) => this.#publicKey(record),
       token: (record, secret) => this.#token(record, secret),
       onDeleted: (keyId) => this.#reads.invalidate(keyId),
+    })
+    this.#keyCreation = new KeyCreation({
+      options: resolved,
+      schemas: this.#schemas,
+      clock,
+      changes: this.#changes,
+      permissions: this.#permissions,
+      creation: this.#creation,
+      credits: this.#credits,
+      events: this.#events,
+      project: (record) => this.#publicKey(record),
+      token: (record, secret) => this.#token(record, secret),
     })
     this.#leaks = new LeakReports({
       parser: this.#parser,
@@ -255,32 +266,7 @@ export class KeyManager {
    * ```
    */
   async create(input: CreateKeyInput, context?: ChangeContext): Promise<IssuedKey> {
-    const parsed = parseInput(this.#schemas.create, input)
-    const change = this.#changes.context(context, false)
-    const environment = parsed.environment ?? this.#soleEnvironment()
-    const now = this.#clock()
-    const fields = {
-      name: parsed.name,
-      description: parsed.description ?? null,
-      ownerId: parsed.ownerId ?? null,
-      tenantId: parsed.tenantId ?? null,
-      environment,
-      type: parsed.type ?? null,
-      scopes: parsed.scopes ?? [],
-      roles: parsed.roles ?? [],
-      groups: parsed.groups ?? [],
-      metadata: parsed.metadata ?? {},
-      expiresAt: resolveExpiry(parsed, this.options.expiry, now, true) ?? null,
-      policy: parsed.policy ?? null,
-      hasCredits: parsed.credits !== undefined,
-    }
-    await this.#permissions.checkNames(fields.tenantId, fields)
-    const quota = quotaFor(this.options.maxKeysPerOwner, fields, parsed.owner)
-    const { record, secret, created, changes } = await this.#creation.insert(fields, quota, parsed.idempotencyKey, now, change)
-    if (created && parsed.credits !== undefined) await this.#credits.initialise(record, parsed.credits, change)
-    const key = this.#publicKey(record)
-    if (created) this.#emit({ type: 'created', at: new Date(now), key, ...changeDetails(change, changes) })
-    return { key, token: this.#token(record, secret) }
+    return this.#keyCreation.create(input, context)
   }
 
   /**
@@ -396,7 +382,6 @@ export class KeyManager {
     return this.#changes.update(id, patch, context)
   }
 
-
   /**
    * Enables a disabled key; the next verify accepts it again. Does nothing if it is enabled.
    *
@@ -409,7 +394,6 @@ export class KeyManager {
     return this.#changes.setEnabled(id, true, context)
   }
 
-
   /**
    * Disables a key; the next verify rejects it with `disabled`. Reversible with {@link KeyManager.enable}.
    *
@@ -421,7 +405,6 @@ export class KeyManager {
   async disable(id: string, context?: VersionedChangeContext): Promise<ApiKey> {
     return this.#changes.setEnabled(id, false, context)
   }
-
 
   /**
    * Revokes a key, irreversibly. The record stays (for audit, listing and `status: 'revoked'`) but never
@@ -437,21 +420,11 @@ export class KeyManager {
     return this.#changes.revoke(id, context)
   }
 
-
   /**
-   * Handles a report that a token leaked (a secret scanner's alert, a person's email): confirms it is
-   * genuine and takes its key out of service. The token is parsed offline (garbage, typos and other
-   * prefixes answer `false_positive` without a store access), its key read from the store by ID and
-   * the secret compared in constant time with the key's hash (and its previous one during a rotation
-   * grace period). No use is counted: no `lastUsedAt`, no rate limit, no credits, no `verified` event.
-   *
-   * A genuine token (`true_positive`) gets its key revoked, or disabled with `action: 'disable'`,
-   * through {@link KeyManager.revoke} and {@link KeyManager.disable}: the audit entry names the actor
-   * `{ type: 'system', id: 'secret-scanning' }` and the reason `Leaked: found by secret scanning
-   * (source: ...) at <url>`; then a `leaked` event carries the key and where it was found. A key
-   * already revoked (or disabled, for a disable) is still a true positive and is left as it is
-   * (`action: 'none'`). An unknown key, a wrong secret, or anything that is not a string, is a
-   * `false_positive`. Nothing about the token goes into the reason, the events or an error.
+   * Handles a report that a token leaked (a secret scanner's alert, a person's email): a genuine token
+   * (`true_positive`: checksum, key and secret confirmed, no use counted) gets its key revoked, or
+   * disabled with `action: 'disable'`, as the actor `{ type: 'system', id: 'secret-scanning' }`, and a
+   * `leaked` event; anything else is a `false_positive`. The token never reaches a reason, event or error.
    *
    * @throws {@link ValidationError} naming the option at fault (nothing is read), {@link StoreError}.
    * @example
@@ -467,7 +440,6 @@ export class KeyManager {
     return this.#leaks.report(token, options)
   }
 
-
   /**
    * Deletes a key for good. Its tokens fail with `unknown_key` from now on.
    *
@@ -480,7 +452,6 @@ export class KeyManager {
   async delete(id: string, context?: ChangeContext): Promise<void> {
     return this.#changes.delete(id, context)
   }
-
 
   /**
    * Replaces a key's secret. The key ID and every setting stay; a new token is returned. The old secret
@@ -499,7 +470,6 @@ export class KeyManager {
   async rotate(id: string, options: RotateOptions = {}): Promise<RotatedKey> {
     return this.#changes.rotate(id, options)
   }
-
 
   /**
    * The status of a key at the current time: `revoked`, `expired`, `disabled` or `active`.
@@ -753,17 +723,6 @@ export class KeyManager {
   #token(record: StoredKey, secret: string): string {
     return formatToken({ prefix: this.options.prefix, environment: record.environment, keyId: record.id, secret })
   }
-
-  #soleEnvironment(): string {
-    const { environments } = this.options
-    if (environments.length !== 1) {
-      throw new ValidationError([{ path: ['environment'], message: 'is required when more than one environment is configured' }])
-    }
-    return environments[0]!
-  }
-
-
-
 
   #emit<E extends KeyEventName>(event: KeyEventMap[E]): void {
     this.#events.emit(event)

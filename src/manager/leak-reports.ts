@@ -14,6 +14,7 @@ import type { TokenParser, TokenParts } from '../token/format.js'
 import type { ApiKey } from '../types.js'
 import { parseInput } from '../validation.js'
 import type { KeyChangeResult } from './key-changes.js'
+import { livePreviousHash } from './rotation.js'
 
 /** Longest `source` a report may give, in UTF-16 code units. */
 export const MAX_LEAK_SOURCE_LENGTH = 256
@@ -174,12 +175,8 @@ export class LeakReports {
     const { hasher, clock } = this.parts
     if (record === null) return hasher.compareWithDummy(environment, keyId, secret)
     if (hasher.compare(record.hash, environment, keyId, secret) !== HashMatch.None) return true
-    return (
-      record.previousHash !== null &&
-      record.previousHashExpiresAt !== null &&
-      clock() < record.previousHashExpiresAt &&
-      hasher.compare(record.previousHash, environment, keyId, secret) !== HashMatch.None
-    )
+    const previousHash = livePreviousHash(record, clock())
+    return previousHash !== null && hasher.compare(previousHash, environment, keyId, secret) !== HashMatch.None
   }
 
   async #takeOutOfService(record: StoredKey, action: 'revoke' | 'disable', reason: string): Promise<{ key: ApiKey; done: LeakAction }> {

@@ -9,6 +9,11 @@ import type { StoredKey } from '../store.js'
 import type { Change } from './compare-and-set.js'
 import type { Idempotency } from './idempotency.js'
 
+/** The replaced secret's hash while its grace period lasts (exclusive end), else `null`: verify and leak reports accept a secret matching it. */
+export function livePreviousHash(record: StoredKey, now: number): string | null {
+  return record.previousHash !== null && record.previousHashExpiresAt !== null && now < record.previousHashExpiresAt ? record.previousHash : null
+}
+
 /** One rotation in the making: the change to apply, and the secret it chose once applied. */
 export interface RotationPlan {
   readonly change: Change

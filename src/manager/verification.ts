@@ -19,6 +19,7 @@ import { isKeyCredential, type KeyCredential } from '../token/key-pair.js'
 import type { VerifyFailureReason, VerifyOptions, VerifyResult } from '../types.js'
 import type { UsageBuffer } from '../usage.js'
 import { knownLastUse, toApiKey } from './projection.js'
+import { livePreviousHash } from './rotation.js'
 import type { VerifyReads } from './verify-reads.js'
 
 /** What the verifier needs from its KeyManager. */
@@ -126,8 +127,9 @@ export class Verifier {
     const now = clock()
     let match = hasher.compare(record.hash, environment, keyId, secret)
     let matchedPrevious = false
-    if (match === HashMatch.None && record.previousHash !== null && record.previousHashExpiresAt !== null && now < record.previousHashExpiresAt) {
-      match = hasher.compare(record.previousHash, environment, keyId, secret)
+    const previousHash = match === HashMatch.None ? livePreviousHash(record, now) : null
+    if (previousHash !== null) {
+      match = hasher.compare(previousHash, environment, keyId, secret)
       matchedPrevious = match !== HashMatch.None
     }
     if (match === HashMatch.None) return this.reject('wrong_secret', keyId)

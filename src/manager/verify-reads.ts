@@ -11,6 +11,8 @@ import { asStoreError } from '../store-failure.js'
 /** How long a failed channel subscription waits before the next verify may try again, at most. */
 const MAX_RESUBSCRIBE_DELAY_MS = 5_000
 
+const CHANGED = Object.freeze({ changed: true })
+
 /** How many changed keys wait to be read with `changed: true`; beyond it, the oldest are forgotten. */
 const MAX_CHANGED_KEYS = 10_000
 
@@ -26,6 +28,8 @@ export class VerifyReads {
    */
   readonly #changed = new Set<string>()
   #subscription: Promise<(() => Promise<void>) | undefined> | undefined
+  /** Whether the store has `getForVerify`: known once, not asked on every read. */
+  readonly #readsForVerify: boolean
   /**
    * The channel said it may be missing messages and has not said it is back: the cache is not
    * trusted, every read goes to the store, and nothing is cached.
@@ -34,6 +38,7 @@ export class VerifyReads {
 
   constructor(store: KeyStore, clock: () => number, settings: ResolvedOptions['cache']) {
     this.#store = store
+    this.#readsForVerify = typeof store.getForVerify === 'function'
     this.#clock = clock
     this.#settings = settings
     this.#cache = settings === null ? null : new VerifyCache(settings.maxEntries, settings.ttlMs, settings.negativeTtlMs, settings.negativeMaxEntries)
@@ -66,8 +71,8 @@ export class VerifyReads {
   async #readStore(keyId: string): Promise<StoredKey | null> {
     const store = this.#store
     try {
-      if (typeof store.getForVerify !== 'function') return await store.get(keyId)
-      return await store.getForVerify(keyId, this.#changed.delete(keyId) ? { changed: true } : undefined)
+      if (!this.#readsForVerify) return await store.get(keyId)
+      return await store.getForVerify!(keyId, this.#changed.delete(keyId) ? CHANGED : undefined)
     } catch (error) {
       throw asStoreError('get', error)
     }
@@ -118,7 +123,7 @@ export class VerifyReads {
   }
 
   #noteChanged(keyId: string): void {
-    if (typeof this.#store.getForVerify !== 'function') return
+    if (!this.#readsForVerify) return
     // Re-added at the end: the oldest change is the one a replica most likely has already.
     this.#changed.delete(keyId)
     this.#changed.add(keyId)

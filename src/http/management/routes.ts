@@ -3,7 +3,8 @@
  * input: the tenant floor, the policy, the grant ceiling, then one KeyManager call with the principal
  * as the actor.
  */
-import { createHash } from 'node:crypto'
+import { sha256 } from '@noble/hashes/sha2.js'
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
 import type { ChangeContext } from '../../audit/audit-store.js'
 import type { KeyManager } from '../../key-manager.js'
 import type { ApiKey, CreateKeyInput, KeyPage, UpdateKeyInput } from '../../types.js'
@@ -171,7 +172,7 @@ export class ManagementRoutes {
 
   /** Idempotency keys are per principal: another user's retry can never replay this user's token. */
   #scopedIdempotencyKey(principal: Principal, key: string): string {
-    return `mgmt_${createHash('sha256').update(JSON.stringify([principal.tenantId, principal.id, key])).digest('base64url')}`
+    return `mgmt_${bytesToHex(sha256(utf8ToBytes(JSON.stringify([principal.tenantId, principal.id, key]))))}`
   }
 
   async #list(call: RouteCall): Promise<RouterResponse> {

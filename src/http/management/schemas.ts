@@ -5,6 +5,7 @@
  */
 import * as z from 'zod/mini'
 import type { ResolvedOptions } from '../../options.js'
+import { typeSchema } from '../../validation.js'
 
 const text = (max: number) => z.string().check(z.maxLength(max))
 const identifier = z.string().check(z.minLength(1), z.maxLength(256))
@@ -13,7 +14,6 @@ const duration = z.union([z.int().check(z.gte(0)), z.string().check(z.regex(/^\d
 const instant = z.iso.datetime({ offset: true })
 const reason = z.optional(text(1000))
 const count = z.int().check(z.gte(0), z.lte(Number.MAX_SAFE_INTEGER))
-const typeLabel = z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'must be 1-64 letters, digits or _ . : -, starting with a letter or digit'))
 /** A window from now: digits with an optional unit, more than nothing. */
 const windowFromNow = z.string().check(z.regex(/^(?!0+(?:ms|s|m|h|d|w)?$)\d{1,15}(?:ms|s|m|h|d|w)?$/, "must be a duration longer than 0, such as '2d'"))
 
@@ -26,7 +26,7 @@ export function requestSchemas(options: ResolvedOptions) {
   // What create and update both set; create adds the immutable fields, update makes the name optional.
   const editable = {
     description: z.nullish(text(1000)),
-    type: z.nullish(typeLabel),
+    type: z.nullish(typeSchema),
     scopes: z.optional(names),
     roles: z.optional(names),
     groups: z.optional(names),
@@ -50,7 +50,7 @@ export function requestSchemas(options: ResolvedOptions) {
     listQuery: z.strictObject({
       ownerId: z.optional(identifier),
       environment: z.optional(environment),
-      type: z.optional(typeLabel),
+      type: z.optional(typeSchema),
       status: z.optional(status),
       order: z.optional(z.enum(['asc', 'desc'])),
       limit: z.optional(limit),
@@ -60,7 +60,7 @@ export function requestSchemas(options: ResolvedOptions) {
       within: windowFromNow,
       ownerId: z.optional(identifier),
       environment: z.optional(environment),
-      type: z.optional(typeLabel),
+      type: z.optional(typeSchema),
       limit: z.optional(limit),
       cursor: z.optional(cursor),
     }),
