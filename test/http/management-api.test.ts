@@ -565,7 +565,7 @@ describe.each(MANAGEMENT_FORMS)('the management API over HTTP: %s', (form) => {
       for (const limit of ['0', '1001', 'ten', '-1', '1.5', '']) {
         expectProblem(await w.call('GET', `/?limit=${limit}`, { as: 'ana' }), 400, 'invalid_request', { field: 'limit' })
       }
-      expectProblem(await w.call('GET', '/?colour=blue', { as: 'ana' }), 400, 'invalid_request', { field: 'colour' })
+      expectProblem(await w.call('GET', '/?colour=blue', { as: 'ana' }), 400, 'invalid_request', { field: '(unknown field)' }) // a name that is not keywarden's is never repeated
       expectProblem(await w.call('GET', '/?ownerId=ben&ownerId=cid', { as: 'ana' }), 400, 'invalid_request', { field: 'ownerId' })
       expectProblem(await w.call('GET', '/?status=sleeping', { as: 'ana' }), 400, 'invalid_request', { field: 'status' })
       expectProblem(await w.call('GET', '/?environment=staging', { as: 'ana' }), 400, 'invalid_request', { field: 'environment' })
@@ -624,7 +624,7 @@ describe.each(MANAGEMENT_FORMS)('the management API over HTTP: %s', (form) => {
       })
       const readonly = await w.call('GET', '/meta', { as: 'rae' })
       expect(readonly.body).toMatchObject({ grantable: { scopes: ['data:read'], roles: ['readonly'] }, quota: { limit: 2, used: 0, remaining: 2 } })
-      expectProblem(await w.call('GET', '/meta?x=1', { as: 'ben' }), 400, 'invalid_request', { field: 'x' })
+      expectProblem(await w.call('GET', '/meta?x=1', { as: 'ben' }), 400, 'invalid_request', { field: '(unknown field)' })
     })
   })
 
@@ -730,7 +730,7 @@ describe.each(MANAGEMENT_FORMS)('the management API over HTTP: %s', (form) => {
       expect(disabled.status).toBe(200)
       expectProblem(await w.call('POST', `${byId(key.id)}/enable`, { as: 'ben', json: {}, headers: { 'if-match': `"${key.version}"` } }), 412, 'version_conflict')
       expectProblem(await w.call('POST', `${byId(key.id)}/enable`, { as: 'ben', json: { reason: 7 } }), 422, 'validation_failed', { field: 'reason' })
-      expectProblem(await w.call('POST', `${byId(key.id)}/revoke`, { as: 'ben', json: { why: 'x' } }), 422, 'validation_failed', { field: 'why' })
+      expectProblem(await w.call('POST', `${byId(key.id)}/revoke`, { as: 'ben', json: { why: 'x' } }), 422, 'validation_failed', { field: '(unknown field)' })
       // An empty POST with a JSON type is an empty change.
       expect((await w.call('POST', `${byId(key.id)}/enable`, { as: 'ben', headers: { 'content-type': 'application/json' } })).status).toBe(200)
     })
@@ -999,7 +999,7 @@ describe.each(MANAGEMENT_FORMS)('the management API over HTTP: %s', (form) => {
         const { key } = await w.create('ana', { name: operation.operationId, environment: 'live' })
         const { json, query } = validRequest(operation.operationId)
         const path = pathOf(operation.template, key.id)
-        expectProblem(await w.call(operation.method, withQuery(path, query, 'bogus=1'), { as: 'ana', json }), 400, 'invalid_request', { field: 'bogus' })
+        expectProblem(await w.call(operation.method, withQuery(path, query, 'bogus=1'), { as: 'ana', json }), 400, 'invalid_request', { field: '(unknown field)' })
         if (!operation.headers.includes('If-Match')) continue
         withIfMatch.push(operation.operationId)
         expectProblem(await w.call(operation.method, withQuery(path, query), { as: 'ana', json, headers: { 'if-match': 'W/nonsense' } }), 400, 'invalid_request', { field: 'If-Match' })
@@ -1017,7 +1017,7 @@ describe.each(MANAGEMENT_FORMS)('the management API over HTTP: %s', (form) => {
         expectProblem(await w.call(operation.method, path, { as: 'ana', json, headers: { origin: 'https://evil.example' } }), 403, 'cross_site_request')
         expectProblem(await w.call(operation.method, path, { as: 'ana', body: big, headers: { 'content-type': 'application/json' } }), 413, 'payload_too_large')
         expectProblem(await w.call(operation.method, path, { as: 'ana', body: 'x', headers: { 'content-type': 'text/plain' } }), 415, 'unsupported_media_type')
-        if (operation.body) expectProblem(await w.call(operation.method, path, { as: 'ana', json: { ...(json as object), surplus: true } }), 422, 'validation_failed', { field: 'surplus' })
+        if (operation.body) expectProblem(await w.call(operation.method, path, { as: 'ana', json: { ...(json as object), surplus: true } }), 422, 'validation_failed', { field: '(unknown field)' })
         // Then the valid request itself goes through.
         const ok = await w.call(operation.method, path, { as: 'ana', json })
         expect(ok.status, `${operation.operationId}: ${shown(ok)}`).toBeLessThan(300)

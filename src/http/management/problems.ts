@@ -4,7 +4,7 @@
  * not exist and for one the principal may not see are the same bytes.
  */
 import * as z from 'zod/mini'
-import { ConflictError, KeyNotFoundError, KeywardenError, QuotaExceededError, StoreError, ValidationError } from '../../errors.js'
+import { ConflictError, formatPath, KeyNotFoundError, KeywardenError, QuotaExceededError, StoreError, ValidationError } from '../../errors.js'
 
 /**
  * The stable `code` of a management API problem body: what a settings page may branch on.
@@ -147,15 +147,19 @@ export const UNAUTHORIZED = problem(401, 'unauthorized', 'Sign in to manage API 
 export const FORBIDDEN = problem(403, 'forbidden', 'You may not do this to this API key.')
 export const VERSION_MISMATCH = problem(412, 'version_conflict', 'The API key was changed since you read it; reload it and try again.')
 
-/** Field paths as the KeyManager's errors name them, for a body where some fields were renamed. */
-function issuesOf(error: ValidationError): { field: string; message: string }[] {
-  return error.issues.map((issue) => ({ field: issue.path.map(String).join('.'), message: issue.message }))
-}
 
 /** A validation failure of the request itself (body, query or header). */
 export function invalid(status: 400 | 422, issues: { field: string; message: string }[]): RouterResponse {
   const detail = status === 400 ? 'The request is not valid.' : 'The request body is not valid.'
   return problem(status, status === 400 ? 'invalid_request' : 'validation_failed', detail, { field: issues[0]?.field ?? '', issues })
+}
+
+/**
+ * The answer for invalid input: the KeyManager's own validation error, or the router's (built with
+ * the same `toIssues`, so an unknown field is named only when it is one of keywarden's).
+ */
+export function invalidInput(status: 400 | 422, error: ValidationError): RouterResponse {
+  return invalid(status, error.issues.map((issue) => ({ field: formatPath(issue.path), message: issue.message })))
 }
 
 /**
@@ -168,7 +172,7 @@ export function problemForError(error: unknown, inputStatus: 400 | 422): RouterR
   if (error instanceof ValidationError) {
     // A malformed key ID in the path can only name a key that does not exist.
     if (error.field === 'id') return NOT_FOUND
-    return invalid(inputStatus, issuesOf(error))
+    return invalidInput(inputStatus, error)
   }
   if (error instanceof KeyNotFoundError) return NOT_FOUND
   if (error instanceof QuotaExceededError) {

@@ -5,14 +5,14 @@
  * key and what the principal may do to it (404, 403), the body's fields (422), then the route.
  */
 import * as z from 'zod/mini'
-import { ConfigError } from '../../errors.js'
+import { ConfigError, ValidationError } from '../../errors.js'
 import type { KeyManager } from '../../key-manager.js'
 import { parseDuration, type Duration } from '../../policy/duration.js'
-import { idempotencyKeySchema } from '../../validation.js'
+import { idempotencyKeySchema, toIssues } from '../../validation.js'
 import { CeilingResolver } from './ceiling.js'
 import { managementDocument, type ManagementDocumentOptions } from './openapi.js'
 import { defaultPolicy, normalizePrincipal, principalSchema, type ManagementPolicy, type Principal } from './principal.js'
-import { invalid, NOT_FOUND, problem, problemForError, UNAUTHORIZED, VERSION_MISMATCH, type RouterResponse } from './problems.js'
+import { invalid, invalidInput, NOT_FOUND, problem, problemForError, UNAUTHORIZED, VERSION_MISMATCH, type RouterResponse } from './problems.js'
 import { changesState, crossSiteProblem, ifMatchVersion, jsonBody, queryObject, requestIdOf, type RouterRequest } from './request.js'
 import { matchRoute } from './route-table.js'
 import { BAD_IF_MATCH, ManagementRoutes } from './routes.js'
@@ -158,7 +158,7 @@ export class ManagementRouterCore<R> {
     const rawQuery = queryObject(request.query)
     if ('problem' in rawQuery) return rawQuery.problem
     const query = this.#schemas[route.query ?? 'emptyQuery'].safeParse(rawQuery.value)
-    if (!query.success) return invalid(400, issuesOf(query.error))
+    if (!query.success) return invalidInput(400, new ValidationError(toIssues(query.error, this.#schemas[route.query ?? 'emptyQuery'])))
 
     const readsIfMatch = route.headers?.includes('If-Match') === true
     const expectedVersion = readsIfMatch ? ifMatchVersion(request) : undefined
@@ -176,7 +176,7 @@ export class ManagementRouterCore<R> {
       let body: Record<string, unknown> = {}
       if (route.body !== undefined) {
         const checked = this.#schemas[route.body].safeParse(rawBody)
-        if (!checked.success) return invalid(422, issuesOf(checked.error))
+        if (!checked.success) return invalidInput(422, new ValidationError(toIssues(checked.error, this.#schemas[route.body])))
         body = checked.data as Record<string, unknown>
       }
       return await this.#routes.handlers[route.operationId](
@@ -223,16 +223,4 @@ export class ManagementRouterCore<R> {
       return null
     }
   }
-}
-
-/** Unknown field names are echoed only when they look like field names: nothing else from the input is. */
-const FIELD_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/
-
-/** zod's issues with the field as a dotted path; an unknown field is named itself. */
-function issuesOf(error: z.core.$ZodError): { field: string; message: string }[] {
-  return error.issues.flatMap((issue) =>
-    issue.code === 'unrecognized_keys'
-      ? issue.keys.map((key) => ({ field: [...issue.path.map(String), FIELD_NAME.test(key) ? key : '(unknown)'].join('.'), message: 'is not a field of this request' }))
-      : [{ field: issue.path.map(String).join('.'), message: issue.message }],
-  )
 }
