@@ -7,6 +7,7 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
 import { constantTimeEqual, constantTimeEqualAt } from './constant-time.js'
 import { deriveBase62 } from './derive.js'
+import { nodeCrypto } from './native.js'
 
 /**
  * A server-held secret that keys the stored hash. `id` is written into every stored hash so that
@@ -71,8 +72,7 @@ const SHA256_BLOCK_BYTES = 64
 const MESSAGE_CAPACITY = 256
 
 function nativeCrypto(): NativeCrypto | undefined {
-  const process = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process
-  return process?.getBuiltinModule?.('node:crypto') as NativeCrypto | undefined
+  return nodeCrypto() as NativeCrypto | undefined
 }
 
 function keyedDigest(key: Uint8Array, native: NativeCrypto | undefined): Digest {
@@ -120,6 +120,14 @@ function plainDigest(native: NativeCrypto | undefined): Digest {
   if (hash) return (message) => hash('sha256', message, 'hex')
   if (native) return (message) => native.createHash('sha256').update(message).digest('hex')
   return (message) => bytesToHex(sha256(utf8ToBytes(message)))
+}
+
+let sha256OfText: Digest | undefined
+
+/** The lowercase hex SHA-256 of a text's UTF-8 bytes (node's one-shot hash where there is one). */
+export function sha256Hex(text: string): string {
+  sha256OfText ??= plainDigest(nativeCrypto())
+  return sha256OfText(text)
 }
 
 /** Options of {@link SecretHasher}. */

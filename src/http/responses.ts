@@ -4,6 +4,7 @@
  * exception is a 429: it speaks about a key the caller proved it holds, so it says which limit and when.
  */
 import type { LimitState } from '../limits/limit-state.js'
+import { problemAnswer, statusTitle } from './problem-answer.js'
 import { rateLimitHeaders, retryAfterSeconds, type LimitRefusal } from './rate-limit-headers.js'
 
 /**
@@ -133,8 +134,6 @@ export const DEFAULT_MESSAGES: Readonly<Record<ProblemCode, string>> = {
   service_unavailable: 'API keys cannot be checked right now. Try again later.',
 }
 
-const TITLES = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 429: 'Too Many Requests', 503: 'Service Unavailable' } as const
-
 /** The settings that shape the responses. */
 export interface ResponseSettings {
   readonly realm: string
@@ -162,13 +161,8 @@ function build(
   settings: ResponseSettings,
   extraHeaders: Record<string, string>,
 ): RejectionResponse {
-  const problem: ProblemDetails = { type: 'about:blank', title: TITLES[status], status, detail: settings.messages[code], code }
-  return Object.freeze({
-    status,
-    code,
-    headers: Object.freeze({ 'Content-Type': 'application/problem+json', 'Cache-Control': 'no-store', ...extraHeaders }),
-    body: JSON.stringify(problem),
-  })
+  const { headers, body } = problemAnswer(status, code, settings.messages[code], {}, extraHeaders)
+  return Object.freeze({ status, code, headers, body })
 }
 
 /** Builds the five responses for one configuration. */
@@ -202,7 +196,7 @@ export function buildLimitRejection(settings: ResponseSettings, refusal: LimitRe
   const violated = refusal.reason === 'rate_limited' ? [...refusal.violated] : ['credits']
   const problem: ProblemDetails = {
     type: QUOTA_EXCEEDED_TYPE,
-    title: TITLES[429],
+    title: statusTitle(429),
     status: 429,
     detail: settings.messages[code],
     code,

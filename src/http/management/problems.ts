@@ -4,6 +4,7 @@
  * not exist and for one the principal may not see are the same bytes.
  */
 import * as z from 'zod/mini'
+import { problemAnswer } from '../problem-answer.js'
 import { ConflictError, formatPath, KeyNotFoundError, KeywardenError, QuotaExceededError, StoreError, ValidationError } from '../../errors.js'
 
 /**
@@ -106,19 +107,6 @@ export const problemSchema = z.object({
   limit: z.optional(z.int()),
 })
 
-const TITLES: Readonly<Record<number, string>> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  409: 'Conflict',
-  412: 'Precondition Failed',
-  413: 'Content Too Large',
-  415: 'Unsupported Media Type',
-  422: 'Unprocessable Content',
-  503: 'Service Unavailable',
-}
 
 /** A response the router sends: status, headers and the serialised body (`null` for none). */
 export interface RouterResponse {
@@ -126,8 +114,6 @@ export interface RouterResponse {
   readonly headers: Readonly<Record<string, string>>
   readonly body: string | null
 }
-
-const PROBLEM_HEADERS = { 'Content-Type': 'application/problem+json', 'Cache-Control': 'no-store' } as const
 
 /** A problem response; `extra` adds fields (`field`, `issues`, `limit`) and headers. */
 export function problem(
@@ -137,8 +123,7 @@ export function problem(
   extra: { field?: string; issues?: ManagementProblem['issues']; limit?: number; headers?: Record<string, string> } = {},
 ): RouterResponse {
   const { headers, ...fields } = extra
-  const body: ManagementProblem = { type: 'about:blank', title: TITLES[status] ?? 'Error', status, detail, code, ...fields }
-  return { status, headers: { ...PROBLEM_HEADERS, ...headers }, body: JSON.stringify(body) }
+  return problemAnswer(status, code, detail, fields, headers)
 }
 
 /** The one 404: for a route that does not exist, a key that does not exist, and a key the principal may not see. */

@@ -3,8 +3,7 @@
  * input: the tenant floor, the policy, the grant ceiling, then one KeyManager call with the principal
  * as the actor.
  */
-import { sha256 } from '@noble/hashes/sha2.js'
-import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
+import { sha256Hex } from '../../crypto/hash.js'
 import type { ChangeContext } from '../../audit/audit-store.js'
 import type { KeyManager } from '../../key-manager.js'
 import type { ApiKey, CreateKeyInput, KeyPage, UpdateKeyInput } from '../../types.js'
@@ -172,7 +171,7 @@ export class ManagementRoutes {
 
   /** Idempotency keys are per principal: another user's retry can never replay this user's token. */
   #scopedIdempotencyKey(principal: Principal, key: string): string {
-    return `mgmt_${bytesToHex(sha256(utf8ToBytes(JSON.stringify([principal.tenantId, principal.id, key]))))}`
+    return `mgmt_${sha256Hex(JSON.stringify([principal.tenantId, principal.id, key]))}`
   }
 
   async #list(call: RouteCall): Promise<RouterResponse> {

@@ -6,6 +6,9 @@
  */
 import type * as NodeCrypto from 'node:crypto'
 import * as z from 'zod/mini'
+import { nodeCrypto } from '../../crypto/native.js'
+import { problemAnswer } from '../problem-answer.js'
+import { sha256Hex } from '../../crypto/hash.js'
 import { ConfigError, formatPath } from '../../errors.js'
 import type { KeyManager } from '../../key-manager.js'
 import { MAX_LEAK_SOURCE_LENGTH, MAX_LEAK_URL_LENGTH, truncate } from '../../manager/leak-reports.js'
@@ -231,21 +234,8 @@ type ProblemCode =
   | 'invalid_request'
   | 'service_unavailable'
 
-const TITLES: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  405: 'Method Not Allowed',
-  413: 'Content Too Large',
-  422: 'Unprocessable Content',
-  503: 'Service Unavailable',
-}
-
 function problem(status: number, code: ProblemCode, detail: string, headers: Record<string, string> = {}): ScanResponse {
-  return Object.freeze({
-    status,
-    headers: Object.freeze({ 'Content-Type': 'application/problem+json', 'Cache-Control': 'no-store', ...headers }),
-    body: JSON.stringify({ type: 'about:blank', title: TITLES[status], status, detail, code }),
-  })
+  return problemAnswer(status, code, detail, {}, headers)
 }
 
 const RESPONSES = {
@@ -279,11 +269,6 @@ export class BodyReadError extends Error {
     super('The request body could not be read', options)
     this.name = 'BodyReadError'
   }
-}
-
-function nodeCrypto(): typeof NodeCrypto | undefined {
-  const process = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process
-  return process?.getBuiltinModule?.('node:crypto') as typeof NodeCrypto | undefined
 }
 
 function single(value: string | readonly string[] | null | undefined): string | null {
@@ -438,7 +423,7 @@ export class SecretScanningCore {
             action: this.#action,
             reporter: REPORTER,
           })
-          results[index] = { token_hash: this.#sha256(item.token), token_type: item.type, label: report.label }
+          results[index] = { token_hash: sha256Hex(item.token), token_type: item.type, label: report.label }
         } catch (error) {
           failures.push(error)
         }
@@ -449,8 +434,4 @@ export class SecretScanningCore {
     return results
   }
 
-  #sha256(token: string): string {
-    const crypto = this.#crypto
-    return crypto.hash ? crypto.hash('sha256', token, 'hex') : crypto.createHash('sha256').update(token, 'utf8').digest('hex')
-  }
 }
