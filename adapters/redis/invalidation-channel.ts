@@ -440,14 +440,14 @@ export class RedisInvalidationChannel implements InvalidationChannel {
       if (this.subscriberKind === 'ioredis') {
         const client = this.client as IoredisPubSubLike
         const subscriber = own ? duplicateIoredis(client, sharded) : (this.subscriber as IoredisPubSubLike)
-        const stop = await this.startIoredis(subscriber, own, sharded, receive, health)
+        const stop = await this.startIoredis(subscriber, { own, sharded, receive, health })
         return async () => {
           health.stop()
           await stop()
         }
       }
       const subscriber = (own ? (this.client as NodeRedisPubSubLike).duplicate() : this.subscriber) as NodeRedisPubSubLike
-      const stop = await this.startNodeRedis(subscriber, own, sharded, receive, health)
+      const stop = await this.startNodeRedis(subscriber, { own, sharded, receive, health })
       return async () => {
         health.stop()
         await stop()
@@ -458,13 +458,7 @@ export class RedisInvalidationChannel implements InvalidationChannel {
     }
   }
 
-  private async startIoredis(
-    subscriber: IoredisPubSubLike,
-    own: boolean,
-    sharded: boolean,
-    receive: (message: string) => void,
-    health: SubscriberHealth,
-  ): Promise<() => Promise<void>> {
+  private async startIoredis(subscriber: IoredisPubSubLike, { own, sharded, receive, health }: SubscriberSetup): Promise<() => Promise<void>> {
     const name = sharded ? this.shardChannel : this.channel
     const messageEvent = sharded ? 'smessage' : 'message'
     const onMessage = (channel: string, message: string): void => {
@@ -513,13 +507,7 @@ export class RedisInvalidationChannel implements InvalidationChannel {
     }
   }
 
-  private async startNodeRedis(
-    subscriber: NodeRedisPubSubLike,
-    own: boolean,
-    sharded: boolean,
-    receive: (message: string) => void,
-    health: SubscriberHealth,
-  ): Promise<() => Promise<void>> {
+  private async startNodeRedis(subscriber: NodeRedisPubSubLike, { own, sharded, receive, health }: SubscriberSetup): Promise<() => Promise<void>> {
     const name = sharded ? this.shardChannel : this.channel
     const onMessage = (message: string | Uint8Array, channel: string | Uint8Array): void => {
       if (text(channel) === name) receive(text(message))
@@ -585,6 +573,16 @@ const PROBE_INTERVAL_MS = 100
  * restored only when a probe it published after that came back on the subscriber (the drivers
  * resubscribe by themselves; the probe proves they did, whatever the driver's events say).
  */
+/** How one subscription is set up, whatever the client. */
+interface SubscriberSetup {
+  /** Whether the subscriber connection is the channel's own (made with duplicate()), to close on unsubscribe. */
+  readonly own: boolean
+  /** Sharded pub/sub (SSUBSCRIBE) rather than SUBSCRIBE. */
+  readonly sharded: boolean
+  readonly receive: (message: string) => void
+  readonly health: SubscriberHealth
+}
+
 class SubscriberHealth {
   private isLost = false
   private stopped = false
