@@ -138,7 +138,8 @@ export function applyUsage(
 
 /**
  * Applies one {@link CreditAdjustment} to the stored balance: the state to write and the previous
- * balance to return. For custom stores, inside their own atomic step.
+ * balance to return. The new balance stays within 0 and `Number.MAX_SAFE_INTEGER` (a top-up past it
+ * saturates there, so every balance is an exact integer). For custom stores, inside their own atomic step.
  *
  * @example
  * ```ts
@@ -159,7 +160,10 @@ export function applyCreditAdjustment(
   readonly previous: number
 } {
   const balance = currentCredits(change.pool, stored)
-  const remaining = Math.max(0, change.mode === 'set' ? change.amount : balance.remaining + change.amount)
+  // Bounded on both sides inside the store's atomic step: a balance past 2^53 - 1 would round, and a
+  // read-then-check before the call cannot stop two concurrent top-ups from passing it together.
+  const unbounded = change.mode === 'set' ? change.amount : balance.remaining + change.amount
+  const remaining = Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, unbounded))
   return { state: { remaining, refilledAt: balance.refilledAt }, previous: stored?.remaining ?? change.pool.initial }
 }
 

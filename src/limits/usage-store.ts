@@ -182,7 +182,8 @@ export interface UsageOutcome {
 }
 
 /**
- * A management change of a balance: `set` it, or `add` to it (negative amounts debit, never below 0).
+ * A management change of a balance: `set` it, or `add` to it (negative amounts debit, never below 0;
+ * the balance never passes `Number.MAX_SAFE_INTEGER`).
  * The pool's refill applies first, as in {@link UsageRequest}.
  *
  * @example
@@ -200,7 +201,11 @@ export interface CreditAdjustment {
   readonly pool: CreditPool
   /** The instant of the change, epoch ms. */
   readonly now: number
-  /** `set`: the balance becomes `max(0, amount)`; `add`: it becomes `max(0, remaining + amount)`. */
+  /**
+   * `set`: the balance becomes `max(0, amount)`; `add`: it becomes `max(0, remaining + amount)`. Either
+   * way it is at most `Number.MAX_SAFE_INTEGER`: a top-up past it saturates there, inside the store's
+   * atomic step, so concurrent top-ups can never leave a rounded balance.
+   */
   readonly mode: 'set' | 'add'
   /** A safe integer. */
   readonly amount: number

@@ -165,6 +165,18 @@ describe('limits: verify', () => {
     expect(await keys.verify(token, { cost: 11 })).toMatchObject({ valid: false, reason: 'rate_limited', violated: ['burst'], retryAfterMs: 0 })
   })
 
+  it('addCredits saturates at Number.MAX_SAFE_INTEGER, even when concurrent top-ups each pass a read-first check', async () => {
+    const { keys } = manager()
+    const max = Number.MAX_SAFE_INTEGER
+    const { key } = await keys.create({ name: 'x', environment: 'live', credits: max - 10 })
+    // What a caller's pre-check sees: the balance, with room for each top-up alone.
+    const seen = await keys.getCredits({ keyId: key.id })
+    expect(seen!.remaining + 6).toBeLessThanOrEqual(max)
+    const balances = await Promise.all([keys.addCredits({ keyId: key.id }, 6), keys.addCredits({ keyId: key.id }, 6)])
+    expect(balances.map((balance) => balance.remaining).sort()).toEqual([max - 4, max].sort())
+    expect(await keys.getCredits({ keyId: key.id })).toEqual({ remaining: max, refillAt: null })
+  })
+
   it('emits rejected for usage refusals and credits_changed for every balance change, with numbers only', async () => {
     const { keys } = manager()
     const events: KeyEvent[] = []

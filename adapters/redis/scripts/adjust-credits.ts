@@ -1,6 +1,6 @@
 /**
  * The adjust-credits script: a {@link CreditAdjustment} as `applyCreditAdjustment` computes it (refill
- * first, then set or add, never below 0), in one atomic step; and the builder of its KEYS and ARGV.
+ * first, then set or add, never below 0 nor past `Number.MAX_SAFE_INTEGER`), in one atomic step; and the builder of its KEYS and ARGV.
  */
 import type { CreditAdjustment, CreditsAdjusted } from '../../../src/limits/usage-store.js'
 import type { SendCommand } from '../client.js'
@@ -37,6 +37,8 @@ local stored = read_balance(1)
 local balance = current_credits(initial, refill, stored)
 local remaining
 if mode == 'set' then remaining = math.max(0, amount) else remaining = math.max(0, balance.remaining + amount) end
+-- As applyCreditAdjustment: never past 2^53 - 1. A sum beyond it may have rounded; the bound is exact.
+remaining = math.min(9007199254740991, remaining)
 write_balance(1, { remaining = remaining, refilledAt = balance.refilledAt })
 local previous = initial
 if stored ~= nil then previous = stored.remaining end

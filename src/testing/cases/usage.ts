@@ -160,6 +160,22 @@ export function usageTests({ test, expect }: SuiteContext): void {
     expect(await usage.adjustCredits({ pool: pool({ id: 'credits:tenant:fresh', initial: 0 }), now: T0, mode: 'set', amount: -3 })).toEqual({ previous: 0, remaining: 0 })
   })
 
+  test('usage: adjustCredits never takes a balance past Number.MAX_SAFE_INTEGER, even from concurrent top-ups', async (store) => {
+    const usage = usageOf(store)
+    const max = Number.MAX_SAFE_INTEGER
+    const credits = pool({ id: 'credits:key:saturating', initial: max - 10 })
+    expect(await usage.adjustCredits({ pool: credits, now: T0, mode: 'add', amount: 5 })).toEqual({ previous: max - 10, remaining: max - 5 })
+    expect(await usage.adjustCredits({ pool: credits, now: T0, mode: 'add', amount: max })).toEqual({ previous: max - 5, remaining: max })
+    // Each top-up alone fits; together they would pass the bound, so the store's atomic step must stop them.
+    const racing = pool({ id: 'credits:key:racing', initial: 0 })
+    expect(await usage.adjustCredits({ pool: racing, now: T0, mode: 'set', amount: max - 100 })).toEqual({ previous: 0, remaining: max - 100 })
+    const answers = await Promise.all(Array.from({ length: 8 }, () => usage.adjustCredits({ pool: racing, now: T0, mode: 'add', amount: 60 })))
+    for (const answer of answers) expect(Number.isSafeInteger(answer.remaining) && answer.remaining <= max).toBe(true)
+    expect(answers.filter((answer) => answer.remaining === max)).toHaveLength(7)
+    expect(await usage.adjustCredits({ pool: racing, now: T0, mode: 'add', amount: -1 })).toEqual({ previous: max, remaining: max - 1 })
+    expect((await usage.consumeUsage(request({ credits: racing, cost: 1 }))).credits).toEqual({ previous: max - 1, remaining: max - 2 })
+  })
+
   test('usage: counters and balances are independent per ID, however long or unusual the ID', async (store) => {
     const usage = usageOf(store)
     const long = 'rate:p:r:owner:' + 'ü%3A'.repeat(100) + ':x'.repeat(90)
