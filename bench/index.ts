@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: runs every benchmark, prints a table and writes JSON to bench/results/latest.json.
- * Environment: BENCH_ONLY (comma list of memory, redis, redis-cluster, postgres, mariadb, sqlite, http, peer, limits; default
+ * Environment: BENCH_ONLY (comma list of memory, redis, redis-autopipelining, redis-node-redis (the
+ * Redis verify rows through ioredis with auto-pipelining and through node-redis), redis-cluster, postgres, mariadb, sqlite, http, peer, limits; default
  * all): `limits` is every usage-limit row (rate limits and credits: bench/limits-*.ts and better-auth's
  * rate limit in bench/peer-better-auth.ts), `limits:<part>` one part of them (`limits:memory`,
  * `limits:redis`, `limits:postgres`, `limits:mariadb`, `limits:sqlite`, `limits:peer`); e.g.
@@ -15,7 +16,7 @@ import { printTable, ROUNDS, type BenchResult } from './harness.js'
 import { benchVerifyMemory, footprints } from './verify-memory.js'
 
 const list = (value: string | undefined, fallback: string) => (value ?? fallback).split(',').map((item) => item.trim()).filter(Boolean)
-const only = new Set(list(process.env.BENCH_ONLY, 'memory,redis,redis-cluster,postgres,mariadb,sqlite,http,peer,limits'))
+const only = new Set(list(process.env.BENCH_ONLY, 'memory,redis,redis-autopipelining,redis-node-redis,redis-cluster,postgres,mariadb,sqlite,http,peer,limits'))
 const LIMIT_PARTS = ['memory', 'redis', 'postgres', 'mariadb', 'sqlite', 'peer']
 for (const item of only) {
   const part = item.startsWith('limits:') ? item.slice('limits:'.length) : null
@@ -44,10 +45,12 @@ if (limitsOn('peer')) results.push(...(await (await import('./peer-better-auth.j
 // unrelated in-process verify loop by about 25% (measured; the V8 cause is not isolated).
 const { benchVerifyStore, STORE_FACTORIES } = await import('./verify-stores.js')
 const { benchLimitsStore } = await import('./limits-stores.js')
+const VERIFY_ONLY = new Set(['redis-autopipelining', 'redis-node-redis'])
 for (const [name, factory] of Object.entries(STORE_FACTORIES)) {
   const runs = [
     ...(only.has(name) ? [() => benchVerifyStore(factory, storeKeyCount, durationMs, concurrencies)] : []),
-    ...(limitsOn(name) ? [() => benchLimitsStore(factory, storeKeyCount, durationMs, concurrencies)] : []),
+    // The other Redis clients get verify rows only: the limit rows compare stores, not clients.
+    ...(limitsOn(name) && !VERIFY_ONLY.has(name) ? [() => benchLimitsStore(factory, storeKeyCount, durationMs, concurrencies)] : []),
   ]
   for (const run of runs) {
     try {

@@ -28,23 +28,47 @@ export interface StoreUnderTest {
 const TABLE = `bench_keys_${process.pid}`
 const PEPPER = 'bench-pepper-0123456789abcdef'
 
-async function redisStore(): Promise<StoreUnderTest> {
-  const client = new Redis({ host: '127.0.0.1', port: 6379, enableAutoPipelining: false })
-  const namespace = `bench${process.pid}`
-  const value = 'x'.repeat(600)
-  await client.set(`${namespace}:plain`, value)
+/** Deletes every key of `namespace` from a standalone Redis. */
+async function dropNamespace(client: Redis, namespace: string): Promise<void> {
+  let cursor = '0'
+  do {
+    const [next, found] = await client.scan(cursor, 'MATCH', `*${namespace}*`, 'COUNT', 1000)
+    if (found.length > 0) await client.del(...found)
+    cursor = next
+  } while (cursor !== '0')
+}
+
+/** ioredis on the standalone server, with or without its auto-pipelining (same client for both reads). */
+async function ioredisStore(enableAutoPipelining: boolean): Promise<StoreUnderTest> {
+  const client = new Redis({ host: '127.0.0.1', port: 6379, enableAutoPipelining })
+  const namespace = `bench${process.pid}${enableAutoPipelining ? 'ap' : ''}`
+  await client.set(`${namespace}:plain`, 'x'.repeat(600))
   return {
-    name: 'Redis (ioredis)',
+    name: enableAutoPipelining ? 'Redis (ioredis, auto-pipelining)' : 'Redis (ioredis)',
     store: new RedisStore({ client, namespace }),
     plainRead: () => client.get(`${namespace}:plain`),
     cleanup: async () => {
-      let cursor = '0'
-      do {
-        const [next, found] = await client.scan(cursor, 'MATCH', `*${namespace}*`, 'COUNT', 1000)
-        if (found.length > 0) await client.del(...found)
-        cursor = next
-      } while (cursor !== '0')
+      await dropNamespace(client, namespace)
       client.disconnect()
+    },
+  }
+}
+
+/** node-redis on the standalone server (it pipelines the commands of one tick by itself). */
+async function nodeRedisStore(): Promise<StoreUnderTest> {
+  const { createClient } = await import('redis')
+  const client = await createClient({ url: 'redis://127.0.0.1:6379' }).connect()
+  const namespace = `bench${process.pid}nr`
+  await client.set(`${namespace}:plain`, 'x'.repeat(600))
+  return {
+    name: 'Redis (node-redis)',
+    store: new RedisStore({ client, namespace }),
+    plainRead: () => client.get(`${namespace}:plain`),
+    cleanup: async () => {
+      const admin = new Redis({ host: '127.0.0.1', port: 6379 })
+      await dropNamespace(admin, namespace)
+      admin.disconnect()
+      await client.quit()
     },
   }
 }
@@ -128,7 +152,11 @@ async function sqliteStore(): Promise<StoreUnderTest> {
   }
 }
 
-export const STORE_FACTORIES = { redis: redisStore, 'redis-cluster': redisClusterStore, postgres: postgresStore, mariadb: mariadbStore, sqlite: sqliteStore }
+export const STORE_FACTORIES = {
+  redis: () => ioredisStore(false),
+  'redis-autopipelining': () => ioredisStore(true),
+  'redis-node-redis': nodeRedisStore,
+  'redis-cluster': redisClusterStore, postgres: postgresStore, mariadb: mariadbStore, sqlite: sqliteStore }
 
 export async function benchVerifyStore(
   factory: () => Promise<StoreUnderTest>,
