@@ -43,14 +43,12 @@ if (only.has('peer')) results.push(...(await (await import('./peer-better-auth.j
 if (limitsOn('peer')) results.push(...(await (await import('./peer-better-auth.js')).benchBetterAuth(durationMs, peerKeys, peerStores, { limited: true, concurrencies })))
 // Drivers are imported only after the memory and peer cases: on Node 20, merely loading ioredis slows an
 // unrelated in-process verify loop by about 25% (measured; the V8 cause is not isolated).
-const { benchVerifyStore, STORE_FACTORIES } = await import('./verify-stores.js')
+const { benchVerifyStore, CLIENT_VARIANTS, STORE_FACTORIES } = await import('./verify-stores.js')
 const { benchLimitsStore } = await import('./limits-stores.js')
-const VERIFY_ONLY = new Set(['redis-autopipelining', 'redis-node-redis'])
 for (const [name, factory] of Object.entries(STORE_FACTORIES)) {
   const runs = [
     ...(only.has(name) ? [() => benchVerifyStore(factory, storeKeyCount, durationMs, concurrencies)] : []),
-    // The other Redis clients get verify rows only: the limit rows compare stores, not clients.
-    ...(limitsOn(name) && !VERIFY_ONLY.has(name) ? [() => benchLimitsStore(factory, storeKeyCount, durationMs, concurrencies)] : []),
+    ...(limitsOn(name) && !CLIENT_VARIANTS.has(name) ? [() => benchLimitsStore(factory, storeKeyCount, durationMs, concurrencies)] : []),
   ]
   for (const run of runs) {
     try {

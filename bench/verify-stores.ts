@@ -28,12 +28,15 @@ export interface StoreUnderTest {
 const TABLE = `bench_keys_${process.pid}`
 const PEPPER = 'bench-pepper-0123456789abcdef'
 
-/** Deletes every key of `namespace` from a standalone Redis. */
-async function dropNamespace(client: Redis, namespace: string): Promise<void> {
+/**
+ * Deletes every key of `namespace` that `node` holds, found with SCAN, through `owner` (the node
+ * itself, or the Cluster client that routes each key to its master).
+ */
+async function dropNamespace(node: Redis, namespace: string, owner: Redis | Cluster = node): Promise<void> {
   let cursor = '0'
   do {
-    const [next, found] = await client.scan(cursor, 'MATCH', `*${namespace}*`, 'COUNT', 1000)
-    if (found.length > 0) await client.del(...found)
+    const [next, found] = await node.scan(cursor, 'MATCH', `*${namespace}*`, 'COUNT', 1000)
+    if (found.length > 0) await owner.del(...found)
     cursor = next
   } while (cursor !== '0')
 }
@@ -87,14 +90,7 @@ async function redisClusterStore(): Promise<StoreUnderTest> {
     store: new RedisStore({ client, namespace }),
     plainRead: () => client.get(`{${namespace}}:plain`),
     cleanup: async () => {
-      for (const node of client.nodes('master')) {
-        let cursor = '0'
-        do {
-          const [next, found] = await node.scan(cursor, 'MATCH', `*${namespace}*`, 'COUNT', 1000)
-          if (found.length > 0) await client.del(...found)
-          cursor = next
-        } while (cursor !== '0')
-      }
+      for (const node of client.nodes('master')) await dropNamespace(node, namespace, client)
       client.disconnect()
     },
   }
@@ -156,7 +152,14 @@ export const STORE_FACTORIES = {
   redis: () => ioredisStore(false),
   'redis-autopipelining': () => ioredisStore(true),
   'redis-node-redis': nodeRedisStore,
-  'redis-cluster': redisClusterStore, postgres: postgresStore, mariadb: mariadbStore, sqlite: sqliteStore }
+  'redis-cluster': redisClusterStore,
+  postgres: postgresStore,
+  mariadb: mariadbStore,
+  sqlite: sqliteStore,
+}
+
+/** The factories that vary the Redis client, not the store: verify rows only (limit rows compare stores). */
+export const CLIENT_VARIANTS: ReadonlySet<string> = new Set(['redis-autopipelining', 'redis-node-redis'])
 
 export async function benchVerifyStore(
   factory: () => Promise<StoreUnderTest>,

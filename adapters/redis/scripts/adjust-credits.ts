@@ -1,6 +1,7 @@
 /**
  * The adjust-credits script: a {@link CreditAdjustment} as `applyCreditAdjustment` computes it (refill
- * first, then set or add, never below 0 nor past `Number.MAX_SAFE_INTEGER`), in one atomic step; and the builder of its KEYS and ARGV.
+ * first, then set or add, never below 0 nor past `Number.MAX_SAFE_INTEGER`), in one atomic step; and
+ * the builder of its KEYS and ARGV.
  */
 import type { CreditAdjustment, CreditsAdjusted } from '../../../src/limits/usage-store.js'
 import type { SendCommand } from '../client.js'

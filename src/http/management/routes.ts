@@ -90,7 +90,8 @@ export class ManagementRoutes {
         this.#onKey(call, async (key) => {
           const { add, set } = call.body as { add?: number; set?: number }
           if (add !== undefined) {
-            // A top-up past the largest exact integer would lose credits to rounding: refuse it.
+            // The store saturates a top-up at the largest exact integer (so racing top-ups stay bounded);
+            // one that plainly passes it is refused here, so the caller learns why instead of finding it capped.
             const current = await this.#keys.getCredits({ keyId: key.id })
             if (current !== null && current.remaining + add > Number.MAX_SAFE_INTEGER) {
               return invalid(422, [{ field: 'add', message: `would take the balance past ${Number.MAX_SAFE_INTEGER}` }])
