@@ -4,6 +4,8 @@
  *
  * ```text
  * {ns}:key:<id>               hash    one record (fields in record-codec.ts)
+ * {ns}:v:<id>                 string  the record's verify snapshot: the whole record as one JSON document,
+ *                                     rewritten by every script that changes the hash (record-codec.ts)
  * {ns}:idx:all                zset    every record, ordered by (createdAt, id)
  * {ns}:idx:owner:<owner>      zset    the owner's records, same order
  * {ns}:idx:tenant:<tenant>    zset    the tenant's records, same order
@@ -13,7 +15,9 @@
  * {ns}:live:tenant:<tenant>:owner:<owner>
  *                             set     IDs of the owner's non-revoked records in the tenant: their quota count
  * {ns}:meta                   hash    `layout`: '2' once no 0.1.0 owner set holds tenant keys;
- *                                     `migrationCursor`: where an unfinished migrate() resumes
+ *                                     `migrationCursor`: where an unfinished migrate() resumes;
+ *                                     `snapshots`: 'complete' once every record has its snapshot;
+ *                                     `snapshotCursor`: where an unfinished snapshot walk resumes
  * {ns}:counter:<counter id>   hash    a rate counter's state: `value`, `at`; expires once it no longer matters
  * {ns}:balance:<pool id>      hash    a credit balance: `remaining`, `refilledAt` (absent while null); no expiry
  * {ns}:audit:entries          hash    the audit trail: field <entry id> (as encodeOrderedId writes it)
@@ -181,6 +185,11 @@ export class KeyLayout {
   /** The record hash. IDs stay raw: `{ns}:key:` is a prefix no other key family shares. */
   record(id: string): string {
     return `${this.hashTag}:key:${id}`
+  }
+
+  /** The record's verify snapshot, a string beside the hash (`{ns}:v:` is a prefix no other family shares). */
+  snapshot(id: string): string {
+    return `${this.hashTag}:v:${id}`
   }
 
   ownerIndex(ownerId: string): string {

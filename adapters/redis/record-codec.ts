@@ -1,11 +1,19 @@
 /**
- * How a {@link StoredKey} is kept in its Redis hash. Four fields:
+ * How a {@link StoredKey} is kept in Redis: its hash, and the verify snapshot beside it.
+ *
+ * The hash has four fields:
  *
  * - `fixed`: JSON of the immutable fields, written once by insert, so update keeps the stored values;
  * - `doc`: JSON of the fields update replaces (`policy` and `hasCredits` too: absent in records
  *   written by 0.1.0, read as `null` and `false`);
  * - `version`: the compare-and-set token, a decimal integer the scripts compare as a string;
  * - `lastUsedAt`: written only by touch; absent while `null`.
+ *
+ * The snapshot (`{ns}:v:<id>`, a string) is the whole record as one JSON document, so a read is one
+ * bulk string and one `JSON.parse`, and many reads batch into one `MGET`. It starts with
+ * `{"lastUsedAt":<value>,` and the other fields follow in declaration order: Lua splices the first
+ * member (touch raises it; update and insert put the hash's value there) and never parses the rest.
+ * Every script that changes the hash rewrites the snapshot in the same step.
  *
  * JSON is built and read here, never by Lua (whose cjson rounds numbers to 14 digits), so every
  * number, `Number.MAX_SAFE_INTEGER` included, round-trips exactly.
@@ -124,4 +132,23 @@ export function decodeRecord(values: readonly (string | null)[]): StoredKey | nu
     disabledReason: doc.disabledReason ?? null,
     disabledBy: doc.disabledBy ?? null,
   }
+}
+
+/** How every snapshot starts; Lua checks and splices this member (snapshot-lua.ts). */
+export const SNAPSHOT_HEAD = '{"lastUsedAt":'
+
+/**
+ * The snapshot without its first member: `"id":…}`, every field but `lastUsedAt` in declaration order.
+ * The script that writes it puts `{"lastUsedAt":<the hash's value>,` in front.
+ */
+export function encodeSnapshotTail(record: StoredKey): string {
+  const out: Record<string, unknown> = {}
+  for (const field of FIELDS) if (field !== 'lastUsedAt') out[field] = record[field]
+  return JSON.stringify(out).slice(1)
+}
+
+/** A stored snapshot as a record: one `JSON.parse`, a new object on every call. */
+export function decodeSnapshot(text: string): StoredKey {
+  if (!text.startsWith(SNAPSHOT_HEAD)) throw new Error('Unexpected Redis reply: expected a keywarden verify snapshot')
+  return JSON.parse(text) as StoredKey
 }

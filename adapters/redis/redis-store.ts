@@ -13,8 +13,6 @@ import { toSendCommand, type IoredisLikeClient, type RedisClientLike, type SendC
 import { checkNamespace, DEFAULT_NAMESPACE, KeyLayout } from './keys.js'
 import { listRecords } from './list.js'
 import { migrateNamespace } from './migration.js'
-import { decodeRecord, READ_FIELDS } from './record-codec.js'
-import { readTexts } from './replies.js'
 import { adjustCredits } from './scripts/adjust-credits.js'
 import { consumeIfCurrent } from './scripts/consume-if-current.js'
 import { consumeUsage } from './scripts/consume-usage.js'
@@ -22,6 +20,7 @@ import { deleteRecord } from './scripts/delete.js'
 import { insertRecord } from './scripts/insert.js'
 import { touchRecord } from './scripts/touch.js'
 import { updateRecord } from './scripts/update.js'
+import { SnapshotReads } from './snapshot-reads.js'
 
 /**
  * Options of {@link RedisStore}.
@@ -109,6 +108,7 @@ export class RedisStore implements KeyStore, UsageStore, AuditStore {
 
   private readonly send: SendCommand
   private readonly keys: KeyLayout
+  private readonly snapshots: SnapshotReads
 
   /** @throws {@link keywarden!ConfigError | ConfigError} naming `client` or `namespace`. */
   constructor(options: RedisStoreOptions | RedisClientLike) {
@@ -123,6 +123,7 @@ export class RedisStore implements KeyStore, UsageStore, AuditStore {
     this.keys = new KeyLayout(this.namespace)
     // A node-redis cluster routes by a key it is told: the hash tag, which names the namespace's slot.
     this.send = toSendCommand(options.client, this.keys.hashTag)
+    this.snapshots = new SnapshotReads(this.send, this.keys)
   }
 
   /**
@@ -134,9 +135,12 @@ export class RedisStore implements KeyStore, UsageStore, AuditStore {
     return this.run('insert', () => insertRecord(this.send, this.keys, record, quota, audit))
   }
 
-  /** One HMGET. */
+  /**
+   * One read of the record's verify snapshot; the reads of one event-loop turn share one `MGET`
+   * (snapshot-reads.ts). A 0.1.0 record not yet migrated is read from its hash in a second round trip.
+   */
   async get(id: string): Promise<StoredKey | null> {
-    return this.run('get', async () => decodeRecord(readTexts(await this.send(['HMGET', this.keys.record(id), ...READ_FIELDS]))))
+    return this.run('get', () => this.snapshots.read(id))
   }
 
   /**
@@ -280,14 +284,19 @@ export class RedisStore implements KeyStore, UsageStore, AuditStore {
   }
 
   /**
-   * Converts a namespace written by keywarden 0.1.0, whose owner sets counted an owner's keys of every
-   * tenant together, so that quotas count per owner within each tenant. Idempotent and resumable: it
+   * Converts a namespace written by keywarden 0.1.0: quotas count per owner within each tenant (0.1.0's
+   * owner sets counted every tenant together), and every record gets its verify snapshot, so a verify
+   * of a key ID that does not exist is one read instead of two. Idempotent and resumable: it
    * walks the records in batches of 100, one short atomic script each, records where it got to, and
    * once done marks the namespace, so later calls cost one read. Safe to run at every start and while
    * other instances of this version serve requests; run it once no 0.1.0 instance writes to the
    * namespace any more. Until it has run, an owner's 0.1.0 keys count in each of the owner's tenants,
-   * so a quota may refuse sooner than it should, never later. A namespace this version created needs
-   * no migration.
+   * so a quota may refuse sooner than it should, never later, and each 0.1.0 record is read from its
+   * hash in a second round trip. A namespace this version created needs no migration.
+   *
+   * Once this version writes to a namespace, 0.1.0 instances must not change keys in it (revoke,
+   * update, delete): they do not know the snapshot and would leave it stale. 0.1.0 instances that only
+   * verify may keep running until they are replaced.
    *
    * @example
    * ```ts

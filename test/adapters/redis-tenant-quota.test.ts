@@ -148,7 +148,7 @@ describe.skipIf(!gate.available)('RedisStore: quotas per owner within a tenant, 
   /** The namespace is marked migrated and each key of u1 is in its tenant's set, or in u1's set without a tenant. */
   async function expectMigrated(namespace: string, records: readonly { id: string; tenantId: string | null }[]): Promise<void> {
     const tag = `{${namespace}}`
-    expect(await raw.hgetall(`${tag}:meta`)).toEqual({ layout: '2' })
+    expect(await raw.hgetall(`${tag}:meta`)).toEqual({ layout: '2', snapshots: 'complete' })
     for (const tenantId of TENANTS) {
       const expected = records.filter((record) => record.tenantId === tenantId).map((record) => record.id)
       const set = tenantId === null ? `${tag}:live:owner:u1` : `${tag}:live:tenant:${tenantId}:owner:u1`
@@ -207,14 +207,17 @@ describe.skipIf(!gate.available)('RedisStore: quotas per owner within a tenant, 
       await store.migrate()
       const after = await dump()
 
-      const unchanged = (lines: string[]) => lines.filter((line) => !line.startsWith(`{${namespace}}:live:`) && !line.startsWith(`{${namespace}}:meta`))
+      const moved = [`{${namespace}}:live:`, `{${namespace}}:meta`, `{${namespace}}:v:`]
+      const unchanged = (lines: string[]) => lines.filter((line) => !moved.some((prefix) => line.startsWith(prefix)))
       expect(unchanged(after)).toEqual(unchanged(before))
+      // Every record gained its verify snapshot, which reads back as the hash did.
+      expect(after.filter((line) => line.startsWith(`{${namespace}}:v:`))).toHaveLength(Object.keys(ids).length)
       expect(await members('live:owner:u1')).toEqual([ids.n1])
       expect(await members('live:tenant:acme:owner:u1')).toEqual([ids.a1, ids.a2].sort())
       expect(await members('live:tenant:globex:owner:u1')).toEqual([ids.g1])
       expect(await members('live:tenant:acme:owner:u2')).toEqual([ids.b1])
       expect(await raw.exists(`{${namespace}}:live:owner:u2`)).toBe(0)
-      expect(await raw.hgetall(`{${namespace}}:meta`)).toEqual({ layout: '2' })
+      expect(await raw.hgetall(`{${namespace}}:meta`)).toEqual({ layout: '2', snapshots: 'complete' })
 
       await store.migrate()
       expect(await dump()).toEqual(after)

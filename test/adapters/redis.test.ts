@@ -88,11 +88,13 @@ describe.skipIf(!gate.available)('RedisStore', () => {
             `{${ns}}:key:k2`,
             `{${ns}}:live:tenant:acme:owner:alice`,
             `{${ns}}:meta`,
+            `{${ns}}:v:k1`,
+            `{${ns}}:v:k2`,
           ].sort(),
         )
         for (const key of keys) expect(key.startsWith(`{${ns}}:`), key).toBe(true)
         // The first insert into an empty namespace marks it as needing no migration.
-        expect(await ioredis.hgetall(`{${ns}}:meta`)).toEqual({ layout: '2' })
+        expect(await ioredis.hgetall(`{${ns}}:meta`)).toEqual({ layout: '2', snapshots: 'complete' })
 
         // Deleting every record leaves only that mark behind.
         await store.delete('k1')
@@ -119,7 +121,7 @@ describe.skipIf(!gate.available)('RedisStore', () => {
         }
         const keys = await keysOf(ioredis, ns)
         // One record, owner index, tenant index and quota set per ID, plus the all-records index and the meta hash.
-        expect(keys).toHaveLength(ids.length * 4 + 2)
+        expect(keys).toHaveLength(ids.length * 5 + 2)
         for (const key of keys) {
           expect(key.startsWith(`{${ns}}:`), key).toBe(true)
           expect(key.slice(ns.length + 2), key).not.toMatch(/[{} *]/)
@@ -203,13 +205,17 @@ describe.skipIf(!gate.available)('RedisStore', () => {
       const cluster = {
         sendCommand: async (firstKey: string | undefined, isReadonly: boolean | undefined, args: string[]) => {
           sent.push([firstKey, isReadonly, args])
-          return args[0] === 'HMGET' ? [null, null, null, null] : null
+          // No snapshot, and a namespace that does not say every record has one: the hash is read too.
+          return args[0] === 'EVALSHA' ? [null, null, null, null, null] : null
         },
       }
       const store = new RedisStore({ client: cluster, namespace: 'billing-api' })
       expect(sent).toEqual([]) // no I/O in the constructor
       expect(await store.get('k1')).toBeNull()
-      expect(sent).toEqual([['{billing-api}', false, ['HMGET', '{billing-api}:key:k1', 'fixed', 'doc', 'version', 'lastUsedAt']]])
+      expect(sent.map(([firstKey, isReadonly, args]) => [firstKey, isReadonly, args[0], args.includes('{billing-api}:key:k1') || args.includes('{billing-api}:v:k1')])).toEqual([
+        ['{billing-api}', false, 'GET', true],
+        ['{billing-api}', false, 'EVALSHA', true],
+      ])
       // Told apart from a node-redis client by its shape alone: getSlotMaster, or a three-argument sendCommand.
       const shaped = { sendCommand: async (...args: unknown[]) => void sent.push(args as never), getSlotMaster: () => undefined }
       sent.length = 0
@@ -243,7 +249,7 @@ describe.skipIf(!gate.available)('RedisStore', () => {
           const record = makeRecord({ id: 'p1', ownerId: 'o', tenantId: 't', expiresAt: T0 + 5 })
           expect(await viaPrefix.insert(record, { ownerId: 'o', tenantId: 't', limit: 1 })).toBe('inserted')
           const keys = await keysOf(ioredis, ns)
-          expect(keys).toHaveLength(7)
+          expect(keys).toHaveLength(8)
           for (const key of keys) expect(key.startsWith(`app:{${ns}}:`), key).toBe(true)
           const expiresWithin = { from: T0, to: T0 + 5 }
           expect(await viaPrefix.list({ ownerId: 'o', tenantId: 't', expiresWithin, now: T0, order: 'asc', limit: 5 })).toEqual([record])

@@ -12,7 +12,7 @@ import { runScript } from './run-script.js'
 import { DeclaredKeys, defineScript, type ScriptCall } from './script.js'
 
 /**
- * KEYS: 1 record, 2 all index, 3 expiry index; at the positions in ARGV[4..7]: owner index, tenant
+ * KEYS: 1 record, 2 all index, 3 expiry index, 4 verify snapshot; at the positions in ARGV[4..7]: owner index, tenant
  * index, the record's live set, and for a tenant's record its owner's 0.1.0 set.
  * ARGV: 1 fixed the keys were derived from, 2 id, 3 order member, 4..7 positions, 8..17 the audit entry
  * (audit-lua.ts), written only with 'deleted'.
@@ -20,10 +20,11 @@ import { DeclaredKeys, defineScript, type ScriptCall } from './script.js'
  * and their indexes stay.
  */
 export const DELETE = defineScript(`${AUDIT_LUA}
-expect_counts(3, 17)
+expect_counts(4, 17)
 expect_type(1, 'hash', 'record')
 expect_type(2, 'zset', 'all-records index')
 expect_type(3, 'zset', 'expiry index')
+expect_type(4, 'string', 'verify snapshot')
 required(1, 'fixed fields')
 local id, member = required(2, 'id'), required(3, 'order member')
 local ownerIndex = position(4, 'zset', 'owner index')
@@ -36,7 +37,7 @@ local fixed = redis.call('HGET', KEYS[1], 'fixed')
 if not fixed then return 'not_found' end
 if fixed ~= ARGV[1] then return 'stale_keys' end
 
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[4])
 redis.call('ZREM', KEYS[2], member)
 redis.call('ZREM', KEYS[3], id)
 if ownerIndex > 0 then redis.call('ZREM', KEYS[ownerIndex], member) end
@@ -53,7 +54,7 @@ export const DELETE_OUTCOMES = ['deleted', 'not_found', 'stale_keys'] as const
 /** KEYS and ARGV of {@link DELETE}, with the indexes named by `fixed` (the stored immutable fields). */
 export function deleteCall(layout: KeyLayout, id: string, fixed: string, audit: PreparedAudit | null = null): ScriptCall {
   const { ownerId, tenantId, createdAt } = decodeFixed(fixed)
-  const declared = new DeclaredKeys([layout.record(id), layout.allIndex, layout.expiryIndex])
+  const declared = new DeclaredKeys([layout.record(id), layout.allIndex, layout.expiryIndex, layout.snapshot(id)])
   const positions = [
     declared.position(ownerId === null ? null : layout.ownerIndex(ownerId)),
     declared.position(tenantId === null ? null : layout.tenantIndex(tenantId)),

@@ -31,9 +31,20 @@ export async function fetchRecords(send: SendCommand, recordKeys: readonly strin
   return recordKeys.map((_, i) => decodeRecord(values.slice(i * width, i * width + width)))
 }
 
-/** The stored `fixed` field of each record at `recordKeys`, raw, `null` for those that do not exist. */
-export async function fetchFixedFields(send: SendCommand, recordKeys: readonly string[]): Promise<(string | null)[]> {
+/** A record as its hash holds it, with its `fixed` field raw (scripts compare it as a string). */
+export interface FetchedRecord {
+  readonly record: StoredKey
+  readonly fixed: string
+}
+
+/** The records at `recordKeys` with their raw `fixed` fields, in the same order, `null` for those that do not exist. */
+export async function fetchRecordsWithFixed(send: SendCommand, recordKeys: readonly string[]): Promise<(FetchedRecord | null)[]> {
   if (recordKeys.length === 0) return []
   const values = readTexts(await runScript(send, FETCH, fetchCall(recordKeys)))
-  return recordKeys.map((_, i) => values[i * READ_FIELDS.length] ?? null)
+  const width = READ_FIELDS.length
+  return recordKeys.map((_, i) => {
+    const fields = values.slice(i * width, i * width + width)
+    const record = decodeRecord(fields)
+    return record === null ? null : { record, fixed: fields[0]! }
+  })
 }

@@ -6,15 +6,17 @@ import type { SendCommand } from '../client.js'
 import type { KeyLayout } from '../keys.js'
 import { encodeNumber } from '../record-codec.js'
 import { runScript } from './run-script.js'
+import { SNAPSHOT_LUA } from './snapshot-lua.js'
 import { defineScript, type ScriptCall } from './script.js'
 
 /**
- * KEYS: 1 record. ARGV: 1 instant. A stored `lastUsedAt` that is not a number is refused rather than
+ * KEYS: 1 record, 2 its verify snapshot (raised with it). ARGV: 1 instant. A stored `lastUsedAt` that is not a number is refused rather than
  * overwritten: it means someone else wrote the hash.
  */
-export const TOUCH = defineScript(`
-expect_counts(1, 1)
+export const TOUCH = defineScript(`${SNAPSHOT_LUA}
+expect_counts(2, 1)
 expect_type(1, 'hash', 'record')
+expect_type(2, 'string', 'verify snapshot')
 local at = number(1, 'instant')
 
 local current = redis.call('HGET', KEYS[1], 'lastUsedAt')
@@ -25,12 +27,14 @@ if current then
 elseif redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
+local snapshot = touched_snapshot(KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'lastUsedAt', ARGV[1])
+if snapshot then redis.call('SET', KEYS[2], snapshot) end
 return 1
 `)
 
 export function touchCall(layout: KeyLayout, id: string, at: number): ScriptCall {
-  return { keys: [layout.record(id)], args: [encodeNumber(at)] }
+  return { keys: [layout.record(id), layout.snapshot(id)], args: [encodeNumber(at)] }
 }
 
 /** Runs {@link TOUCH}. */
