@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto'
 import type { InvalidationChannel, InvalidationSubscriptionEvents } from '../../src/cache.js'
 import { ConfigError, type ValidationIssue } from '../../src/errors.js'
-import type { Duration } from '../../src/policy/duration.js'
+import { parseTimerDuration, TIMER_DURATION_MESSAGE, type Duration } from '../../src/policy/duration.js'
 import { checkCommonOptions, SharedSubscription, within, type SubscriptionStatus } from '../invalidation.js'
 import { isNodeRedisCluster } from './client.js'
 import { DEFAULT_NAMESPACE } from './keys.js'
@@ -205,6 +205,16 @@ export interface RedisInvalidationChannelOptions {
   /** How long opening the subscriber connection and `SUBSCRIBE` may take before subscribing fails. Default `'5s'`. */
   readonly subscribeTimeout?: Duration
   /**
+   * How often the subscriber proves it still hears the channel, default `'500ms'`; `false` turns it off.
+   * Each period the channel publishes a probe of its own; when the previous one has not come back by
+   * the next period, the subscribers hear `onLost` (the KeyManager bypasses its cache) until a probe
+   * comes back. This catches a subscriber that went deaf without any connection event, as ioredis'
+   * sharded subscribers can after a Cluster failover, so a missed invalidation is trusted for about
+   * two periods at most, not a whole cache ttl. Costs one publish per period per instance; other
+   * instances drop probes that are not theirs unread.
+   */
+  readonly heartbeat?: Duration | false
+  /**
    * Hears errors of the subscriber connection this channel opened (the driver reconnects and
    * resubscribes by itself; invalidations published meanwhile are lost, so the subscribers hear
    * `onLost` until the channel is confirmed listening again). Default: `console.error`.
@@ -318,6 +328,7 @@ export class RedisInvalidationChannel implements InvalidationChannel {
   private readonly subscriberKind: Kind
   private readonly sharded: 'auto' | boolean
   private readonly subscribeTimeoutMs: number
+  private readonly heartbeatMs: number | null
   private readonly onError: (error: unknown) => void
   private readonly subscription: SharedSubscription
   /** Probe messages of this object start with it; every instance drops them instead of delivering. */
@@ -356,7 +367,15 @@ export class RedisInvalidationChannel implements InvalidationChannel {
     const sharded = options.sharded ?? 'auto'
     if (sharded !== 'auto' && typeof sharded !== 'boolean') issues.push({ path: ['sharded'], message: "must be 'auto', true or false" })
     const { subscribeTimeoutMs, onError } = checkCommonOptions(options, issues)
+    let heartbeatMs: number | null = DEFAULT_HEARTBEAT_MS
+    if (options.heartbeat === false) heartbeatMs = null
+    else if (options.heartbeat !== undefined) {
+      const ms = parseTimerDuration(options.heartbeat)
+      if (ms === undefined) issues.push({ path: ['heartbeat'], message: `${TIMER_DURATION_MESSAGE}, or false` })
+      else heartbeatMs = ms
+    }
     if (issues.length > 0) throw new ConfigError(issues)
+    this.heartbeatMs = heartbeatMs
     this.client = options.client
     this.subscriber = options.subscriber
     this.subscriberKind = kind!
@@ -430,7 +449,7 @@ export class RedisInvalidationChannel implements InvalidationChannel {
 
   private async start(deliver: (message: string) => void, status: SubscriptionStatus): Promise<() => Promise<void>> {
     const sharded = await this.isSharded()
-    const health = new SubscriberHealth(status, this.probePrefix, (probe) => this.send(probe, sharded))
+    const health = new SubscriberHealth(status, this.probePrefix, (probe) => this.send(probe, sharded), this.heartbeatMs)
     const receive = (message: string): void => {
       if (message.startsWith(PROBE_PREFIX)) health.heard(message)
       else deliver(message)
@@ -441,6 +460,7 @@ export class RedisInvalidationChannel implements InvalidationChannel {
         const client = this.client as IoredisPubSubLike
         const subscriber = own ? duplicateIoredis(client, sharded) : (this.subscriber as IoredisPubSubLike)
         const stop = await this.startIoredis(subscriber, { own, sharded, receive, health })
+        health.beat()
         return async () => {
           health.stop()
           await stop()
@@ -448,6 +468,7 @@ export class RedisInvalidationChannel implements InvalidationChannel {
       }
       const subscriber = (own ? (this.client as NodeRedisPubSubLike).duplicate() : this.subscriber) as NodeRedisPubSubLike
       const stop = await this.startNodeRedis(subscriber, { own, sharded, receive, health })
+      health.beat()
       return async () => {
         health.stop()
         await stop()
@@ -567,12 +588,9 @@ export class RedisInvalidationChannel implements InvalidationChannel {
 const PROBE_PREFIX = '\u0000keywarden-probe:'
 /** How often a lost subscriber sends a probe through the publishing client, until one comes back. */
 const PROBE_INTERVAL_MS = 100
+/** {@link RedisInvalidationChannelOptions.heartbeat}'s default. */
+const DEFAULT_HEARTBEAT_MS = 500
 
-/**
- * Whether a subscriber may be missing messages: lost at the first sign of a dropped connection, and
- * restored only when a probe it published after that came back on the subscriber (the drivers
- * resubscribe by themselves; the probe proves they did, whatever the driver's events say).
- */
 /** How one subscription is set up, whatever the client. */
 interface SubscriberSetup {
   /** Whether the subscriber connection is the channel's own (made with duplicate()), to close on unsubscribe. */
@@ -583,22 +601,52 @@ interface SubscriberSetup {
   readonly health: SubscriberHealth
 }
 
+/**
+ * Whether a subscriber may be missing messages: lost at the first sign of a dropped connection (or a
+ * heartbeat that did not come back), and restored only when a probe it published after that came back
+ * on the subscriber (the drivers resubscribe by themselves; the probe proves they did, whatever the
+ * driver's events say).
+ */
 class SubscriberHealth {
   private isLost = false
   private stopped = false
   private timer: ReturnType<typeof setTimeout> | undefined
   private probe: string | undefined
+  private heartbeatTimer: ReturnType<typeof setTimeout> | undefined
+  /** The heartbeat published last period and not heard yet. */
+  private pendingBeat: string | undefined
 
   constructor(
     private readonly status: SubscriptionStatus,
     private readonly prefix: string,
     private readonly publish: (probe: string) => Promise<unknown>,
+    private readonly heartbeatMs: number | null,
   ) {}
+
+  /** Starts the heartbeat (once subscribed): each period, the last beat must have come back. */
+  beat(): void {
+    if (this.heartbeatMs === null || this.stopped) return
+    this.heartbeatTimer = setTimeout(() => {
+      this.heartbeatTimer = undefined
+      if (this.stopped) return
+      if (!this.isLost) {
+        if (this.pendingBeat !== undefined) {
+          this.lost(new Error('keywarden: the invalidation subscriber did not hear its own heartbeat; it may be missing messages'))
+        } else {
+          this.pendingBeat = `${this.prefix}${randomUUID()}`
+          this.publish(this.pendingBeat).catch(() => undefined)
+        }
+      }
+      this.beat()
+    }, this.heartbeatMs)
+    this.heartbeatTimer.unref?.()
+  }
 
   lost(cause: unknown): void {
     if (this.stopped) return
     // A probe sent before this loss proves nothing about the connection after it.
     this.probe = undefined
+    this.pendingBeat = undefined
     if (!this.isLost) {
       this.isLost = true
       this.status.lost(cause)
@@ -607,6 +655,7 @@ class SubscriberHealth {
   }
 
   heard(message: string): void {
+    if (message === this.pendingBeat) this.pendingBeat = undefined
     if (this.stopped || !this.isLost || this.probe === undefined || message !== this.probe) return
     this.isLost = false
     this.probe = undefined
@@ -618,7 +667,9 @@ class SubscriberHealth {
   stop(): void {
     this.stopped = true
     clearTimeout(this.timer)
+    clearTimeout(this.heartbeatTimer)
     this.timer = undefined
+    this.heartbeatTimer = undefined
   }
 
   private schedule(): void {
