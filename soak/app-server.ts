@@ -2,6 +2,8 @@
  * One app instance of the soak, in a process of its own: `SOAK_APP='<AppConfig JSON>' node --import tsx
  * soak/app-server.ts`. An Express app whose `GET /data` is guarded by `apiKeyAuth` (scope data:read),
  * on a KeyManager with the verify cache and the store's invalidation channel, as an app would run it.
+ * On `redis-cluster` the store and the channel share one ioredis `Cluster` client (sharded pub/sub on
+ * the namespace's shard, so the channel's subscriber sits on the master the soak fails over).
  *
  * `POST /admin/op` runs one management call through this instance's KeyManager (the soak's management
  * traffic) and answers the server's clock just before and after it, so the orchestrator knows when a
@@ -12,7 +14,7 @@
  */
 import type { AddressInfo } from 'node:net'
 import express from 'express'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import pg from 'pg'
 import { KeyManager, KeywardenError, type KeyStore, type InvalidationChannel } from 'keywarden'
 import { RedisInvalidationChannel, RedisStore } from 'keywarden/adapters/redis'
@@ -48,6 +50,8 @@ const counters = {
   usageErrors: 0,
   listenerErrors: 0,
   internalErrors: 0,
+  /** The invalidation subscription as the channel reported it: lost (cache bypassed) and restored. */
+  subscription: { lost: 0, restored: 0, lostMs: 0, longestLostMs: 0, lostSince: null as number | null },
   lastErrors: [] as string[],
 }
 function noteError(kind: 'clientErrors' | 'channelErrors' | 'usageErrors' | 'listenerErrors' | 'internalErrors') {
@@ -76,6 +80,19 @@ function redisBackend({ host, port }: AppConfig): Backend {
   }
 }
 
+function redisClusterBackend({ nodes }: AppConfig): Backend {
+  // ioredis defaults otherwise: reads on the masters (scaleReads 'master', as docs/stores/redis.md asks),
+  // offline queue on, slots refreshed on MOVED and on a node's loss.
+  const client = new Cluster(nodes!.map(({ host, port }) => ({ host, port })), { scaleReads: 'master' })
+  client.on('error', noteError('clientErrors'))
+  client.on('node error', noteError('clientErrors'))
+  return {
+    store: new RedisStore({ client, namespace: REDIS_NAMESPACE }),
+    channel: new RedisInvalidationChannel({ client, namespace: REDIS_NAMESPACE, onError: noteError('channelErrors') }),
+    close: async () => void (await client.quit()),
+  }
+}
+
 function postgresBackend({ host, port }: AppConfig): Backend {
   const pool = new pg.Pool({ host, port, user: POSTGRES_USER, database: POSTGRES_DATABASE, max: 10, connectionTimeoutMillis: 2_000 })
   // pg's documented duty: an idle client's error (e.g. the server restarting) is emitted on the pool.
@@ -87,7 +104,36 @@ function postgresBackend({ host, port }: AppConfig): Backend {
   }
 }
 
-const backend = config.store === 'redis' ? redisBackend(config) : postgresBackend(config)
+/** The channel as it is, counting what it tells the KeyManager about its subscription. */
+function counted(channel: InvalidationChannel): InvalidationChannel {
+  const state = counters.subscription
+  return {
+    publish: (keyId) => channel.publish(keyId),
+    subscribe: (listener, events) =>
+      channel.subscribe(listener, {
+        onLost: (cause) => {
+          if (state.lostSince === null) {
+            state.lost++
+            state.lostSince = Date.now()
+          }
+          events?.onLost?.(cause)
+        },
+        onRestored: () => {
+          if (state.lostSince !== null) {
+            const lostMs = Date.now() - state.lostSince
+            state.restored++
+            state.lostMs += lostMs
+            state.longestLostMs = Math.max(state.longestLostMs, lostMs)
+            state.lostSince = null
+          }
+          events?.onRestored?.()
+        },
+      }),
+  }
+}
+
+const backends = { redis: redisBackend, 'redis-cluster': redisClusterBackend, postgres: postgresBackend }
+const backend = backends[config.store](config)
 const keys = new KeyManager({
   store: backend.store,
   prefix: PREFIX,
@@ -98,7 +144,7 @@ const keys = new KeyManager({
   // Fine-grained last-used writes, so touches run all the time next to the management updates.
   lastUsedPrecision: '1s',
   usage: { flushInterval: '2s', onError: noteError('usageErrors') },
-  cache: { ttl: CACHE_TTL_MS, negativeTtl: CACHE_NEGATIVE_TTL_MS, channel: backend.channel, onError: noteError('channelErrors') },
+  cache: { ttl: CACHE_TTL_MS, negativeTtl: CACHE_NEGATIVE_TTL_MS, channel: counted(backend.channel), onError: noteError('channelErrors') },
   onListenerError: noteError('listenerErrors'),
 })
 

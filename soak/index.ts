@@ -1,18 +1,22 @@
 /**
- * `npm run soak`: minutes of mixed traffic over real HTTP against two Express app instances guarded by
- * `apiKeyAuth`, once per store (Redis, PostgreSQL) on a private server that is restarted mid-run, with
- * management calls running all along. Not part of `npm test`.
+ * `npm run soak`: minutes of mixed traffic over real HTTP against Express app instances guarded by
+ * `apiKeyAuth`, with management calls running all along, once per run kind: Redis and PostgreSQL (two
+ * instances on a private server that is restarted mid-run) and Redis Cluster (three instances on a
+ * private 3 + 3 cluster whose namespace master is failed over mid-run). Not part of `npm test`.
  *
- * Environment: SOAK_DURATION (traffic per store, default 5m; e.g. 60s), SOAK_STORES (redis,postgres),
- * SOAK_CONCURRENCY (load connections, default 20), SOAK_RATE (verify requests per second, default 500;
- * 0 for unlimited), SOAK_PG_BIN (directory of initdb and pg_ctl, if not under /usr/lib/postgresql).
+ * Environment: SOAK_DURATION (traffic per run, default 5m; e.g. 60s), SOAK_STORES
+ * (redis,postgres,redis-cluster), SOAK_CONCURRENCY (load connections, default 20), SOAK_RATE (verify
+ * requests per second, default 500; 0 for unlimited), SOAK_PG_BIN (directory of initdb and pg_ctl, if
+ * not under /usr/lib/postgresql), SOAK_CLUSTER_PORTS (the cluster's six ports, default 7200-7205; each
+ * port + 10000 too), SOAK_FAILOVER (kill, the default: SIGKILL of the master; manual: CLUSTER FAILOVER).
  *
- * Prints a report per store, writes soak/results/soak-<date>.json, and exits 1 if any assertion broke:
+ * Prints a report per run, writes soak/results/soak-<date>.json, and exits 1 if any assertion broke:
  * no revoked or disabled key accepted after the revocation bound (cache ttl + margin, from the moment
- * the call returned), no valid key rejected with 401, no 503 outside the outage, nothing lost, no crash.
+ * the call returned), no revocation propagation over the 1 s goal, no valid key rejected with 401, no
+ * 503 outside the outage or failover, nothing lost, no crash.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { BOUND_MARGIN_MS, CACHE_TTL_MS, OUTAGE_MS, readSettings } from './config.js'
+import { BOUND_MARGIN_MS, CACHE_TTL_MS, OUTAGE_MS, PROPAGATION_GOAL_MS, readSettings } from './config.js'
 import { printRun, runToJson } from './report.js'
 import { runStore, type StoreRun } from './run.js'
 import { cleanupAll } from './services.js'
@@ -30,8 +34,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 console.log(
-  `soak: ${settings.stores.join(', ')}; ${settings.durationMs / 1000} s of traffic per store; ${settings.concurrency} connections, ` +
-    `${settings.rate || 'unlimited'} verify/s; cache ttl ${CACHE_TTL_MS} ms + ${BOUND_MARGIN_MS} ms margin; one store restart (${OUTAGE_MS} ms down) per store; ` +
+  `soak: ${settings.stores.join(', ')}; ${settings.durationMs / 1000} s of traffic per run; ${settings.concurrency} connections, ` +
+    `${settings.rate || 'unlimited'} verify/s; cache ttl ${CACHE_TTL_MS} ms + ${BOUND_MARGIN_MS} ms margin, propagation goal ${PROPAGATION_GOAL_MS} ms; ` +
+    `${settings.stores.some((store) => store !== 'redis-cluster') ? `one store restart (${OUTAGE_MS} ms down) per server; ` : ''}` +
+    `${settings.stores.includes('redis-cluster') ? `one failover (${settings.failover}) on the cluster (ports ${settings.clusterPorts.join(', ')}); ` : ''}` +
     `node ${process.version}${typeof globalThis.gc === 'function' ? ', --expose-gc' : ''}`,
 )
 

@@ -88,6 +88,13 @@ export interface Classification {
   readonly outage503: number
   /** Longest time after a revoke or disable returned that any instance still accepted the key, ms. */
   readonly maxAcceptedAfterChangeMs: number | null
+  /** The same per instance, with the instance's requests and its answers that were errors. */
+  readonly byInstance: readonly { readonly instance: string; readonly requests: number; readonly maxAcceptedAfterChangeMs: number | null; readonly errors: Record<string, number> }[]
+  /**
+   * The answers that were errors, by kind: `503 during the outage`, `503 outside the outage`,
+   * `transport error` (no HTTP answer) and `HTTP <status>` for any other status of 500 or more.
+   */
+  readonly errors: Record<string, number>
 }
 
 const OUTCOMES: readonly number[] = [200, 401, 403]
@@ -95,7 +102,7 @@ const OUTCOMES: readonly number[] = [200, 401, 403]
 /**
  * Classifies every request of `log`. A 503 is expected only while the store is down or recovering; a
  * transport error never; 200, 401 and 403 when the model allows them (see possibleOutcomes). Each
- * unexpected answer is a violation, named after what it breaks.
+ * unexpected answer is a violation, named after what it breaks. `instances` names the instances by index.
  */
 export function classify(
   log: ResultLog,
@@ -104,10 +111,14 @@ export function classify(
   boundMs: number,
   runStart: number,
   violations: Violations,
+  instances: readonly string[] = ['A', 'B'],
 ): Classification {
   const statuses: Classification['statuses'] = {}
   const labels: Classification['labels'] = {}
-  const byInstance = [0, 0]
+  const byInstance = instances.map(() => 0)
+  const lateByInstance: (number | null)[] = instances.map(() => null)
+  const errorsByInstance: Record<string, number>[] = instances.map(() => ({}))
+  const errors: Record<string, number> = {}
   const counts = { load: 0, probe: 0, sweep: 0 }
   const latencyAll: number[] = []
   const latencyOutside: number[] = []
@@ -151,6 +162,12 @@ export function classify(
       expected = false
       kind = status === 0 ? 'transport error' : `unexpected status ${status}`
     }
+    const error = status === 0 ? 'transport error' : status === 503 ? `503 ${inOutage ? 'during' : 'outside'} the outage` : status >= 500 ? `HTTP ${status}` : null
+    if (error !== null) {
+      errors[error] = (errors[error] ?? 0) + 1
+      const mine = errorsByInstance[instance]!
+      mine[error] = (mine[error] ?? 0) + 1
+    }
     const cell = (statuses[status] ??= { expected: 0, unexpected: 0 })
     if (expected) cell.expected++
     else {
@@ -158,7 +175,7 @@ export function classify(
       violations.add(kind, {
         label,
         keyId: token.key?.id ?? null,
-        instance: instance === 0 ? 'A' : 'B',
+        instance: instances[instance] ?? String(instance),
         source: ['load', 'probe', 'sweep'][source]!,
         status,
         sentAtMs: sent - runStart,
@@ -177,6 +194,7 @@ export function classify(
         if (change.start > sent) continue
         if (change.end <= sent && (change.state.revoked || !change.state.enabled)) {
           maxAcceptedAfterChangeMs = Math.max(maxAcceptedAfterChangeMs ?? 0, sent - change.end)
+          lateByInstance[instance] = Math.max(lateByInstance[instance] ?? 0, sent - change.end)
         }
         break
       }
@@ -190,5 +208,7 @@ export function classify(
     latency: { all: percentiles(Float64Array.from(latencyAll)), outsideOutage: percentiles(Float64Array.from(latencyOutside)) },
     outage503,
     maxAcceptedAfterChangeMs,
+    byInstance: instances.map((name, index) => ({ instance: name, requests: byInstance[index]!, maxAcceptedAfterChangeMs: lateByInstance[index]!, errors: errorsByInstance[index]! })),
+    errors,
   }
 }

@@ -3,12 +3,17 @@
  * the verify cache and the store's invalidation channel, verify traffic from soak/load-generator.ts,
  * management calls through the instances' KeyManagers, one restart of the store mid-run, then a final
  * sweep and a check of every key against the model. Returns the figures and the violations.
+ *
+ * The `redis-cluster` run is the same with a private Redis Cluster (3 masters + 3 replicas), three app
+ * instances on ioredis `Cluster` clients, and instead of the restart one failover of the master that
+ * holds the namespace's slot (SIGKILL, or `CLUSTER FAILOVER` on its replica with SOAK_FAILOVER=manual);
+ * a killed master is started again afterwards and rejoins as a replica.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { randomUUID } from 'node:crypto'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import pg from 'pg'
 import { KeyManager, type ApiKey, type KeyStore } from 'keywarden'
 import { RedisStore } from 'keywarden/adapters/redis'
@@ -17,6 +22,8 @@ import { generateKeyId, generateSecret } from '../src/crypto/random.js'
 import { formatToken } from '../src/token/format.js'
 import {
   ENVIRONMENT,
+  INSTANCE_NAMES,
+  instanceCount,
   MAX_KEYS_PER_OWNER,
   OUTAGE_MS,
   OWNERS,
@@ -25,6 +32,7 @@ import {
   POSTGRES_TABLE,
   POSTGRES_USER,
   PREFIX,
+  PROPAGATION_GOAL_MS,
   RECOVERY_SLACK_MS,
   REDIS_NAMESPACE,
   REQUIRED_SCOPE,
@@ -38,13 +46,12 @@ import { getJson, instanceAt, postJson, verifyRequest, type Instance } from './h
 import type { LoadMessage, LoadReply } from './load-generator.js'
 import { KeyModel, labelAt, outcomeAt, type KeyState, type TokenKind, type TokenModel } from './model.js'
 import { classify, percentiles, ResultLog, Source, Violations, type Classification, type OutageWindow } from './results.js'
-import { onCleanup, startPrivatePostgres, startPrivateRedis, type PrivateServer } from './services.js'
+import { onCleanup, startPrivatePostgres, startPrivateRedis, startPrivateRedisCluster, type ClusterNode, type FailoverResult, type PrivateCluster, type PrivateServer } from './services.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const APP_SERVER = fileURLToPath(new URL('./app-server.ts', import.meta.url))
 const LOAD_GENERATOR = fileURLToPath(new URL('./load-generator.ts', import.meta.url))
-const INSTANCE_NAMES = ['A', 'B'] as const
-/** When in the run the store restarts, as a fraction of the duration. */
+/** When in the run the store restarts (or fails over), as a fraction of the duration. */
 const RESTART_AT = 0.4
 const RECOVERY_LIMIT_MS = 30_000
 const PROGRESS_EVERY_MS = 10_000
@@ -87,21 +94,53 @@ export interface HeapFigures {
   readonly collected: boolean
 }
 
+/** Revocation propagation to one instance, measured by probes (see `probe` in runStore). */
+export interface InstancePropagation {
+  readonly instance: string
+  readonly samples: number
+  readonly p50Ms: number | null
+  readonly p99Ms: number | null
+  readonly maxMs: number | null
+  /** Probes that still saw the key accepted when the bound + 1 s had passed. */
+  readonly notPropagated: number
+}
+
 export interface StoreRun {
   readonly store: StoreName
+  /** The app instances' names, in index order. */
+  readonly instances: readonly string[]
   readonly durationMs: number
   readonly boundMs: number
   readonly classification: Classification
-  readonly management: { calls: number; ok: number; failedDuringOutage: number; retried: number; byKind: Record<string, number> }
+  readonly management: { calls: number; ok: number; failedDuringOutage: number; retried: number; byKind: Record<string, number>; failuresByCode: Record<string, number> }
   readonly propagation: {
     samples: number
     p50Ms: number | null
     maxMs: number | null
     notPropagated: number
-    /** Each probe: when the call returned (ms into the run) and how long until the other instance rejected the key. */
-    timeline: { atMs: number; ms: number }[]
+    goalMs: number
+    /** Per instance, the instance on which the probes watched the key go (the call ran on another one). */
+    byInstance: InstancePropagation[]
+    /** Each probe: when the call returned (ms into the run), on which instance the key was watched, and how long until it was rejected there. */
+    timeline: { atMs: number; ms: number; instance: string }[]
   }
-  readonly outage: { startMs: number; stoppedMs: number; restartedMs: number; recoveredMs: number | null; downMs: number; recoveryMs: number | null } | null
+  /**
+   * The restart (`kind: 'restart'`: stopped at stoppedMs, started at restartedMs) or the failover
+   * (`kind: 'failover'`: master killed or `CLUSTER FAILOVER` sent at stoppedMs, replica promoted at
+   * restartedMs, every live node agreeing at settledMs); ms into the run.
+   */
+  readonly outage: {
+    kind: 'restart' | 'failover'
+    startMs: number
+    stoppedMs: number
+    restartedMs: number
+    recoveredMs: number | null
+    downMs: number
+    recoveryMs: number | null
+    /** Where the window in which 503s and failed management calls are expected ends (recovery, or the rejoin, + RECOVERY_SLACK_MS). */
+    windowEndMs: number | null
+    failover: (Omit<FailoverResult, 'oldMaster' | 'newMaster' | 'brokenAt' | 'promotedAt' | 'settledAt'> & { oldMaster: string; newMaster: string; settledMs: number; rejoinedMs: number | null }) | null
+  } | null
   readonly heap: { before: HeapFigures[]; after: HeapFigures[]; afterGc: HeapFigures[] }
   readonly stateCheck: { keys: number; tokens: number; lost: number; wrongState: number; extra: number }
   readonly appCounters: unknown[]
@@ -148,10 +187,16 @@ function stateOf(key: ApiKey | Record<string, unknown>, { secret, previous, prev
 }
 
 /** The orchestrator's own KeyManager on the store, without a cache: for seeding and the final check. */
-async function directAccess(server: PrivateServer): Promise<{ keys: KeyManager; store: KeyStore; close: () => Promise<void> }> {
+async function directAccess(server: PrivateServer | PrivateCluster): Promise<{ keys: KeyManager; store: KeyStore; close: () => Promise<void> }> {
   let store: KeyStore
   let close: () => Promise<void>
-  if (server.store === 'redis') {
+  if (server.store === 'redis-cluster') {
+    const client = new Cluster(server.nodes.map(({ host, port }) => ({ host, port })), { scaleReads: 'master' })
+    client.on('error', () => undefined) // the failover; the app instances are what is under test
+    client.on('node error', () => undefined)
+    store = new RedisStore({ client, namespace: REDIS_NAMESPACE })
+    close = async () => void (await client.quit())
+  } else if (server.store === 'redis') {
     const client = new Redis({ host: server.host, port: server.port })
     client.on('error', () => undefined) // the restart; the app instances are what is under test
     store = new RedisStore({ client, namespace: REDIS_NAMESPACE })
@@ -207,15 +252,24 @@ export async function runStore(storeName: StoreName, settings: SoakSettings): Pr
   let runStart = Date.now()
   const at = (epochMs: number) => epochMs - runStart
 
-  console.log(`\n[${storeName}] starting a private server`)
-  const server = storeName === 'redis' ? await startPrivateRedis() : await startPrivatePostgres()
+  const names = INSTANCE_NAMES.slice(0, instanceCount(storeName))
+  const indices = names.map((_, index) => index)
+  const anyInstance = () => Math.floor(Math.random() * names.length)
+  console.log(`\n[${storeName}] starting a private ${storeName === 'redis-cluster' ? 'Redis Cluster (3 masters + 3 replicas)' : 'server'}`)
+  const server: PrivateServer | PrivateCluster =
+    storeName === 'redis' ? await startPrivateRedis() : storeName === 'postgres' ? await startPrivatePostgres() : await startPrivateRedisCluster(settings.clusterPorts)
   let direct: Awaited<ReturnType<typeof directAccess>> | undefined
   let loader: ChildProcess | undefined
   const apps: AppInstance[] = []
   try {
     direct = await directAccess(server)
     const directKeys = direct.keys
-    console.log(`[${storeName}] ${storeName === 'redis' ? 'redis-server' : 'PostgreSQL'} on 127.0.0.1:${server.port}`)
+    if (server.store === 'redis-cluster') {
+      const shard = await server.shardOf(`{${REDIS_NAMESPACE}}`)
+      console.log(
+        `[${storeName}] Redis Cluster on ${server.nodes.map((node) => node.port).join(', ')}; namespace {${REDIS_NAMESPACE}} in slot ${shard.slot} on master ${shard.master.host}:${shard.master.port} (replica ${shard.replicas.map((node) => `${node.host}:${node.port}`).join(', ')})`,
+      )
+    } else console.log(`[${storeName}] ${storeName === 'redis' ? 'redis-server' : 'PostgreSQL'} on 127.0.0.1:${server.port}`)
 
     // ---- the model's tokens -------------------------------------------------------------------
     const loaderTokens: [number, string][] = []
@@ -306,19 +360,20 @@ export async function runStore(storeName: StoreName, settings: SoakSettings): Pr
     console.log(`[${storeName}] seeded ${keys.length} keys and ${tokens.length} tokens in ${Date.now() - seedStart} ms`)
 
     // ---- the app instances and the load generator ---------------------------------------------
-    for (const name of INSTANCE_NAMES) {
-      apps.push(await startApp(name, { instance: name, store: storeName, host: server.host, port: server.port }, gc))
+    for (const name of names) {
+      const nodes = server.store === 'redis-cluster' ? { nodes: server.nodes } : {}
+      apps.push(await startApp(name, { instance: name, store: storeName, host: server.host, port: server.port, ...nodes }, gc))
     }
     const instances = apps.map((app) => app.instance)
     for (const [index, app] of apps.entries()) {
       void app.exit.then(({ code, signal }) => {
-        if (!app.stopping) violations.add('app instance crashed', { instance: INSTANCE_NAMES[index]!, code, signal, stderr: app.stderr.slice(-2000) })
+        if (!app.stopping) violations.add('app instance crashed', { instance: names[index]!, code, signal, stderr: app.stderr.slice(-2000) })
       })
     }
 
-    // A first verify of every token on both instances: both caches hold every key before the run.
+    // A first verify of every token on every instance: every cache holds every key before the run.
     const sweep = async (source: Source) => {
-      const jobs = tokens.flatMap((token) => [0, 1].map((instance) => ({ token, instance })))
+      const jobs = tokens.flatMap((token) => indices.map((instance) => ({ token, instance })))
       let next = 0
       await Promise.all(
         Array.from({ length: 8 }, async () => {
@@ -382,7 +437,7 @@ export async function runStore(storeName: StoreName, settings: SoakSettings): Pr
       const jobInstances = new Uint8Array(count)
       for (let i = 0; i < count; i++) {
         jobTokens[i] = pickToken().index
-        jobInstances[i] = Math.random() < 0.5 ? 0 : 1
+        jobInstances[i] = anyInstance()
       }
       send(child, { type: 'jobs', tokens: jobTokens, instances: jobInstances })
     }
@@ -404,23 +459,63 @@ export async function runStore(storeName: StoreName, settings: SoakSettings): Pr
     const poolTimer = setInterval(rebuildPools, 500)
 
     // ---- the outage ---------------------------------------------------------------------------
-    const outage = { active: false, start: 0, stoppedAt: 0, restartedAt: 0, recoveredAt: null as number | null, done: false }
+    const outage = { active: false, start: 0, stoppedAt: 0, restartedAt: 0, recoveredAt: null as number | null, done: false, failover: null as FailoverResult | null, rejoinedAt: null as number | null }
     /** Whether the span [start, end] touches the outage (or the recovery after it). */
-    const touchesOutage = (start: number, end: number) => outage.start > 0 && end >= outage.start && (outage.active || start <= (outage.recoveredAt ?? Infinity) + RECOVERY_SLACK_MS)
+    const touchesOutage = (start: number, end: number) =>
+      outage.start > 0 && end >= outage.start && (outage.active || start <= Math.max(outage.recoveredAt ?? Infinity, outage.rejoinedAt ?? 0) + RECOVERY_SLACK_MS)
     const waitUntilHealthy = async () => {
       while (outage.active) await sleep(200)
     }
-    const restart = async () => {
+    /** Stops the server and starts it again after OUTAGE_MS. */
+    const restart = async (single: PrivateServer) => {
       outage.start = Date.now()
       outage.active = true
       console.log(`[${storeName}] +${(at(outage.start) / 1000).toFixed(1)} s: stopping the store server`)
-      await server.stop()
+      await single.stop()
       outage.stoppedAt = Date.now()
       await sleep(OUTAGE_MS)
-      await server.start()
+      await single.start()
       outage.restartedAt = Date.now()
       console.log(`[${storeName}] +${(at(outage.restartedAt) / 1000).toFixed(1)} s: store server started again after ${outage.restartedAt - outage.stoppedAt} ms down`)
-      // Recovered once both instances read from the store again (a get goes past the cache).
+    }
+    /** Fails over the master holding the namespace's slot, and waits until every live node agrees on its replica. */
+    const failover = async (cluster: PrivateCluster) => {
+      const shard = await cluster.shardOf(`{${REDIS_NAMESPACE}}`)
+      outage.start = Date.now()
+      outage.active = true
+      const what = settings.failover === 'kill' ? `killing master ${shard.master.host}:${shard.master.port} (SIGKILL)` : `CLUSTER FAILOVER on replica ${shard.replicas[0]?.host}:${shard.replicas[0]?.port}`
+      console.log(`[${storeName}] +${(at(outage.start) / 1000).toFixed(1)} s: failover of slot ${shard.slot}: ${what}`)
+      const result = await cluster.failover(shard, settings.failover)
+      outage.failover = result
+      outage.stoppedAt = result.brokenAt
+      outage.restartedAt = result.promotedAt
+      console.log(
+        `[${storeName}] +${(at(result.settledAt) / 1000).toFixed(1)} s: ${result.newMaster.host}:${result.newMaster.port} promoted ${result.promotedAt - result.brokenAt} ms after the ${settings.failover === 'kill' ? 'kill' : 'command'}, every live node agreeing after ${result.settledAt - result.brokenAt} ms`,
+      )
+    }
+    /**
+     * A killed master is started again once its replica has taken over (as a supervisor would; not
+     * before, or it would come back as the master of its slots with no data), and rejoins as a replica.
+     * Until it has synced, the shard has no replica: writes that wait for one (a RedisStore
+     * `durability`, where the store has it) cannot be confirmed, so the window lasts until then.
+     */
+    const rejoin = async (cluster: PrivateCluster, node: ClusterNode) => {
+      const startedAt = Date.now()
+      try {
+        await cluster.restart(node)
+        outage.rejoinedAt = Date.now()
+        console.log(`[${storeName}] +${(at(outage.rejoinedAt) / 1000).toFixed(1)} s: ${node.host}:${node.port} started again, a synced replica after ${outage.rejoinedAt - startedAt} ms`)
+      } catch (error) {
+        violations.add('the killed master did not rejoin as a replica', { node: `${node.host}:${node.port}`, error: error instanceof Error ? error.message : String(error) })
+      }
+    }
+    const disrupt = async () => {
+      let rejoined: Promise<void> = Promise.resolve()
+      if (server.store === 'redis-cluster') {
+        await failover(server)
+        if (outage.failover!.mode === 'kill') rejoined = rejoin(server, outage.failover!.oldMaster)
+      } else await restart(server)
+      // Recovered once every instance reads from the store again (a get goes past the cache).
       while (Date.now() - outage.restartedAt < RECOVERY_LIMIT_MS) {
         const replies = await Promise.all(instances.map((instance) => postJson<OperationReply>(instance, '/admin/op', { op: 'get', id: canary.id }, 5_000).catch(() => null)))
         if (replies.every((reply) => reply?.ok === true)) {
@@ -433,17 +528,20 @@ export async function runStore(storeName: StoreName, settings: SoakSettings): Pr
         violations.add('the app instances did not recover', { limitMs: RECOVERY_LIMIT_MS })
         outage.recoveredAt = Date.now()
       } else {
-        console.log(`[${storeName}] +${(at(outage.recoveredAt) / 1000).toFixed(1)} s: both instances read the store again, ${outage.recoveredAt - outage.restartedAt} ms after the restart`)
+        console.log(
+          `[${storeName}] +${(at(outage.recoveredAt) / 1000).toFixed(1)} s: every instance reads the store again, ${outage.recoveredAt - outage.restartedAt} ms after the ${server.store === 'redis-cluster' ? 'promotion' : 'restart'}`,
+        )
       }
-      outages.push({ start: outage.start, end: outage.recoveredAt + RECOVERY_SLACK_MS })
+      await rejoined
+      outages.push({ start: outage.start, end: Math.max(outage.recoveredAt, outage.rejoinedAt ?? 0) + RECOVERY_SLACK_MS })
       outage.active = false
       outage.done = true
     }
 
     // ---- management traffic ---------------------------------------------------------------------
-    const management = { calls: 0, ok: 0, failedDuringOutage: 0, retried: 0, byKind: {} as Record<string, number> }
-    const propagation: { atMs: number; ms: number }[] = []
-    let notPropagated = 0
+    const management = { calls: 0, ok: 0, failedDuringOutage: 0, retried: 0, byKind: {} as Record<string, number>, failuresByCode: {} as Record<string, number> }
+    const propagation: { atMs: number; ms: number; instance: string }[] = []
+    const notPropagated = indices.map(() => 0)
 
     const call = async (instance: number, body: Record<string, unknown>): Promise<OperationReply> => {
       const sentAt = Date.now()
@@ -455,7 +553,7 @@ export async function runStore(storeName: StoreName, settings: SoakSettings): Pr
       }
     }
     /**
-     * Runs `body` until it succeeds (first on `preferred`, then on either instance). A failure must touch
+     * Runs `body` until it succeeds (first on `preferred`, then on any instance). A failure must touch
      * the outage; the call is retried once the store is back, unless `onFailure` settles what happened.
      */
     const untilDone = async (
@@ -465,18 +563,20 @@ export async function runStore(storeName: StoreName, settings: SoakSettings): Pr
       onFailure?: () => Promise<'retry' | 'resolved'>,
     ): Promise<OperationReply | null> => {
       for (let attempt = 0; ; attempt++) {
-        const target = attempt === 0 && preferred !== undefined ? preferred : Math.random() < 0.5 ? 0 : 1
+        const target = attempt === 0 && preferred !== undefined ? preferred : anyInstance()
         const reply = await call(target, body)
         if (reply.ok) {
           management.ok++
           return reply
         }
+        const code = reply.code ?? 'unknown'
+        management.failuresByCode[code] = (management.failuresByCode[code] ?? 0) + 1
         const expected = touchesOutage(reply.startedAt, reply.returnedAt) && (reply.code === 'store_failed' || reply.code === 'transport')
         if (expected) management.failedDuringOutage++
         else {
           violations.add('management call failed outside the outage', {
             op: kind,
-            instance: INSTANCE_NAMES[target]!,
+            instance: names[target]!,
             code: reply.code ?? null,
             error: `${reply.name ?? ''}: ${reply.message ?? ''}`.slice(0, 300),
             startedAtMs: at(reply.startedAt),
@@ -491,20 +591,25 @@ export async function runStore(storeName: StoreName, settings: SoakSettings): Pr
       }
     }
 
-    /** Verifies `token` on `instance` until it is rejected; records the time since `since`. */
+    /**
+     * Verifies `token` on `instance` until it is rejected; records the time since `since`. Back to back
+     * for the first 50 ms (a working channel answers within them), then every 10 ms, so a probe waiting
+     * out the ttl does not flood the instance.
+     */
     const probe = async (token: TokenModel, instance: number, since: number) => {
       const deadline = since + REVOCATION_BOUND_MS + 1_000
       while (Date.now() < deadline) {
+        if (Date.now() - since > 50) await sleep(10)
         const { status, sent, received } = await verifyRequest(instances[instance]!, token.token)
         log.add(token.index, instance, status, sent, received, Source.probe)
         if (status === 503 || status === 0) return
         if (status !== 200) {
           // Seen by this answer at the latest: an upper bound of the propagation time.
-          propagation.push({ atMs: at(since), ms: Math.max(0, received - since) })
+          propagation.push({ atMs: at(since), ms: Math.max(0, received - since), instance: names[instance]! })
           return
         }
       }
-      notPropagated++
+      notPropagated[instance]!++
     }
 
     const keyFor = (kind: OperationKind): KeyModel | undefined => {
@@ -577,19 +682,28 @@ export async function runStore(storeName: StoreName, settings: SoakSettings): Pr
           kind === 'update scopes'
             ? { op: 'update', id: key.id, patch: { scopes: [...pick(SCOPE_SETS.filter((set) => set.join() !== before.scopes.join()))] } }
             : { op: kind, id: key.id }
-        // Revoke and disable are timed on the other instance: warm its cache with the key, then watch it go.
+        // Revoke and disable are timed on every other instance: warm their caches with the key, then watch it go.
         const watched = (kind === 'revoke' || kind === 'disable') && outcomeAt(before, key.currentToken?.secret ?? -1, Date.now()) === 200 ? key.currentToken : null
-        let warmOn: number | null = null
+        let caller: number | undefined
+        let warmed: number[] = []
         if (watched !== null && !outage.active) {
-          const other = Math.random() < 0.5 ? 0 : 1
-          const warm = await verifyRequest(instances[other]!, watched.token)
-          log.add(watched.index, other, warm.status, warm.sent, warm.received, Source.probe)
-          if (warm.status === 200) warmOn = other
+          const chosen = anyInstance()
+          const warms = await Promise.all(
+            indices
+              .filter((instance) => instance !== chosen)
+              .map(async (instance) => {
+                const warm = await verifyRequest(instances[instance]!, watched.token)
+                log.add(watched.index, instance, warm.status, warm.sent, warm.received, Source.probe)
+                return warm.status === 200 ? instance : -1
+              }),
+          )
+          warmed = warms.filter((instance) => instance >= 0)
+          if (warmed.length > 0) caller = chosen
         }
-        // The call goes to the instance that was not warmed, so the change has to travel to the warmed one.
-        const reply = (await untilDone(kind, body, warmOn === null ? undefined : 1 - warmOn))!
-        // A retried call may have landed after the cache entry expired; only a first-try success is timed.
-        const timed = warmOn !== null && watched !== null && reply.startedAt - first < 1_000 && !touchesOutage(first, reply.returnedAt)
+        // The call goes to the instance that was not warmed, so the change has to travel to the warmed ones.
+        const reply = (await untilDone(kind, body, caller))!
+        // A retried call may have landed after the cache entries expired; only a first-try success is timed.
+        const timed = caller !== undefined && watched !== null && reply.startedAt - first < 1_000 && !touchesOutage(first, reply.returnedAt)
         const secrets = kind === 'revoke' ? { secret: before.secret, previous: null, previousUntil: null } : before
         const after = stateOf(reply.key!, secrets)
         const wrong =
@@ -600,7 +714,7 @@ export async function runStore(storeName: StoreName, settings: SoakSettings): Pr
         if (wrong) violations.add('management call returned the wrong state', { op: kind, keyId: key.id })
         key.changes.push({ op: kind, start: first, end: reply.returnedAt, state: after })
         key.updatedAt = time(reply.key!.updatedAt)!
-        if (timed) await probe(watched!, warmOn!, reply.returnedAt)
+        if (timed) await Promise.all(warmed.map((instance) => probe(watched!, instance, reply.returnedAt)))
       } finally {
         key.busy = false
       }
@@ -628,9 +742,12 @@ export async function runStore(storeName: StoreName, settings: SoakSettings): Pr
     })()
 
     // ---- the run ------------------------------------------------------------------------------
-    console.log(`[${storeName}] running for ${settings.durationMs / 1000} s: ${settings.concurrency} connections, ${settings.rate || 'unlimited'} verify/s, restart at +${((settings.durationMs * RESTART_AT) / 1000).toFixed(0)} s`)
+    const disruption = server.store === 'redis-cluster' ? `failover (${settings.failover})` : 'restart'
+    console.log(
+      `[${storeName}] running for ${settings.durationMs / 1000} s: ${names.length} app instances, ${settings.concurrency} connections, ${settings.rate || 'unlimited'} verify/s, ${disruption} at +${((settings.durationMs * RESTART_AT) / 1000).toFixed(0)} s`,
+    )
     const trafficStart = Date.now()
-    const restartTimer = sleep(settings.durationMs * RESTART_AT).then(restart)
+    const restartTimer = sleep(settings.durationMs * RESTART_AT).then(disrupt)
     let lastProgress = trafficStart
     let lastCount = 0
     while (Date.now() - trafficStart < settings.durationMs) {
@@ -641,7 +758,7 @@ export async function runStore(storeName: StoreName, settings: SoakSettings): Pr
         const statuses: Record<number, number> = {}
         for (let i = log.size - (loadCount - lastCount); i < log.size; i++) statuses[log.status[i]!] = (statuses[log.status[i]!] ?? 0) + 1
         const summary = Object.entries(statuses).map(([status, count]) => `${status}:${count}`).join(' ')
-        console.log(`[${storeName}] +${(at(now) / 1000).toFixed(0)} s: ${Math.round(rps)} verify/s (${summary}), ${management.ok} management calls ok, ${keys.length} keys${outage.active ? ', STORE DOWN' : ''}`)
+        console.log(`[${storeName}] +${(at(now) / 1000).toFixed(0)} s: ${Math.round(rps)} verify/s (${summary}), ${management.ok} management calls ok, ${keys.length} keys${outage.active ? (server.store === 'redis-cluster' ? ', FAILING OVER' : ', STORE DOWN') : ''}`)
         lastProgress = now
         lastCount = loadCount
       }
@@ -706,8 +823,8 @@ export async function runStore(storeName: StoreName, settings: SoakSettings): Pr
     const heapAfterGc = await stats(true)
     const appCounters = await Promise.all(instances.map((instance) => getJson<Record<string, unknown>>(instance, '/admin/stats')))
     for (const [index, counters] of appCounters.entries()) {
-      if (Number(counters.internalErrors) > 0) violations.add('middleware answered internal_error', { instance: INSTANCE_NAMES[index]!, count: Number(counters.internalErrors) })
-      if (Number(counters.listenerErrors) > 0) violations.add('event listener errors', { instance: INSTANCE_NAMES[index]!, count: Number(counters.listenerErrors) })
+      if (Number(counters.internalErrors) > 0) violations.add('middleware answered internal_error', { instance: names[index]!, count: Number(counters.internalErrors) })
+      if (Number(counters.listenerErrors) > 0) violations.add('event listener errors', { instance: names[index]!, count: Number(counters.listenerErrors) })
     }
 
     // ---- shut the apps down: each must close cleanly (exit 0) -----------------------------------------
@@ -716,31 +833,68 @@ export async function runStore(storeName: StoreName, settings: SoakSettings): Pr
       app.child.kill('SIGTERM')
       const exit = await Promise.race([app.exit, sleep(20_000).then(() => null)])
       if (exit === null || exit.code !== 0) {
-        violations.add('app instance did not shut down cleanly', { instance: INSTANCE_NAMES[index]!, exit: JSON.stringify(exit), stderr: app.stderr.slice(-2000) })
+        violations.add('app instance did not shut down cleanly', { instance: names[index]!, exit: JSON.stringify(exit), stderr: app.stderr.slice(-2000) })
       }
     }
 
-    if (outages.length === 0) violations.add('the store was never restarted', {})
-    const classification = classify(log, tokens, outages, REVOCATION_BOUND_MS, runStart, violations)
-    if (outages.length > 0 && classification.outage503 === 0) violations.add('no 503 during the outage', {})
+    if (outages.length === 0) violations.add(server.store === 'redis-cluster' ? 'the master was never failed over' : 'the store was never restarted', {})
+    const classification = classify(log, tokens, outages, REVOCATION_BOUND_MS, runStart, violations, names)
+    // A manual failover hands over without an error window: 503s are allowed around it, not required.
+    const must503 = server.store !== 'redis-cluster' || settings.failover === 'kill'
+    if (outages.length > 0 && must503 && classification.outage503 === 0) violations.add('no 503 during the outage', {})
     const propagationFigures = percentiles(Float64Array.from(propagation, (sample) => sample.ms))
-    if (notPropagated > 0) violations.add('a revoke or disable did not reach the other instance within the bound', { count: notPropagated })
+    const byInstance = names.map((instance, index): InstancePropagation => {
+      const figures = percentiles(Float64Array.from(propagation.filter((sample) => sample.instance === instance), (sample) => sample.ms))
+      return { instance, samples: figures.count, p50Ms: figures.p50, p99Ms: figures.p99, maxMs: figures.max, notPropagated: notPropagated[index]! }
+    })
+    const missed = notPropagated.reduce((sum, count) => sum + count, 0)
+    if (missed > 0) violations.add('a revoke or disable did not reach another instance within the bound', { count: missed, byInstance: notPropagated })
+    for (const sample of propagation) {
+      if (sample.ms >= PROPAGATION_GOAL_MS) violations.add(`revocation propagation over the ${PROPAGATION_GOAL_MS} ms goal`, { instance: sample.instance, ms: sample.ms, atMs: sample.atMs })
+    }
+    for (const figures of classification.byInstance) {
+      const late = figures.maxAcceptedAfterChangeMs
+      if (late !== null && late >= PROPAGATION_GOAL_MS) violations.add(`a revoked or disabled key accepted over ${PROPAGATION_GOAL_MS} ms after the call returned`, { instance: figures.instance, ms: late })
+    }
 
+    const failed = outage.failover
     return {
       store: storeName,
+      instances: names,
       durationMs: trafficEnd - trafficStart,
       boundMs: REVOCATION_BOUND_MS,
       classification,
       management,
-      propagation: { samples: propagationFigures.count, p50Ms: propagationFigures.p50, maxMs: propagationFigures.max, notPropagated, timeline: propagation },
+      propagation: {
+        samples: propagationFigures.count,
+        p50Ms: propagationFigures.p50,
+        maxMs: propagationFigures.max,
+        notPropagated: missed,
+        goalMs: PROPAGATION_GOAL_MS,
+        byInstance,
+        timeline: propagation,
+      },
       outage: outage.done
         ? {
+            kind: failed === null ? 'restart' : 'failover',
             startMs: at(outage.start),
             stoppedMs: at(outage.stoppedAt),
             restartedMs: at(outage.restartedAt),
             recoveredMs: outage.recoveredAt === null ? null : at(outage.recoveredAt),
             downMs: outage.restartedAt - outage.stoppedAt,
             recoveryMs: outage.recoveredAt === null ? null : outage.recoveredAt - outage.restartedAt,
+            windowEndMs: outages[0] === undefined ? null : at(outages[0].end),
+            failover:
+              failed === null
+                ? null
+                : {
+                    mode: failed.mode,
+                    slot: failed.slot,
+                    oldMaster: `${failed.oldMaster.host}:${failed.oldMaster.port}`,
+                    newMaster: `${failed.newMaster.host}:${failed.newMaster.port}`,
+                    settledMs: at(failed.settledAt),
+                    rejoinedMs: outage.rejoinedAt === null ? null : at(outage.rejoinedAt),
+                  },
           }
         : null,
       heap: { before: heapBefore, after: heapAfter, afterGc: heapAfterGc },
@@ -750,7 +904,7 @@ export async function runStore(storeName: StoreName, settings: SoakSettings): Pr
     }
   } catch (error) {
     for (const [index, app] of apps.entries()) {
-      if (app.stderr.trim()) console.error(`[${storeName}] app ${INSTANCE_NAMES[index]} stderr:\n${app.stderr.slice(-3000)}`)
+      if (app.stderr.trim()) console.error(`[${storeName}] app ${names[index]} stderr:\n${app.stderr.slice(-3000)}`)
     }
     const serverLog = server.log()
     if (serverLog) console.error(`[${storeName}] server log (tail):\n${serverLog}`)
