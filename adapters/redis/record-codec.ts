@@ -143,9 +143,26 @@ export const SNAPSHOT_HEAD = '{"lastUsedAt":'
  */
 export function encodeSnapshotTail(record: StoredKey): string {
   const out: Record<string, unknown> = {}
-  for (const field of FIELDS) if (field !== 'lastUsedAt') out[field] = record[field]
+  for (const field of FIELDS) {
+    if (field === 'lastUsedAt') continue
+    const value = record[field]
+    out[field] = value === undefined && field in OPTIONAL_DEFAULTS ? OPTIONAL_DEFAULTS[field as keyof typeof OPTIONAL_DEFAULTS] : value
+  }
   return JSON.stringify(out).slice(1)
 }
+
+/**
+ * The optional fields' values when a caller (written against 0.1.0's contract) leaves them out, as
+ * {@link decodeRecord} reads them from a hash: the snapshot holds every field, so its read needs no defaults.
+ */
+const OPTIONAL_DEFAULTS = {
+  policy: null,
+  hasCredits: false,
+  createdBy: null,
+  updatedBy: null,
+  disabledReason: null,
+  disabledBy: null,
+} as const satisfies { [F in keyof StoredKey as undefined extends StoredKey[F] ? F : never]-?: StoredKey[F] }
 
 /** A stored snapshot as a record: one `JSON.parse`, a new object on every call. */
 export function decodeSnapshot(text: string): StoredKey {

@@ -81,7 +81,12 @@ export class CompareAndSet {
       }
       const changes = audit === undefined ? NO_CHANGES : changesBetween(audit.action, current, after)
       const entry = audit === undefined ? undefined : this.trail.entryFor(audit.action, after, changes, audit.context, now)
-      const outcome = await callStore('update', () => this.store.update(after, current.version, entry))
+      const outcome = await callStore('update', () => this.store.update(after, current.version, entry)).catch((error: unknown) => {
+        // A failed write may still have landed (a timeout, or replication not confirmed): dropping
+        // the cached copies costs a read if it did not, and keeps them from outliving it if it did.
+        this.onWritten(id)
+        throw error
+      })
       if (outcome === 'updated') {
         this.onWritten(id)
         return { before: current, after, changed: true, changes }

@@ -120,8 +120,10 @@ export class KeyChanges {
     const record = await callStore('get', () => store.get(id))
     if (record === null) throw new KeyNotFoundError(id)
     const now = clock()
-    const existed = await callStore('delete', () => store.delete(id, trail.entryFor('deleted', record, NOTHING_CHANGED, change, now)))
-    this.parts.onDeleted(id)
+    const existed = await callStore('delete', () => store.delete(id, trail.entryFor('deleted', record, NOTHING_CHANGED, change, now))).finally(() =>
+      // Also when the delete failed: it may still have landed (see CompareAndSet.apply).
+      this.parts.onDeleted(id),
+    )
     if (!existed) throw new KeyNotFoundError(id)
     events.emit({ type: 'deleted', at: new Date(now), key: this.parts.project(record), ...changeDetails(change, NOTHING_CHANGED) })
   }
