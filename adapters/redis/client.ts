@@ -1,10 +1,12 @@
 /**
  * The client seam. The store speaks to Redis through one function, `send(args)`, built here from
- * whatever the caller passes in. No Redis driver is imported: the shapes below are structural, so any
- * ioredis or node-redis version with these methods fits (clusters of both included), and so does a
- * hand-written function.
+ * whatever the caller passes in, and sends a management write with its `WAIT` through a second one,
+ * `sendAndWait`, which keeps the pair on one connection to the namespace's master (durability.ts). No
+ * Redis driver is imported: the shapes below are structural, so any ioredis or node-redis version with
+ * these methods fits (clusters of both included), and so does a hand-written function.
  */
 import { ConfigError } from '../../src/errors.js'
+import { directSendAndWait, ioredisClusterSendAndWait, nodeRedisClusterSendAndWait, type IoredisRouting, type NodeRedisPoolLike, type SendAndWait } from './write-routing.js'
 
 /**
  * Sends one Redis command (`['HGET', key, field]`) and resolves with its reply: strings for bulk
@@ -104,35 +106,67 @@ export function isNodeRedisCluster(client: Partial<Record<'sendCommand' | 'getSl
   return typeof client.sendCommand === 'function' && (client.sendCommand.length >= 3 || typeof client.getSlotMaster === 'function')
 }
 
+/** Which shape {@link toClientSeam} recognised: it decides the default durability and how `WAIT` is routed. */
+export type ClientKind = 'ioredis' | 'ioredis-cluster' | 'node-redis' | 'node-redis-cluster' | 'function'
+
+/** Everything the store sends through: one command at a time, or a write followed by `WAIT`. */
+export interface ClientSeam {
+  readonly kind: ClientKind
+  readonly send: SendCommand
+  readonly sendAndWait: SendAndWait
+}
+
 /**
- * The `send` function for `client`. Detection is structural: ioredis (`Redis` or `Cluster`) has
- * `call(command, ...args)`; a node-redis cluster has `sendCommand(firstKey, isReadonly, args)`, and is
- * sent every command with `firstKey` = `hashTag` (the namespace's `{namespace}`, so it reaches the
- * shard owning the namespace) and `isReadonly` = `false` (the primary); a node-redis client has
- * `sendCommand(args)` (ioredis also has a `sendCommand`, taking a Command object, so `call` is checked
- * first).
+ * The seam for `client`. Detection is structural: ioredis (`Redis` or `Cluster`, told apart by
+ * `isCluster`) has `call(command, ...args)`; a node-redis cluster has `sendCommand(firstKey, isReadonly,
+ * args)`, and is sent every command with `firstKey` = `hashTag` (the namespace's `{namespace}`, so it
+ * reaches the shard owning the namespace) and `isReadonly` = `false` (the primary); a node-redis client
+ * has `sendCommand(args)` (ioredis also has a `sendCommand`, taking a Command object, so `call` is
+ * checked first). A `sendCommand` function gets the write and its WAIT back to back, and cannot be
+ * told where to send them: that is right only when it sends every command on one connection.
  *
  * @throws {@link ConfigError} naming `client` when it is none of these.
  */
-export function toSendCommand(client: unknown, hashTag: string): SendCommand {
+export function toClientSeam(client: unknown, hashTag: string): ClientSeam {
   if (typeof client === 'function') {
-    const send = client as SendCommand
-    return (args) => send(args)
+    const given = client as SendCommand
+    const send: SendCommand = (args) => given(args)
+    return { kind: 'function', send, sendAndWait: directSendAndWait(send) }
   }
   if (typeof client === 'object' && client !== null) {
-    const candidate = client as Partial<Record<'call' | 'sendCommand' | 'getSlotMaster', unknown>>
+    const candidate = client as Partial<Record<'call' | 'sendCommand' | 'getSlotMaster' | 'execute' | 'pipeline' | 'nodes' | 'isCluster', unknown>>
     if (typeof candidate.call === 'function') {
       const ioredis = client as IoredisLikeClient
-      return ([command, ...args]) => ioredis.call(command!, ...args)
+      const send: SendCommand = ([command, ...args]) => ioredis.call(command!, ...args)
+      const cluster = candidate.isCluster === true && typeof candidate.pipeline === 'function' && typeof candidate.nodes === 'function'
+      return cluster
+        ? { kind: 'ioredis-cluster', send, sendAndWait: ioredisClusterSendAndWait(client as IoredisRouting) }
+        : { kind: 'ioredis', send, sendAndWait: directSendAndWait(send) }
     }
     if (isNodeRedisCluster(candidate)) {
       const cluster = client as NodeRedisClusterLike
-      return (args) => cluster.sendCommand(hashTag, false, args)
+      const send: SendCommand = (args) => cluster.sendCommand(hashTag, false, args)
+      return { kind: 'node-redis-cluster', send, sendAndWait: nodeRedisClusterSendAndWait(cluster, hashTag) }
     }
     if (typeof candidate.sendCommand === 'function') {
       const nodeRedis = client as NodeRedisLikeClient
-      return (args) => nodeRedis.sendCommand(args)
+      const send: SendCommand = (args) => nodeRedis.sendCommand(args)
+      // A pool hands each command to any of its clients: the pair must share one.
+      const sendAndWait: SendAndWait =
+        typeof candidate.execute === 'function'
+          ? (args, waitArgs) => (client as NodeRedisPoolLike).execute((pooled) => directSendAndWait((command) => pooled.sendCommand(command))(args, waitArgs))
+          : directSendAndWait(send)
+      return { kind: 'node-redis', send, sendAndWait }
     }
   }
   throw new ConfigError([{ path: ['client'], message: EXPECTED }])
+}
+
+/**
+ * The `send` function for `client` (see {@link toClientSeam}).
+ *
+ * @throws {@link ConfigError} naming `client` when it is none of the accepted shapes.
+ */
+export function toSendCommand(client: unknown, hashTag: string): SendCommand {
+  return toClientSeam(client, hashTag).send
 }

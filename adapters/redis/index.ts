@@ -22,6 +22,7 @@
  * @module keywarden/adapters/redis
  */
 export { RedisStore, type RedisStoreOptions } from './redis-store.js'
+export { ReplicationNotConfirmedError, type RedisDurability } from './durability.js'
 export type { IoredisLikeClient, NodeRedisClusterLike, NodeRedisLikeClient, RedisClientLike, SendCommand } from './client.js'
 export {
   RedisInvalidationChannel,

@@ -9,7 +9,8 @@ import type { CreditAdjustment, CreditsAdjusted, GuardedUsageOutcome, GuardedUsa
 import type { InsertResult, KeyQuery, KeyStore, QuotaCheck, StoredKey, UpdateResult } from '../../src/store.js'
 import { importDriver } from '../driver.js'
 import { listAuditEntries, pruneAuditEntries } from './audit.js'
-import { toSendCommand, type IoredisLikeClient, type RedisClientLike, type SendCommand } from './client.js'
+import { toClientSeam, type IoredisLikeClient, type RedisClientLike, type SendCommand } from './client.js'
+import { DurableWrites, type RedisDurability } from './durability.js'
 import { checkNamespace, DEFAULT_NAMESPACE, KeyLayout } from './keys.js'
 import { listRecords } from './list.js'
 import { migrateNamespace } from './migration.js'
@@ -47,6 +48,25 @@ export interface RedisStoreOptions {
    * Default `'keywarden'`.
    */
   readonly namespace?: string
+  /**
+   * What management writes (insert, update, delete, adjustCredits, and each batch of `migrate`) wait
+   * for before they resolve: `{ replicas, timeoutMs }` sends `WAIT replicas timeoutMs` after the write,
+   * on the same connection, to the master holding the namespace's slot, and rejects with
+   * {@link ReplicationNotConfirmedError} (a `StoreError`) when fewer replicas acknowledged in time, so
+   * a change that resolved survives the loss of that master. `'none'` waits for nothing.
+   *
+   * Default: `{ replicas: 1, timeoutMs: 1000 }` for an ioredis `Cluster` or node-redis `createCluster`
+   * client (a cluster without replicas needs `'none'`); `'none'` for a standalone client and for a
+   * `sendCommand` function, which usually have no replica. Set it there when the server has one. A
+   * `sendCommand` function gets the write and its `WAIT` back to back and cannot be told where they
+   * go: that is right only when it sends every command on one connection to one server.
+   *
+   * The hot path (the usage and `lastUsedAt` writes of verify) never waits: after a failover, the
+   * counter increments and credit debits of the instant before it may be lost, in the clients' favour.
+   * A `WAIT` blocks its connection, and the commands queued behind it, until the replicas answer (a
+   * replica round trip), or for `timeoutMs` when they do not.
+   */
+  readonly durability?: RedisDurability
 }
 
 /** The time limit {@link RedisStore.connect} gives each command, in milliseconds (the middlewares' default timeout). */
@@ -106,11 +126,15 @@ export class RedisStore implements KeyStore, UsageStore, AuditStore {
   /** The namespace every key of this store is tagged with. */
   readonly namespace: string
 
+  /** What management writes wait for: {@link RedisStoreOptions.durability} as resolved for this client. */
+  readonly durability: RedisDurability
+
   private readonly send: SendCommand
+  private readonly writes: DurableWrites
   private readonly keys: KeyLayout
   private readonly snapshots: SnapshotReads
 
-  /** @throws {@link keywarden!ConfigError | ConfigError} naming `client` or `namespace`. */
+  /** @throws {@link keywarden!ConfigError | ConfigError} naming `client`, `namespace` or `durability`. */
   constructor(options: RedisStoreOptions | RedisClientLike) {
     // The client alone (`new RedisStore(redis)`) means the default namespace.
     if (typeof options === 'function' || (typeof options === 'object' && options !== null && !('client' in options))) {
@@ -122,7 +146,10 @@ export class RedisStore implements KeyStore, UsageStore, AuditStore {
     this.namespace = checkNamespace(options.namespace ?? DEFAULT_NAMESPACE)
     this.keys = new KeyLayout(this.namespace)
     // A node-redis cluster routes by a key it is told: the hash tag, which names the namespace's slot.
-    this.send = toSendCommand(options.client, this.keys.hashTag)
+    const seam = toClientSeam(options.client, this.keys.hashTag)
+    this.send = seam.send
+    this.writes = new DurableWrites(seam, options.durability)
+    this.durability = this.writes.durability
     this.snapshots = new SnapshotReads(this.send, this.keys)
   }
 
@@ -132,7 +159,7 @@ export class RedisStore implements KeyStore, UsageStore, AuditStore {
    * With `audit`, the same script writes the entry and its index members, only when it inserts.
    */
   async insert(record: StoredKey, quota: QuotaCheck | null, audit?: AuditRecord): Promise<InsertResult> {
-    return this.run('insert', () => insertRecord(this.send, this.keys, record, quota, audit))
+    return this.run('insert', () => insertRecord(this.writes.sendFor('insert'), this.keys, record, quota, audit))
   }
 
   /**
@@ -149,7 +176,7 @@ export class RedisStore implements KeyStore, UsageStore, AuditStore {
    * `lastUsedAt` stay as stored. With `audit`, the same script writes the entry, only when it updates.
    */
   async update(record: StoredKey, expectedVersion: number, audit?: AuditRecord): Promise<UpdateResult> {
-    return this.run('update', () => updateRecord(this.send, this.keys, record, expectedVersion, audit))
+    return this.run('update', () => updateRecord(this.writes.sendFor('update'), this.keys, record, expectedVersion, audit))
   }
 
   /**
@@ -157,7 +184,7 @@ export class RedisStore implements KeyStore, UsageStore, AuditStore {
    * index and set entries, and writes `audit` if given. The key's audit entries stay.
    */
   async delete(id: string, audit?: AuditRecord): Promise<boolean> {
-    return this.run('delete', () => deleteRecord(this.send, this.keys, id, audit))
+    return this.run('delete', () => deleteRecord(this.writes.sendFor('delete'), this.keys, id, audit))
   }
 
   /** Walks the owner, tenant or all-records index in batches (or reads the expiry window); see list.ts. */
@@ -243,7 +270,7 @@ export class RedisStore implements KeyStore, UsageStore, AuditStore {
    * ```
    */
   async adjustCredits(change: CreditAdjustment): Promise<CreditsAdjusted> {
-    return this.run('adjustCredits', () => adjustCredits(this.send, this.keys, change))
+    return this.run('adjustCredits', () => adjustCredits(this.writes.sendFor('adjustCredits'), this.keys, change))
   }
 
   /**
@@ -310,7 +337,7 @@ export class RedisStore implements KeyStore, UsageStore, AuditStore {
    * ```
    */
   async migrate(): Promise<void> {
-    await this.run('migrate', () => migrateNamespace(this.send, this.keys))
+    await this.run('migrate', () => migrateNamespace(this.writes.sendFor('migrate'), this.keys))
   }
 
   /**
@@ -318,6 +345,7 @@ export class RedisStore implements KeyStore, UsageStore, AuditStore {
    * `close()` quits it. Without `ioredis` installed this throws a `ConfigError` saying what to install.
    * The client fails fast: no offline queue, a 5 s limit on each command, and no command sent again
    * after a reconnect.
+   * `options` takes the store's `namespace` and `durability` (default `'none'`: a standalone server).
    *
    * @example
    * ```ts
@@ -326,7 +354,7 @@ export class RedisStore implements KeyStore, UsageStore, AuditStore {
    * const store = await RedisStore.connect(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { namespace: 'billing-api' })
    * ```
    */
-  static async connect(url: string, options: { namespace?: string } = {}): Promise<RedisStore> {
+  static async connect(url: string, options: Pick<RedisStoreOptions, 'namespace' | 'durability'> = {}): Promise<RedisStore> {
     const ioredis = (await importDriver('ioredis', 'ioredis', 'RedisStore.connect')) as {
       Redis: new (url: string, options: object) => IoredisLikeClient & { connect(): Promise<void>; quit(): Promise<unknown> }
     }

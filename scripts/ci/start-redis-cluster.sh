@@ -14,6 +14,16 @@
 #   KEYWARDEN_REDIS_CLUSTER_DIR    where each node keeps nodes.conf, its log and pid file, one dir per
 #                                  port (default /tmp/keywarden-redis-cluster)
 #   KEYWARDEN_REDIS_CLUSTER_WAIT_S how long to wait for the cluster to become healthy (default 30)
+#   KEYWARDEN_REDIS_CLUSTER_NODE_TIMEOUT_MS
+#                                  cluster-node-timeout of every node (default 2000): how long a master
+#                                  must be unreachable before its replica takes over; the failover suite
+#                                  (test/adapters/redis-failover.test.ts) uses a shorter one
+# A replica's full sync starts at once (repl-diskless-sync-delay 0, not Redis' 5 s), and masters ping
+# their replicas every second (repl-ping-replica-period 1, not 10 s): CLUSTER SLOTS lists a replica
+# only once gossip carries a replication offset above 0, which on an idle master took the first ping,
+# so the cluster is healthy about 2 s after `--cluster create` instead of 10 s.
+# Each node's settings are written to <dir>/<port>/redis.conf, so a node that was stopped can be started
+# again as it was: `redis-server <dir>/<port>/redis.conf` (it rejoins with its nodes.conf).
 # The tests find it through KEYWARDEN_REDIS_CLUSTER_NODES (default 127.0.0.1:7000-7005); set it to
 # match if you change the ports. Stop it with scripts/ci/stop-redis-cluster.sh.
 set -euo pipefail
@@ -22,6 +32,7 @@ HOST=127.0.0.1
 read -r -a PORTS <<<"$(echo "${KEYWARDEN_REDIS_CLUSTER_PORTS:-7000 7001 7002 7003 7004 7005}" | tr ',' ' ')"
 BASE_DIR=${KEYWARDEN_REDIS_CLUSTER_DIR:-/tmp/keywarden-redis-cluster}
 WAIT_S=${KEYWARDEN_REDIS_CLUSTER_WAIT_S:-30}
+NODE_TIMEOUT_MS=${KEYWARDEN_REDIS_CLUSTER_NODE_TIMEOUT_MS:-2000}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 log() { printf '[redis-cluster] %s\n' "$*"; }
@@ -30,6 +41,7 @@ fail() {
   exit 1
 }
 
+[[ "$NODE_TIMEOUT_MS" =~ ^[1-9][0-9]*$ ]] || fail "KEYWARDEN_REDIS_CLUSTER_NODE_TIMEOUT_MS must be a positive number of milliseconds, got '$NODE_TIMEOUT_MS'"
 [ ${#PORTS[@]} -eq 6 ] || fail "KEYWARDEN_REDIS_CLUSTER_PORTS must name 6 ports (3 masters + 3 replicas), got ${#PORTS[@]}"
 command -v redis-server >/dev/null 2>&1 || fail "redis-server is not installed"
 command -v redis-cli >/dev/null 2>&1 || fail "redis-cli is not installed"
@@ -97,13 +109,24 @@ done
 for port in "${PORTS[@]}"; do
   dir="$BASE_DIR/$port"
   mkdir -p "$dir"
-  redis-server \
-    --bind "$HOST" --port "$port" --dir "$dir" \
-    --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
-    --appendonly no --save "" --daemonize yes \
-    --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+  cat >"$dir/redis.conf" <<CONF
+bind $HOST
+port $port
+dir "$dir"
+cluster-enabled yes
+cluster-config-file nodes.conf
+cluster-node-timeout $NODE_TIMEOUT_MS
+appendonly no
+save ""
+repl-diskless-sync-delay 0
+repl-ping-replica-period 1
+daemonize yes
+pidfile "$dir/redis.pid"
+logfile "$dir/redis.log"
+CONF
+  redis-server "$dir/redis.conf"
 done
-log "started redis-server ($(redis-server --version | grep -o 'v=[^ ]*')) on $HOST ports ${PORTS[*]}, data in $BASE_DIR/<port>"
+log "started redis-server ($(redis-server --version | grep -o 'v=[^ ]*')) on $HOST ports ${PORTS[*]}, data in $BASE_DIR/<port>, cluster-node-timeout ${NODE_TIMEOUT_MS} ms"
 
 for port in "${PORTS[@]}"; do
   for _ in $(seq 1 100); do
