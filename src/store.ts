@@ -317,6 +317,30 @@ export interface KeyStore {
   getForVerify?(id: string, options?: { readonly changed?: boolean }): Promise<StoredKey | null>
 
   /**
+   * Optional: exactly what {@link KeyStore.get} would answer now, returned synchronously instead of as a
+   * promise, for a store whose reads never wait on I/O (`MemoryStore`; `SqliteStore`, because
+   * better-sqlite3 runs every statement synchronously). Verify reads through it instead of `get` when
+   * the store has no {@link KeyStore.getForVerify} (the more specific read), so a valid key costs no
+   * promise hop before its answer. Never older than `get`, and as isolated from the caller as `get`'s
+   * answer. A store failure is thrown, not returned; the KeyManager reports it as a
+   * {@link keywarden!StoreError | StoreError}, as it does for `get`. (A test double that breaks `get`
+   * to simulate an outage must break `getSync` too.)
+   *
+   * @example
+   * ```ts
+   * import type { KeyStore, StoredKey } from 'keywarden'
+   *
+   * // A custom store over an in-process map answers verify without waiting.
+   * declare const records: Map<string, StoredKey>
+   * const partial: Pick<KeyStore, 'get' | 'getSync'> = {
+   *   getSync: (id) => records.get(id) ?? null,
+   *   get: async (id) => records.get(id) ?? null,
+   * }
+   * ```
+   */
+  getSync?(id: string): StoredKey | null
+
+  /**
    * Compare-and-set: replaces the record whose ID is `record.id` only if its stored `version` equals
    * `expectedVersion` (the caller sets `record.version` to `expectedVersion + 1`). Atomic. Keeps the
    * stored `lastUsedAt`. Never re-creates a deleted record: returns `'not_found'` instead. The

@@ -58,8 +58,10 @@ export class UsageBuffer {
 
   /** Writes everything buffered now. Concurrent calls share one flush. Never rejects. */
   flush(): Promise<void> {
-    this.flushing ??= this.writePending().finally(() => (this.flushing = undefined))
-    return this.flushing
+    const running = this.flushing
+    if (running === undefined) return this.startFlush()
+    // The flush under way took its batch when it began: uses buffered since then need the next one.
+    return running.then(() => this.flushing ?? this.startFlush())
   }
 
   /** Stops the timer and writes what is buffered. Further uses are still buffered but not scheduled. */
@@ -68,6 +70,12 @@ export class UsageBuffer {
     this.stopTimer()
     await this.flushing
     await this.flush()
+  }
+
+  private startFlush(): Promise<void> {
+    const flushing = this.writePending().finally(() => (this.flushing = undefined))
+    this.flushing = flushing
+    return flushing
   }
 
   private async writePending(): Promise<void> {

@@ -23,9 +23,14 @@ export function manualClock(start = START) {
   }
 }
 
-/** Wraps a real store and counts calls per method (a spy, not a mock: every call reaches the store). */
+/**
+ * Wraps a real store and counts calls per method (a spy, not a mock: every call reaches the store).
+ * `reads()` counts reads of one key, whichever way they went: `get`, or `getSync` (verify's read where
+ * the store has it).
+ */
 export function countingStore(inner: KeyStore = new MemoryStore()) {
   const calls: Record<string, number> = {}
+  const reads = () => (calls['get'] ?? 0) + (calls['getSync'] ?? 0)
   const store = new Proxy(inner, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver)
@@ -36,7 +41,17 @@ export function countingStore(inner: KeyStore = new MemoryStore()) {
       }
     },
   })
-  return { store, calls }
+  return { store, calls, reads }
+}
+
+/**
+ * A memory store without the synchronous read (`getSync`), so verify reads through `get` and a test
+ * can slow or break that read after creating keys.
+ */
+export function asyncReadStore(): MemoryStore {
+  const store = new MemoryStore()
+  Object.defineProperty(store, 'getSync', { value: undefined })
+  return store
 }
 
 /** A KeyManager on a fresh memory store with a manual clock, and the options used. */
@@ -96,6 +111,7 @@ export function forgeToken(keyId: string, environment = 'live', secret = 'f'.rep
 /**
  * Starts `run` with the store's next read held after it has read, as a slow answer would be: the read
  * sees the store as it is now, its answer arrives when `release()` is called. Later reads are not held.
+ * Holds `get` only: give verify a store that reads through it ({@link asyncReadStore}).
  */
 export async function withHeldRead<T>(store: KeyStore, run: () => Promise<T>): Promise<{ pending: Promise<T>; release: () => void }> {
   const get = store.get.bind(store)

@@ -103,6 +103,14 @@ export class MemoryStore implements KeyStore, UsageStore, AuditStore {
     return this.records.get(id) ?? null
   }
 
+  /**
+   * What {@link MemoryStore.get} answers, without the promise ({@link keywarden!KeyStore.getSync | KeyStore.getSync}):
+   * the stored record is already a frozen private copy, so verify can read it as it is.
+   */
+  getSync(id: string): StoredKey | null {
+    return this.records.get(id) ?? null
+  }
+
   async update(record: StoredKey, expectedVersion: number, audit?: AuditRecord): Promise<UpdateResult> {
     const current = this.records.get(record.id)
     if (current === undefined) return 'not_found'

@@ -59,12 +59,15 @@ interface NativeCrypto {
   createHmac(algorithm: 'sha256', key: string | Uint8Array): { update(data: string): { digest(encoding: 'hex'): string } }
   createHash(algorithm: 'sha256'): { update(data: string): { digest(encoding: 'hex'): string } }
   /** One-shot hash (node 20.12+); far cheaper than a Hash object per call. */
-  hash?(algorithm: 'sha256', data: string | Uint8Array, outputEncoding: 'hex'): string
+  hash?(algorithm: 'sha256', data: string | Uint8Array, outputEncoding: 'hex' | 'latin1'): string
 }
 
 /** The part of node's `Buffer` used by the one-shot HMAC. */
 interface NativeBuffer extends Uint8Array {
-  write(text: string, offset: number, encoding: 'utf8' | 'hex'): number
+  write(text: string, offset: number, encoding: 'utf8' | 'latin1'): number
+  /** `write` for one encoding, without its argument juggling (node, Bun, Deno; looked for, not assumed). */
+  utf8Write?(text: string, offset: number): number
+  latin1Write?(text: string, offset: number): number
 }
 
 const SHA256_BLOCK_BYTES = 64
@@ -102,16 +105,24 @@ function oneShotHmac(key: Uint8Array, native: NativeCrypto): Digest | undefined 
     outer[i] = (block[i] ?? 0) ^ 0x5c
   }
   const slow = (message: string) => native.createHmac('sha256', key).update(message).digest('hex')
+  const utf8Write = inner.utf8Write ?? writeAs('utf8')
+  const latin1Write = outer.latin1Write ?? writeAs('latin1')
   // Views of `inner` by message length, made once: a subarray per call would be an allocation per verify.
-  const views = new Map<number, Uint8Array>()
+  const views: (Uint8Array | undefined)[] = []
   return (message) => {
     // One UTF-16 unit is at most 3 UTF-8 bytes; anything that might not fit takes the slow path.
     if (message.length * 3 > MESSAGE_CAPACITY) return slow(message)
-    const length = SHA256_BLOCK_BYTES + inner.write(message, SHA256_BLOCK_BYTES, 'utf8')
-    let view = views.get(length)
-    if (view === undefined) views.set(length, (view = inner.subarray(0, length)))
-    outer.write(hash('sha256', view, 'hex'), SHA256_BLOCK_BYTES, 'hex')
+    const length = SHA256_BLOCK_BYTES + utf8Write.call(inner, message, SHA256_BLOCK_BYTES)
+    const view = (views[length] ??= inner.subarray(0, length))
+    // The inner digest goes over as latin1 (one character per byte, lossless): half the characters of hex.
+    latin1Write.call(outer, hash('sha256', view, 'latin1'), SHA256_BLOCK_BYTES)
     return hash('sha256', outer, 'hex')
+  }
+}
+
+function writeAs(encoding: 'utf8' | 'latin1'): (this: NativeBuffer, text: string, offset: number) => number {
+  return function (this: NativeBuffer, text: string, offset: number): number {
+    return this.write(text, offset, encoding)
   }
 }
 

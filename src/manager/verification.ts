@@ -67,26 +67,48 @@ export class Verifier {
     return this.verify(parts, options)
   }
 
-  /** Verifies a parsed token. Rejects only for store failures. */
-  async verify(token: TokenParts, options: VerifyOptions | undefined): Promise<VerifyResult> {
-    const recent = this.parts.oneTrip?.recent.get(token.keyId)
-    if (recent !== undefined) {
-      const answer = await this.#verifyInOneTrip(recent, token, options)
-      if ('result' in answer) return answer.result
-      return this.#decide(answer.record, token, options)
+  /**
+   * Verifies a parsed token. Rejects only for store failures. Not `async` either: when the read answers
+   * at once (a cache hit, a store with `getSync`) and nothing else waits (no limit, no tenant roles to
+   * load, no re-hash), the whole decision runs now and the caller awaits one settled promise.
+   */
+  verify(token: TokenParts, options: VerifyOptions | undefined): Promise<VerifyResult> {
+    const oneTrip = this.parts.oneTrip
+    if (oneTrip !== null) {
+      const recent = oneTrip.recent.get(token.keyId)
+      if (recent !== undefined) return this.#verifyRecent(recent, token, options)
     }
-    return this.#decide(await this.parts.reads.read(token.keyId), token, options)
+    const read = this.parts.reads.readNow(token.keyId)
+    if (read instanceof Promise) return read.then((record) => this.#decide(record, token, options))
+    return this.#decideNow(read, token, options)
+  }
+
+  async #verifyRecent(recent: StoredKey, token: TokenParts, options: VerifyOptions | undefined): Promise<VerifyResult> {
+    const answer = await this.#verifyInOneTrip(recent, token, options)
+    if ('result' in answer) return answer.result
+    return this.#decide(answer.record, token, options)
   }
 
   /**
    * Verifies a key ID and secret. The environment (part of the hash's domain) is the stored key's: a
    * pair names none, and a key never changes environment.
    */
-  async #verifyPair({ keyId, secret }: KeyCredential, options: VerifyOptions | undefined): Promise<VerifyResult> {
+  #verifyPair({ keyId, secret }: KeyCredential, options: VerifyOptions | undefined): Promise<VerifyResult> {
     const recent = this.parts.oneTrip?.recent.get(keyId)
     if (recent !== undefined) return this.verify({ prefix: '', environment: recent.environment, keyId, secret }, options)
-    const record = await this.parts.reads.read(keyId)
-    return this.#decide(record, { prefix: '', environment: record?.environment ?? '', keyId, secret }, options)
+    const read = this.parts.reads.readNow(keyId)
+    if (read instanceof Promise) return read.then((record) => this.#decide(record, pairParts(record, keyId, secret), options))
+    return this.#decideNow(read, pairParts(read, keyId, secret), options)
+  }
+
+  /** `#decide` on a record at hand, as a promise: a throw inside it is a rejection, as in an `async` function. */
+  #decideNow(record: StoredKey | null, token: TokenParts, options: VerifyOptions | undefined): Promise<VerifyResult> {
+    try {
+      const answer = this.#decide(record, token, options)
+      return answer instanceof Promise ? answer : Promise.resolve(answer)
+    } catch (error) {
+      return Promise.reject(error)
+    }
   }
 
   /**
@@ -116,15 +138,19 @@ export class Verifier {
     return { result: this.#finish(record, scopes, limiter.decide(plan, answer.outcome, cost, consume, now), plan, consume, now) }
   }
 
-  /** The full decision on a record read from the store (or `null`): every check in order, then usage. */
-  async #decide(record: StoredKey | null, { environment, keyId, secret }: TokenParts, options: VerifyOptions | undefined): Promise<VerifyResult> {
-    const { hasher, usage, clock, limiter } = this.parts
+  /**
+   * The full decision on a record read from the store (or `null`): every check in order, then usage.
+   * Synchronous up to the first thing that must wait (tenant roles being loaded, a limit, a re-hash).
+   */
+  #decide(record: StoredKey | null, token: TokenParts, options: VerifyOptions | undefined): VerifyResult | Promise<VerifyResult> {
+    const hasher = this.parts.hasher
+    const { environment, keyId, secret } = token
     if (record === null) {
       hasher.compareWithDummy(environment, keyId, secret)
       return this.reject('unknown_key', keyId)
     }
 
-    const now = clock()
+    const now = this.parts.clock()
     let match = hasher.compare(record.hash, environment, keyId, secret)
     let matchedPrevious = false
     const previousHash = match === HashMatch.None ? livePreviousHash(record, now) : null
@@ -138,11 +164,39 @@ export class Verifier {
     if (record.expiresAt !== null && now >= record.expiresAt) return this.reject('expired', keyId)
     if (options?.environment !== undefined && options.environment !== record.environment) return this.reject('wrong_environment', keyId)
     const resolving = this.#effectiveScopes(record)
-    const scopes = resolving instanceof Promise ? await resolving : resolving
-    if (!this.#grants(scopes, options)) return this.reject('insufficient_scope', keyId)
+    if (resolving instanceof Promise) return resolving.then((scopes) => this.#admit(record, scopes, match, matchedPrevious, token, options, now))
+    return this.#admit(record, resolving, match, matchedPrevious, token, options, now)
+  }
 
+  /** The checks after the key's own: scopes, then rate limits and credits, then the answer. */
+  #admit(
+    record: StoredKey,
+    scopes: readonly string[],
+    match: HashMatch,
+    matchedPrevious: boolean,
+    token: TokenParts,
+    options: VerifyOptions | undefined,
+    now: number,
+  ): VerifyResult | Promise<VerifyResult> {
+    if (!this.#grants(scopes, options)) return this.reject('insufficient_scope', token.keyId)
     const consume = options?.consume !== false
     // Unlimited keys (no policy, no default, no own credits) skip all of this: nothing to pay on the hot path.
+    if (match === HashMatch.Current && !this.parts.limiter.applies(record)) return this.#finish(record, scopes, null, null, consume, now)
+    return this.#charge(record, scopes, match, matchedPrevious, token, options, consume, now)
+  }
+
+  /** A limited key is charged; a stale hash is re-hashed; then the answer. */
+  async #charge(
+    record: StoredKey,
+    scopes: readonly string[],
+    match: HashMatch,
+    matchedPrevious: boolean,
+    { environment, secret }: TokenParts,
+    options: VerifyOptions | undefined,
+    consume: boolean,
+    now: number,
+  ): Promise<VerifyResult> {
+    const { usage, limiter } = this.parts
     const plan = limiter.applies(record) ? limiter.plan(record, () => toApiKey(record, knownLastUse(record, usage)), now) : null
     const decision = plan === null ? null : await limiter.consume(plan, options?.cost ?? 1, consume, now)
     if (match === HashMatch.Stale) {
@@ -158,15 +212,17 @@ export class Verifier {
   #finish(record: StoredKey, scopes: readonly string[], decision: UsageDecision | null, plan: UsagePlan | null, consume: boolean, now: number): VerifyResult {
     const { usage, events } = this.parts
     const keyId = record.id
-    if (decision?.refused === 'rate_limited') {
-      return this.#refuse({ valid: false, reason: 'rate_limited', keyId, retryAfterMs: decision.retryAfterMs, limits: decision.limits, violated: decision.violated })
-    }
-    if (decision?.refused === 'usage_exceeded') {
-      return this.#refuse({ valid: false, reason: 'usage_exceeded', keyId, credits: decision.credits!, limits: decision.limits })
-    }
-    const change = decision?.creditChange ?? null
-    if (change !== null && events.has('credits_changed')) {
-      events.emit({ type: 'credits_changed', at: new Date(now), target: creditTargetOf(plan!.poolScope!, record), keyId, previous: change.previous, remaining: change.remaining, cause: 'verify' })
+    if (decision !== null) {
+      if (decision.refused === 'rate_limited') {
+        return this.#refuse({ valid: false, reason: 'rate_limited', keyId, retryAfterMs: decision.retryAfterMs, limits: decision.limits, violated: decision.violated })
+      }
+      if (decision.refused === 'usage_exceeded') {
+        return this.#refuse({ valid: false, reason: 'usage_exceeded', keyId, credits: decision.credits!, limits: decision.limits })
+      }
+      const change = decision.creditChange ?? null
+      if (change !== null && events.has('credits_changed')) {
+        events.emit({ type: 'credits_changed', at: new Date(now), target: creditTargetOf(plan!.poolScope!, record), keyId, previous: change.previous, remaining: change.remaining, cause: 'verify' })
+      }
     }
     // No write here: the use goes to the write-behind buffer, at most once per precision interval.
     let lastUsedAt = knownLastUse(record, usage)
@@ -176,8 +232,9 @@ export class Verifier {
     }
     const key = toApiKey(record, lastUsedAt)
     if (events.has('verified')) events.emit({ type: 'verified', at: new Date(now), key })
-    const credits = decision?.credits == null ? null : { remaining: decision.credits.remaining }
-    return { valid: true, key, scopes, limits: decision?.limits ?? NO_LIMITS, credits }
+    if (decision === null) return { valid: true, key, scopes, limits: NO_LIMITS, credits: null }
+    const credits = decision.credits == null ? null : { remaining: decision.credits.remaining }
+    return { valid: true, key, scopes, limits: decision.limits ?? NO_LIMITS, credits }
   }
 
   /** Synchronous for fixed roles and cached tenants, so the hot path awaits nothing extra. */
@@ -251,6 +308,11 @@ function verifyOptionsProblem(options: VerifyOptions): ValidationError | null {
 }
 
 const NO_LIMITS: readonly never[] = Object.freeze([])
+
+/** The parts of a key ID and secret pair, in the stored key's environment (none for an unknown key). */
+function pairParts(record: StoredKey | null, keyId: string, secret: string): TokenParts {
+  return { prefix: '', environment: record?.environment ?? '', keyId, secret }
+}
 
 /** The answer to every token that does not parse, shared: results are immutable. */
 const MALFORMED: Promise<VerifyResult> = Promise.resolve(Object.freeze({ valid: false, reason: 'malformed', keyId: null }))

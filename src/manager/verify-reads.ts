@@ -2,6 +2,7 @@
  * How verify reads a key: straight from the store, or through the verification cache, which other
  * instances keep fresh over an invalidation channel when one is configured. A store with
  * `getForVerify` (a read replica) is read through it, and told which keys changed since their last read.
+ * Otherwise a store with `getSync` (in-process reads) answers at once, without a promise, as a cache hit does.
  */
 import { VerifyCache } from '../cache.js'
 import type { ResolvedOptions } from '../options.js'
@@ -30,6 +31,8 @@ export class VerifyReads {
   #subscription: Promise<(() => Promise<void>) | undefined> | undefined
   /** Whether the store has `getForVerify`: known once, not asked on every read. */
   readonly #readsForVerify: boolean
+  /** Whether verify reads with `getSync` (the store has it, and no `getForVerify`, the more specific read). */
+  readonly #readsSync: boolean
   /**
    * The channel said it may be missing messages and has not said it is back: the cache is not
    * trusted, every read goes to the store, and nothing is cached.
@@ -39,6 +42,7 @@ export class VerifyReads {
   constructor(store: KeyStore, clock: () => number, settings: ResolvedOptions['cache']) {
     this.#store = store
     this.#readsForVerify = typeof store.getForVerify === 'function'
+    this.#readsSync = !this.#readsForVerify && typeof store.getSync === 'function'
     this.#clock = clock
     this.#settings = settings
     this.#cache = settings === null ? null : new VerifyCache(settings.maxEntries, settings.ttlMs, settings.negativeTtlMs, settings.negativeMaxEntries)
@@ -46,10 +50,21 @@ export class VerifyReads {
 
   /** The record for `keyId`, or `null`. Store failures reject with a {@link StoreError}. */
   read(keyId: string): Promise<StoredKey | null> {
-    if (this.#cache === null) return this.#readStore(keyId)
+    const answer = this.readNow(keyId)
+    return answer instanceof Promise ? answer : Promise.resolve(answer)
+  }
+
+  /**
+   * {@link VerifyReads.read}, but the answer itself when it is known at once (a cache hit, a store with
+   * `getSync`): each promise avoided is a microtask hop off the hot path. Never throws; store failures
+   * come back as a rejected promise with a {@link StoreError}.
+   */
+  readNow(keyId: string): StoredKey | null | Promise<StoredKey | null> {
+    const cache = this.#cache
+    if (cache === null) return this.#readStoreNow(keyId)
     this.#subscribeToChannel()
     // A missed invalidation could keep a revoked key alive for the whole ttl: read the store instead.
-    return this.#lost ? this.#readStore(keyId) : this.#readThroughCache(this.#cache, keyId)
+    return this.#lost ? this.#readStoreNow(keyId) : this.#readThroughCache(cache, keyId)
   }
 
   /** Drops the cached copy here and tells other instances. A failed publish never fails the change. */
@@ -68,6 +83,15 @@ export class VerifyReads {
     this.#lost = false
   }
 
+  #readStoreNow(keyId: string): StoredKey | null | Promise<StoredKey | null> {
+    if (!this.#readsSync) return this.#readStore(keyId)
+    try {
+      return this.#store.getSync!(keyId)
+    } catch (error) {
+      return Promise.reject(asStoreError('get', error))
+    }
+  }
+
   async #readStore(keyId: string): Promise<StoredKey | null> {
     const store = this.#store
     try {
@@ -78,15 +102,21 @@ export class VerifyReads {
     }
   }
 
-  async #readThroughCache(cache: VerifyCache, keyId: string): Promise<StoredKey | null> {
+  #readThroughCache(cache: VerifyCache, keyId: string): StoredKey | null | Promise<StoredKey | null> {
     const now = this.#clock()
     const cached = cache.lookup(keyId, now)
     if (cached !== undefined) return cached.record
     const epoch = cache.begin()
-    const record = await this.#readStore(keyId)
+    const read = this.#readStoreNow(keyId)
     // The entry's ttl counts from before the read, not from its answer: a slow read must not stretch the bound.
-    cache.fill(keyId, record, now, epoch)
-    return record
+    if (!(read instanceof Promise)) {
+      cache.fill(keyId, read, now, epoch)
+      return read
+    }
+    return read.then((record) => {
+      cache.fill(keyId, record, now, epoch)
+      return record
+    })
   }
 
   /**

@@ -3,6 +3,7 @@
  */
 import { BASE62_ALPHABET, encodeBase62 } from './base62.js'
 import { CRC32_TABLE, crc32 } from './crc32.js'
+import { keepStringMethodsFast } from './fast-strings.js'
 
 /** Characters in a key ID: base62, about 95 bits, so IDs can be generated without coordination. */
 export const KEY_ID_LENGTH = 16
@@ -67,6 +68,8 @@ export class TokenParser {
   private readonly maxLength: number
 
   constructor(prefix: string, environments: readonly string[]) {
+    // Parsing is charCodeAt in a loop: keep String.prototype out of V8's slow mode (see fast-strings.ts).
+    keepStringMethodsFast()
     this.prefix = prefix
     this.environments = new Set(environments)
     const lengths = environments.map((environment) => environment.length)

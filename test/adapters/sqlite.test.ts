@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
+import { KeyManager } from '../../src/index.js'
 import { SqliteStore } from '../../adapters/sql/index.js'
 import { describeKeyStore } from '../conformance/describe-key-store.js'
 import { makeRecord, makeRichRecord } from '../conformance/records.js'
@@ -157,6 +158,57 @@ describe('SqliteStore', () => {
     closedDatabase.close()
     await expectStoreError(closed.get('some-id'), 'get', ['some-id'])
     await expectStoreError(closed.insert(makeRecord(), { ownerId: 'o', tenantId: null, limit: 1 }), 'insert')
+  })
+
+  it('fails getSync (the verify read) with a StoreError naming get, thrown, and verify rejects with it', async () => {
+    const thrown = (read: () => unknown): unknown => {
+      try {
+        read()
+      } catch (error) {
+        return error
+      }
+      return expect.fail('expected getSync to throw')
+    }
+    // The table was never created.
+    const store = freshStore()
+    await expectStoreError(Promise.reject(thrown(() => store.getSync('some-id'))), 'get', ['some-id', store.table])
+    const closedDatabase = new Database(':memory:')
+    const closed = new SqliteStore({ database: closedDatabase })
+    await closed.migrate()
+    const keys = new KeyManager({ store: closed, pepper: 'sqlite-test-pepper-0123456789abcdef' })
+    const { token } = await keys.create({ name: 'x', environment: 'live' })
+    expect((await keys.verify(token)).valid).toBe(true)
+    closedDatabase.close()
+    await expectStoreError(Promise.reject(thrown(() => closed.getSync('some-id'))), 'get', ['some-id'])
+    await expectStoreError(keys.verify(token), 'get', [token])
+  })
+
+  it('reads through a better-sqlite3 look-alike without raw rows or get (prepare, all, run and transaction only)', async () => {
+    const table = `kw_${uniqueSuffix()}`
+    const lookAlike = {
+      prepare: (sql: string) => {
+        const statement = database.prepare(sql)
+        return { reader: statement.reader, all: (...params: unknown[]) => statement.all(...params), run: (...params: unknown[]) => statement.run(...params) }
+      },
+      transaction: <T>(fn: () => T) => database.transaction(fn),
+    }
+    const store = new SqliteStore({ database: lookAlike, table })
+    try {
+      await store.migrate()
+      const rich = makeRichRecord()
+      await store.insert(rich, null)
+      expect(store.getSync(rich.id)).toEqual(rich)
+      expect(await store.get(rich.id)).toEqual(rich)
+      expect(store.getSync('unknown')).toBeNull()
+      const keys = new KeyManager({ store, pepper: 'sqlite-test-pepper-0123456789abcdef' })
+      const { key, token } = await keys.create({ name: 'look-alike', environment: 'live' })
+      expect(await keys.verify(token)).toMatchObject({ valid: true, key: { id: key.id, name: 'look-alike' } })
+      await keys.revoke(key.id)
+      expect(await keys.verify(token)).toMatchObject({ valid: false, reason: 'revoked' })
+      await keys.close()
+    } finally {
+      await drop(store)
+    }
   })
 
   it('keeps instants and JSON exact, stored as integers and JSON text', async () => {

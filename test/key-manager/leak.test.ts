@@ -55,6 +55,10 @@ describe('no secret leaks', () => {
       get: async (id: string) => {
         throw new Error(`driver exploded while reading ${id}`)
       },
+      // Verify's read where the store has one: it fails the same way.
+      getSync: (id: string) => {
+        throw new Error(`driver exploded while reading ${id}`)
+      },
     })
     const broken = setup({ store: failingStore }).keys
     const storeError = await broken.verify(first.token).catch((e: unknown) => e)

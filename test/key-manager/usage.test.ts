@@ -55,6 +55,30 @@ describe('write-behind lastUsedAt', () => {
     expect(used.length).toBe(calls.touch)
   })
 
+  it('flush() during a flush under way also writes the uses buffered after that flush began', async () => {
+    const store = new MemoryStore()
+    const { keys, time } = setup({ store })
+    const [a, b] = await Promise.all([0, 1].map((i) => keys.create({ name: `k${i}`, environment: 'live' })))
+    await keys.verify(a!.token)
+    // The first flush takes a's use, then waits inside the store's touch.
+    const touch = store.touch.bind(store)
+    let release: () => void = () => undefined
+    store.touch = async (id, at) => {
+      await new Promise<void>((resolve) => (release = resolve))
+      return touch(id, at)
+    }
+    const first = keys.flush()
+    time.advance(1000)
+    await keys.verify(b!.token)
+    store.touch = touch
+    const second = keys.flush()
+    release()
+    await second
+    expect((await store.get(b!.key.id))!.lastUsedAt).toBe(time.now)
+    await first
+    expect((await store.get(a!.key.id))!.lastUsedAt).toBe(time.now - 1000)
+  })
+
   it('keeps the values of a failed write for the next flush and reports the failure', async () => {
     const store = new MemoryStore()
     const errors: unknown[] = []

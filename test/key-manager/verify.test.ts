@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { MemoryStore } from '../../adapters/memory/index.js'
 import { StoreError, ValidationError, type KeyStore, type VerifyFailureReason } from '../../src/index.js'
-import { DAY, countingStore, forgeToken, recordEvents, setup } from '../helpers.js'
+import { DAY, asyncReadStore, countingStore, forgeToken, recordEvents, setup } from '../helpers.js'
 
 /** Flips one character of the secret part and recomputes nothing: the checksum no longer matches. */
 function mistype(token: string): string {
@@ -18,7 +18,10 @@ describe('verify', () => {
     expect(result).toEqual({ valid: true, key: { ...key, lastUsedAt: expect.any(Date) }, scopes: ['a:b', 'data:read'], limits: [], credits: null })
   })
 
-  describe('each failure reason', () => {
+  describe.each([
+    ['getSync', () => new MemoryStore()],
+    ['get', () => asyncReadStore()],
+  ] as const)('each failure reason, the store read through %s', (_read, makeStore) => {
     const cases: [VerifyFailureReason, (ctx: Awaited<ReturnType<typeof prepare>>) => Promise<string> | string, object?][] = [
       ['malformed', () => 'not a token'],
       ['malformed', ({ token }) => mistype(token)],
@@ -44,10 +47,18 @@ describe('verify', () => {
     ]
 
     async function prepare() {
-      const context = setup()
+      const context = setup({ store: makeStore() })
       const { key, token } = await context.keys.create({ name: 'x', environment: 'live', scopes: ['data:read'] })
       return { ...context, key, token }
     }
+
+    it('valid', async () => {
+      const { keys, key, token } = await prepare()
+      const events = recordEvents(keys, ['rejected', 'verified'])
+      const result = await keys.verify(token, { scopes: ['data:read'], environment: 'live' })
+      expect(result).toEqual({ valid: true, key: { ...key, lastUsedAt: expect.any(Date) }, scopes: ['data:read'], limits: [], credits: null })
+      expect(events).toEqual([{ type: 'verified', at: expect.any(Date), key: (result as { key: unknown }).key }])
+    })
 
     it.each(cases)('%s', async (reason, makeToken, options) => {
       const context = await prepare()
@@ -61,10 +72,10 @@ describe('verify', () => {
   })
 
   it('rejects malformed and mistyped tokens without touching the store', async () => {
-    const { store, calls } = countingStore()
+    const { store, reads } = countingStore()
     const { keys } = setup({ store })
     const { token } = await keys.create({ name: 'x', environment: 'live' })
-    const before = calls.get ?? 0
+    const before = reads()
     const garbage = [
       '',
       'x',
@@ -83,16 +94,16 @@ describe('verify', () => {
     for (const candidate of [undefined, null, 42, {}, ['x']]) {
       expect(await keys.verify(candidate as never)).toMatchObject({ valid: false, reason: 'malformed' })
     }
-    expect(calls.get ?? 0).toBe(before)
+    expect(reads()).toBe(before)
   })
 
   it('reads exactly one record for a well-formed token', async () => {
-    const { store, calls } = countingStore()
+    const { store, reads } = countingStore()
     const { keys } = setup({ store })
     const { token } = await keys.create({ name: 'x', environment: 'live' })
-    calls.get = 0
+    const before = reads()
     await keys.verify(token)
-    expect(calls.get).toBe(1)
+    expect(reads()).toBe(before + 1)
   })
 
   it('is valid at expiresAt - 1 ms and expired at expiresAt', async () => {
@@ -171,9 +182,23 @@ describe('verify', () => {
     expect((await keys.get(key.id))!.lastUsedAt).toBeNull()
   })
 
-  it('throws a StoreError, keeping the cause, when the store fails', async () => {
-    const { keys } = setup({ store: failingStore() })
-    const error = await keys.verify(forgeToken('0123456789abcdef', 'live', 'a'.repeat(32))).catch((e: unknown) => e)
+  it.each([
+    ['get', () => failingStore()],
+    [
+      'getSync',
+      (): KeyStore => ({
+        ...failingStore(),
+        getSync: () => {
+          throw new Error('SQLITE_IOERR: disk I/O error')
+        },
+      }),
+    ],
+  ] as const)('rejects with a StoreError, keeping the cause, when the store fails (read through %s)', async (_read, makeStore) => {
+    const { keys } = setup({ store: makeStore() })
+    const answer = keys.verify(forgeToken('0123456789abcdef', 'live', 'a'.repeat(32)))
+    // A synchronous read that throws still rejects: verify never throws at its caller.
+    expect(answer).toBeInstanceOf(Promise)
+    const error = await answer.catch((e: unknown) => e)
     expect(error).toBeInstanceOf(StoreError)
     expect(error).toMatchObject({ code: 'store_failed', operation: 'get' })
     expect((error as StoreError).cause).toBeInstanceOf(Error)

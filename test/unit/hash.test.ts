@@ -78,6 +78,44 @@ describe('the one-shot HMAC (node:crypto.hash over prepared pads)', () => {
     })
   }
 
+  it('gives the digest 0.1.0 stored, byte for byte (a fixed vector, not recomputed here)', () => {
+    const hasher = new SecretHasher([{ id: 'default', secret: PEPPER }])
+    const stored = 'kw1$hmac-sha256$default$62eade52b7b9080693b878cd0f266db11f5711aeb2e1039b00d8d1b071f0e31e'
+    expect(hasher.hash('live', 'AbCdEfGh01234567', SECRET)).toBe(stored)
+    expect(hasher.compare(stored, 'live', 'AbCdEfGh01234567', SECRET)).toBe(HashMatch.Current)
+  })
+
+  it('agrees with createHmac where Buffer has only write, no utf8Write or latin1Write (platforms other than node)', () => {
+    const secrets = [SECRET, 'é'.repeat(20)]
+    const expected = secrets.map((secret) => `kw1$hmac-sha256$p$${createHmac('sha256', PEPPER).update(`keywarden/v1\0live\0AbCdEfGh01234567\0${secret}`).digest('hex')}`)
+    const writes: string[] = []
+    const alloc = Buffer.alloc
+    const prototype = Buffer.prototype as unknown as Record<'utf8Write' | 'latin1Write', (this: Buffer, text: string, offset: number) => number>
+    Buffer.alloc = ((size: number) => {
+      const buffer = alloc(size)
+      // What such a platform offers: `write` with an encoding, and no writer per encoding.
+      Object.defineProperties(buffer, {
+        utf8Write: { value: undefined },
+        latin1Write: { value: undefined },
+        write: {
+          value: (text: string, offset: number, encoding: 'utf8' | 'latin1') => {
+            writes.push(encoding)
+            return prototype[`${encoding}Write`].call(buffer, text, offset)
+          },
+        },
+      })
+      return buffer
+    }) as typeof Buffer.alloc
+    let hasher: SecretHasher
+    try {
+      hasher = new SecretHasher([{ id: 'p', secret: PEPPER }])
+    } finally {
+      Buffer.alloc = alloc
+    }
+    expect(secrets.map((secret) => hasher.hash('live', 'AbCdEfGh01234567', secret))).toEqual(expected)
+    expect(writes).toEqual(['utf8', 'latin1', 'utf8', 'latin1'])
+  })
+
   it('stays correct for a short message after a long one, and for one too long for its buffer', () => {
     const hasher = new SecretHasher([{ id: 'p', secret: PEPPER }])
     const long = 'L'.repeat(300)

@@ -3,7 +3,11 @@
  * unless `open()` is called), and the driver seam that runs every statement and transaction synchronously.
  */
 import { importDriver } from '../../driver.js'
+import { asStoreError } from '../../../src/store-failure.js'
+import type { StoredKey } from '../../../src/store.js'
+import { COLUMNS } from '../shared/columns.js'
 import { invalidClient, resolveTable } from '../shared/options.js'
+import { valuesToRecord } from '../shared/row-mapping.js'
 import type { SqlDriver, SqlResult, SqlRow, SqlStatement } from '../shared/seams.js'
 import { SqlStore } from '../shared/sql-store.js'
 import { runStepsSync } from '../shared/transactions.js'
@@ -32,6 +36,14 @@ export interface SqliteStatement {
     /** Rows changed. */
     changes: number
   }
+  /** The first row, or `undefined`. Optional: without it (or without `raw`), the store reads with `all`. */
+  get?(...params: unknown[]): unknown
+  /**
+   * Switches the statement to rows as arrays of column values (better-sqlite3's `raw(true)`), and
+   * returns it. Optional; the store's verify read uses it, because an array per row is much cheaper
+   * than an object keyed by 29 column names.
+   */
+  raw?(toggle?: boolean): SqliteStatement
 }
 
 /**
@@ -101,13 +113,52 @@ const SQLITE_BUSY_TIMEOUT_MS = 1_000
  * ```
  */
 export class SqliteStore extends SqlStore {
+  readonly #readRow: (id: string) => readonly unknown[] | undefined
+
   /** Keeps the database and table; no I/O. Throws `ConfigError` for an invalid table name or database. */
   constructor(options: SqliteStoreOptions | SqliteDatabase) {
     // The database alone (`new SqliteStore(db)`) means the default table.
     const { database, table: name } =
       typeof (options as SqliteDatabase)?.prepare === 'function' ? { database: options as SqliteDatabase, table: undefined } : ((options ?? {}) as SqliteStoreOptions)
     const table = resolveTable(name)
-    super(table, sqliteDialect(table), sqliteDriver(database))
+    const dialect = sqliteDialect(table)
+    const { driver, readRow } = sqliteConnection(database, dialect.selectById)
+    super(table, dialect, driver)
+    this.#readRow = readRow
+  }
+
+  /** The record with this ID, or `null` ({@link keywarden!KeyStore.get | KeyStore.get}): {@link SqliteStore.getSync}'s answer. */
+  override get(id: string): Promise<StoredKey | null> {
+    try {
+      return Promise.resolve(this.getSync(id))
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /**
+   * The record with this ID, or `null`, without a promise ({@link keywarden!KeyStore.getSync | KeyStore.getSync}):
+   * better-sqlite3 reads synchronously anyway, so verify needs no microtask hop to see the row. One
+   * statement, prepared on first use, returning the row as an array of values. A failure throws a
+   * `StoreError` naming `get`, with the driver's error (masked) as its cause.
+   *
+   * @example
+   * ```ts
+   * import Database from 'better-sqlite3'
+   * import { SqliteStore } from 'keywarden/adapters/sql'
+   *
+   * const store = new SqliteStore({ database: new Database('keys.db') })
+   * await store.migrate()
+   * const record = store.getSync(keyId) // what the KeyManager's verify reads
+   * ```
+   */
+  getSync(id: string): StoredKey | null {
+    try {
+      const values = this.#readRow(id)
+      return values === undefined ? null : valuesToRecord(values)
+    } catch (error) {
+      throw asStoreError('get', error)
+    }
   }
 
   /**
@@ -134,6 +185,33 @@ export class SqliteStore extends SqlStore {
     database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`)
     return new SqliteStore({ database, ...options }).ownClient(async () => void database.close())
   }
+}
+
+/** What a SqliteStore runs on its database: the shared driver seam, and the one read verify makes. */
+interface SqliteConnection {
+  readonly driver: SqlDriver
+  /** The values of the row `selectById` finds, in `COLUMNS` order, or `undefined` when there is none. */
+  readonly readRow: (id: string) => readonly unknown[] | undefined
+}
+
+function sqliteConnection(database: unknown, selectById: string): SqliteConnection {
+  const driver = sqliteDriver(database)
+  const db = database as SqliteDatabase
+  // Prepared on first use, not in the constructor (no I/O there; the table may not exist yet).
+  let read: ((id: string) => readonly unknown[] | undefined) | undefined
+  const prepareRead = (): ((id: string) => readonly unknown[] | undefined) => {
+    const statement = db.prepare(selectById)
+    if (typeof statement.raw === 'function' && typeof statement.get === 'function') {
+      const raw = statement.raw(true)
+      return (id) => raw.get!(id) as readonly unknown[] | undefined
+    }
+    // A better-sqlite3 look-alike without raw rows: the row object, in column order.
+    return (id) => {
+      const row = statement.all(id)[0] as SqlRow | undefined
+      return row === undefined ? undefined : COLUMNS.map((column) => row[column])
+    }
+  }
+  return { driver, readRow: (id) => (read ??= prepareRead())(id) }
 }
 
 function sqliteDriver(database: unknown): SqlDriver {

@@ -79,6 +79,27 @@ export function insertAndGetTests({ test, expect }: SuiteContext): void {
     expect(await store.delete('vr')).toBe(true)
     expect(await verifyRead('vr')).toBeNull()
   })
+
+  test('getSync, where a store has it: answers at once exactly what get answers, through every kind of write', async (store) => {
+    const readNow = store.getSync?.bind(store)
+    if (readNow === undefined) return
+    // A value, not a promise: verify uses it without awaiting.
+    expect(readNow('gs')).toBeNull()
+    await insertAll(store, [makeRichRecord({ id: 'gs' }), makeRecord({ id: 'gs-plain' })])
+    expect(readNow('gs')).toEqual(makeRichRecord({ id: 'gs' }))
+    expect(readNow('gs-plain')).toEqual(makeRecord({ id: 'gs-plain' }))
+    expect(readNow('gs')).toEqual(await store.get('gs'))
+    const stored = await store.get('gs')
+    if (stored === null) throw new Error('setup: the inserted record is missing')
+    expect(await store.update(nextVersion(stored, { name: 'renamed', enabled: false }), stored.version)).toBe('updated')
+    expect(readNow('gs')).toMatchObject({ name: 'renamed', enabled: false, version: stored.version + 1 })
+    await store.touch('gs', stored.createdAt + 60_000)
+    expect(readNow('gs')).toMatchObject({ lastUsedAt: stored.createdAt + 60_000 })
+    expect(readNow('gs')).toEqual(await store.get('gs'))
+    expect(await store.delete('gs')).toBe(true)
+    expect(readNow('gs')).toBeNull()
+    expect(readNow('GS-PLAIN')).toBeNull()
+  })
 }
 
 function isolationRecord(): MutableStoredKey {
@@ -119,6 +140,16 @@ export function isolationTests({ test, expect }: SuiteContext): void {
     const got = await store.get('iso')
     expect(got).not.toBeNull()
     tryToMutate(got!)
+    expect(await store.get('iso')).toEqual(isolationRecord())
+  })
+
+  test('isolation: changing a record returned by getSync, where a store has it, does not change the stored record', async (store) => {
+    if (store.getSync === undefined) return
+    await insertAll(store, [isolationRecord()])
+    const got = store.getSync('iso')
+    expect(got).not.toBeNull()
+    tryToMutate(got!)
+    expect(store.getSync('iso')).toEqual(isolationRecord())
     expect(await store.get('iso')).toEqual(isolationRecord())
   })
 
