@@ -10,8 +10,13 @@ export default defineConfig({
     'adapters/sql/index': 'adapters/sql/index.ts',
     express: 'src/http/express.ts',
     koa: 'src/http/koa.ts',
+    fastify: 'src/http/fastify.ts',
+    hono: 'src/http/hono.ts',
+    fetch: 'src/http/fetch.ts',
     // The conformance suite for store authors; nothing in the other entries imports it.
     'testing/index': 'src/testing/index.ts',
+    // The `keywarden` bin (package.json `bin`); its `#!/usr/bin/env node` line comes from the source.
+    cli: 'src/cli/main.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

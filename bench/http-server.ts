@@ -1,6 +1,7 @@
 /**
  * One server for the HTTP benchmark (bench/http.ts), in a process of its own so the load generator
- * never shares its event loop: `node --import tsx bench/http-server.ts <express|koa> <bare|header-check|keywarden>`.
+ * never shares its event loop: `node --import tsx bench/http-server.ts <express|koa|fastify|hono|fetch> <bare|header-check|keywarden>`.
+ * Hono and the Fetch adapter listen through `@hono/node-server` (with its defaults), as node users serve them.
  *
  * GET /hello answers the same tiny JSON body in every variant; only what runs before it differs:
  * - `bare`: nothing (the framework's hello-world);
@@ -14,15 +15,21 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Router from '@koa/router'
+import { createAdaptorServer } from '@hono/node-server'
 import express from 'express'
+import Fastify from 'fastify'
+import { Hono } from 'hono'
 import Koa from 'koa'
 import { KeyManager } from 'keywarden'
 import { MemoryStore } from 'keywarden/adapters/memory'
 import { apiKeyAuth as expressApiKeyAuth } from 'keywarden/express'
+import { apiKeyAuth as fastifyApiKeyAuth } from 'keywarden/fastify'
+import { withApiKey } from 'keywarden/fetch'
+import { apiKeyAuth as honoApiKeyAuth } from 'keywarden/hono'
 import { apiKeyAuth as koaApiKeyAuth } from 'keywarden/koa'
 import { formatToken } from '../src/token/format.js'
 
-const FRAMEWORKS = ['express', 'koa'] as const
+const FRAMEWORKS = ['express', 'koa', 'fastify', 'hono', 'fetch'] as const
 const VARIANTS = ['bare', 'header-check', 'keywarden'] as const
 const KEY_COUNT = 1000
 const BODY = { hello: 'world' }
@@ -87,11 +94,49 @@ function koaServer(): Server {
   return app.listen(0, '127.0.0.1')
 }
 
-const server = framework === 'express' ? expressServer() : koaServer()
-server.once('listening', () => {
+async function fastifyServer(): Promise<Server> {
+  // Logger off (Fastify's default); the guard in onRequest, as docs/middleware/fastify.md recommends.
+  const app = Fastify()
+  const hello = async () => BODY
+  if (variant === 'bare') app.get('/hello', hello)
+  else if (variant === 'header-check') {
+    app.get('/hello', { onRequest: async (request, reply) => (request.headers['x-api-key'] === FIXED_TOKEN ? undefined : reply.code(401).send({ error: 'unauthorized' })) }, hello)
+  } else app.get('/hello', { onRequest: fastifyApiKeyAuth(seeded.keys, { scopes: ['data:read'] }) }, hello)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return app.server
+}
+
+function honoServer(): Server {
+  const app = new Hono()
+  if (variant === 'bare') app.get('/hello', (c) => c.json(BODY))
+  else if (variant === 'header-check') {
+    app.get('/hello', async (c, next) => (c.req.header('x-api-key') === FIXED_TOKEN ? next() : c.json({ error: 'unauthorized' }, 401)), (c) => c.json(BODY))
+  } else app.get('/hello', honoApiKeyAuth(seeded.keys, { scopes: ['data:read'] }), (c) => c.json(BODY))
+  return listenFetch(app.fetch)
+}
+
+function fetchServer(): Server {
+  // No router: one handler, as a Worker or a Next.js route handler has.
+  const hello = () => Response.json(BODY)
+  if (variant === 'bare') return listenFetch(hello)
+  if (variant === 'header-check') return listenFetch((request) => (request.headers.get('x-api-key') === FIXED_TOKEN ? hello() : Response.json({ error: 'unauthorized' }, { status: 401 })))
+  return listenFetch(withApiKey(seeded.keys, { scopes: ['data:read'] }, hello))
+}
+
+function listenFetch(fetch: (request: Request) => Response | Promise<Response>): Server {
+  const server = createAdaptorServer({ fetch }) as Server
+  server.listen(0, '127.0.0.1')
+  return server
+}
+
+const servers: Record<(typeof FRAMEWORKS)[number], () => Server | Promise<Server>> = { express: expressServer, koa: koaServer, fastify: fastifyServer, hono: honoServer, fetch: fetchServer }
+const server = await servers[framework]()
+const ready = () => {
   console.log(`TOKEN ${token}`)
   console.log(`READY ${(server.address() as AddressInfo).port}`)
-})
+}
+if (server.listening) ready()
+else server.once('listening', ready)
 process.on('SIGTERM', () => {
   server.closeAllConnections()
   server.close(() => process.exit(0))

@@ -1,6 +1,7 @@
 /**
- * HTTP throughput of the Express and Koa middlewares against the bare framework (hello-world) and a
- * trivial header check. Server and load generator (autocannon) each run in their own process, as in
+ * HTTP throughput of every adapter (Express, Koa, Fastify, Hono, the Fetch adapter) against the bare
+ * framework (hello-world) and a trivial header check. BENCH_HTTP_FRAMEWORKS (comma list of express,
+ * koa, fastify, hono, fetch; default all) picks the frameworks. Server and load generator (autocannon) each run in their own process, as in
  * production, so neither steals the other's event loop; on a 2-core machine they get a core each.
  * The variants of one framework and connection count take turns in rounds (see benchHttp).
  */
@@ -14,7 +15,8 @@ import { Comparison, interleave, ROUNDS, type BenchResult } from './harness.js'
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SERVER = fileURLToPath(new URL('./http-server.ts', import.meta.url))
 const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js')
-const FRAMEWORKS = { express: 'Express', koa: 'Koa' } as const
+const ALL_FRAMEWORKS = { express: 'Express', koa: 'Koa', fastify: 'Fastify', hono: 'Hono', fetch: 'Fetch (withApiKey)' } as const
+const FRAMEWORKS = pickFrameworks(process.env.BENCH_HTTP_FRAMEWORKS)
 const VARIANTS = { bare: 'bare', 'header-check': 'header check', keywarden: 'keywarden apiKeyAuth' } as const
 const WARM_UP_MS = 2000
 /** Linux's USER_HZ, the unit of /proc/<pid>/stat times: 100 on every mainstream architecture. */
@@ -22,6 +24,14 @@ const CLOCK_TICKS_PER_SECOND = 100
 const HTTP_MIN_SLICE_MS = 3000
 const HTTP_ROUNDS = Math.min(ROUNDS, 3)
 const START_TIMEOUT_MS = 60_000
+
+function pickFrameworks(list: string | undefined): Partial<Record<keyof typeof ALL_FRAMEWORKS, string>> {
+  if (list === undefined || list.trim() === '') return ALL_FRAMEWORKS
+  const names = list.split(',').map((name) => name.trim()).filter(Boolean)
+  const unknown = names.filter((name) => !(name in ALL_FRAMEWORKS))
+  if (unknown.length > 0) throw new Error(`BENCH_HTTP_FRAMEWORKS: unknown ${unknown.join(', ')} (known: ${Object.keys(ALL_FRAMEWORKS).join(', ')})`)
+  return Object.fromEntries(names.map((name) => [name, ALL_FRAMEWORKS[name as keyof typeof ALL_FRAMEWORKS]]))
+}
 
 interface RunningServer {
   readonly url: string

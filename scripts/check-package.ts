@@ -6,8 +6,11 @@
  *    resolution mode: node10, node16 from CJS and from ESM, bundler) on the tarball.
  * 3. Size budget: `import { KeyManager } from 'keywarden'` bundled with its dependencies, minified, gzip.
  * 4. Throwaway consumer projects (scripts/package-consumers/*) outside the repo install the tarball from
- *    its file and run: ESM + Express and CommonJS + Koa over real HTTP, TypeScript type checks with
- *    moduleResolution node16 and bundler, keywarden installed alone (no optional peer comes along), and
+ *    its file and run: ESM + Express and CommonJS + Koa over real HTTP, each at the newest major and at
+ *    the lowest version the peer range allows (Express 4.18, Koa 2.14); ESM + Fastify (5, and 4) and
+ *    ESM + Hono (current, and 4.0) over real HTTP; the Fetch adapter with no framework; TypeScript type
+ *    checks with moduleResolution node16 and bundler (Express 5 and 4, Koa 3 and 2, the typed request of
+ *    Fastify, Hono and Fetch), keywarden installed alone (no optional peer comes along), and
  *    keywarden/testing run by node:test against a store written in the consumer (and a broken one that must fail).
  * 5. docs/getting-started.md, run block by block as a newcomer would (scripts/package-consumers/getting-started.ts).
  *
@@ -15,7 +18,7 @@
  * getting-started page, `--keep` keeps the temp dir. npm's output goes to <temp dir>/check-package.log.
  */
 import { build } from 'esbuild'
-import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { basename, join, relative, resolve } from 'node:path'
@@ -50,8 +53,8 @@ const ALLOWED_FILES = [
   /^adapters\/sql\/\w+\/migration\.sql$/,
 ]
 const REQUIRED_FILES = ['package.json', 'README.md', 'CHANGELOG.md', 'LICENSE', ...['postgres', 'mysql', 'sqlite'].map((d) => `adapters/sql/${d}/migration.sql`)]
-// keywarden/testing's build: without its tsup entry, its `exports` would point at nothing.
-const REQUIRED_ENTRY_FILES = ['dist/testing/index.js', 'dist/testing/index.cjs', 'dist/testing/index.d.ts', 'dist/testing/index.d.cts']
+// Entries that are easy to forget in tsup.config.ts: without one, its `exports` would point at nothing.
+const REQUIRED_ENTRY_FILES = ['testing/index', 'fastify', 'hono', 'fetch'].flatMap((entry) => ['js', 'cjs', 'd.ts', 'd.cts'].map((ext) => `dist/${entry}.${ext}`))
 
 // Why arethetypeswrong's likeliest problems happen, and the fix.
 const ATTW_HINTS: Record<string, string> = {
@@ -59,12 +62,16 @@ const ATTW_HINTS: Record<string, string> = {
     'TypeScript with moduleResolution "node" (node10) ignores `exports`: add to package.json ' +
     '"typesVersions": { "*": { "adapters/memory": ["./dist/adapters/memory/index.d.cts"], "adapters/redis": ["./dist/adapters/redis/index.d.cts"], ' +
     '"adapters/sql": ["./dist/adapters/sql/index.d.cts"], "express": ["./dist/express.d.cts"], "koa": ["./dist/koa.d.cts"], ' +
-    '"testing": ["./dist/testing/index.d.cts"] } }',
+    '"fastify": ["./dist/fastify.d.cts"], "hono": ["./dist/hono.d.cts"], "fetch": ["./dist/fetch.d.cts"], "testing": ["./dist/testing/index.d.cts"] } }',
 }
 
 interface Consumer {
-  /** Fixture directory under scripts/package-consumers/. */
+  /** The check's name; also the fixture directory under scripts/package-consumers/, unless `fixture` says another. */
   name: string
+  /** Fixture directory to copy, when several checks run one fixture (e.g. against another major of a framework). */
+  fixture?: string
+  /** Dependency ranges replacing the fixture's own (in `dependencies` or `devDependencies`, wherever it lists them). */
+  versions?: Record<string, string>
   /** Commands run in the project once the tarball is installed. */
   commands: string[][]
   /** What a pass proves, when the commands print nothing. */
@@ -72,11 +79,43 @@ interface Consumer {
 }
 
 const TSC = ['node', 'node_modules/typescript/bin/tsc', '-p', 'tsconfig.json']
+// The lowest versions the `fastify` and `hono` peer ranges allow, run by the same consumers as the newest.
+const FASTIFY_FLOOR = '4.0.0'
+const HONO_FLOOR = '4.0.0'
 
 const CONSUMERS: Consumer[] = [
   { name: 'esm-express', commands: [['node', 'server.js']] },
+  // The peer ranges start at Express 4.18 and Koa 2.14: the same consumers, at the lowest minor allowed.
+  { name: 'esm-express4', fixture: 'esm-express', versions: { express: '~4.18.0' }, commands: [['node', 'server.js']] },
   { name: 'cjs-koa', commands: [['node', 'server.cjs']] },
+  { name: 'cjs-koa2', fixture: 'cjs-koa', versions: { koa: '~2.14.0' }, commands: [['node', 'server.cjs']] },
+  { name: 'esm-fastify', commands: [['node', 'server.js']] },
+  { name: 'esm-fastify4', fixture: 'esm-fastify', versions: { fastify: FASTIFY_FLOOR }, commands: [['node', 'server.js']] },
+  { name: 'esm-hono', commands: [['node', 'server.js']] },
+  // @hono/node-server 2 needs a newer Hono (it imports hono/ws): a Hono 4.0 app serves with 1.x.
+  { name: 'esm-hono4.0', fixture: 'esm-hono', versions: { hono: HONO_FLOOR, '@hono/node-server': '^1.8.0' }, commands: [['node', 'server.js']] },
+  { name: 'esm-fetch', commands: [['node', 'check.js']] },
   { name: 'ts-node16', commands: [TSC], proves: 'tsc (strict, module node16, .ts and .cts): req.apiKey and ctx.state.apiKey typed, @ts-expect-error lines hold' },
+  {
+    name: 'ts-node16-express4',
+    fixture: 'ts-node16',
+    versions: { '@types/express': '^4.17.0', '@types/koa': '^2.15.0' },
+    commands: [TSC],
+    proves: 'tsc as ts-node16, with the types of Express 4 and Koa 2',
+  },
+  {
+    name: 'ts-adapters',
+    commands: [TSC, [...TSC.slice(0, -1), 'tsconfig.bundler.json']],
+    proves: 'tsc (strict, node16 .ts and .cts, and bundler): request.apiKey in Fastify routes, c.get(\'apiKey\') in Hono, withApiKey\'s auth.key typed, @ts-expect-error lines hold',
+  },
+  {
+    name: 'ts-adapters-fastify4',
+    fixture: 'ts-adapters',
+    // Fastify 4's types only: Hono 4.0's own declarations fail skipLibCheck: false (a duplicate `render` in its context.d.ts).
+    versions: { fastify: '^4.0.0' },
+    commands: [TSC],
+    proves: 'tsc as ts-adapters (node16), with the types of Fastify 4',
+  },
   { name: 'ts-bundler', commands: [TSC], proves: 'tsc (strict, moduleResolution bundler): core, memory and SQL stores, Express; req.apiKey typed, @ts-expect-error holds' },
   { name: 'memory-only', commands: [['node', 'check.js']] },
   // A third-party store's conformance run: node:test and jest's expect, not vitest; tsc checks the JSDoc types.
@@ -267,11 +306,17 @@ async function bundleSize(entry: string, name: string): Promise<{ raw: number; g
 async function checkSize(): Promise<Omit<Outcome, 'name' | 'ms'>> {
   heading('size (esbuild: bundled with @noble/hashes, nanoid and zod, minified, platform node; gzip)')
   const core = await bundleSize('dist/index.js', 'KeyManager')
-  const express = await bundleSize('dist/express.js', 'apiKeyAuth')
   const ok = core.gzip <= CORE_GZIP_BUDGET
   say(`  ${ok ? '✓' : '✗'} keywarden { KeyManager }:          ${kb(core.raw)} minified, ${kb(core.gzip)} gzip (budget ${kb(CORE_GZIP_BUDGET)})`)
-  say(`    keywarden/express { apiKeyAuth }:  ${kb(express.raw)} minified, ${kb(express.gzip)} gzip (reported, no budget)`)
-  return { ok, summary: `core ${kb(core.gzip)} gzip (budget ${kb(CORE_GZIP_BUDGET)}), express ${kb(express.gzip)} gzip` }
+  // The adapters' entries (the framework itself is the app's, never bundled from here: type imports only).
+  const adapters: [string, string, string][] = [['express', 'apiKeyAuth', 'express'], ['fastify', 'apiKeyAuth', 'fastify'], ['hono', 'apiKeyAuth', 'hono'], ['fetch', 'withApiKey', 'fetch']]
+  const sizes: string[] = []
+  for (const [entry, name, label] of adapters) {
+    const size = await bundleSize(`dist/${entry}.js`, name)
+    say(`    ${`keywarden/${entry} { ${name} }:`.padEnd(34)} ${kb(size.raw)} minified, ${kb(size.gzip)} gzip (reported, no budget)`)
+    sizes.push(`${label} ${kb(size.gzip)}`)
+  }
+  return { ok, summary: `core ${kb(core.gzip)} gzip (budget ${kb(CORE_GZIP_BUDGET)}); ${sizes.join(', ')} gzip` }
 }
 
 // ── 4. consumers ─────────────────────────────────────────────────────────────────────────────────
@@ -279,7 +324,8 @@ async function checkSize(): Promise<Omit<Outcome, 'name' | 'ms'>> {
 /** Copies a fixture out of the repo, installs the tarball (and the fixture's own dependencies), runs it. */
 async function checkConsumer(consumer: Consumer, context: Context): Promise<{ ok: boolean; summary: string; lines: string[] }> {
   const dir = join(context.work, 'consumers', consumer.name)
-  cpSync(join(fixtures, consumer.name), dir, { recursive: true })
+  cpSync(join(fixtures, consumer.fixture ?? consumer.name), dir, { recursive: true })
+  if (consumer.versions) pinVersions(join(dir, 'package.json'), consumer.versions)
   const env = consumerEnv()
   const install = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', context.packed.tarball], { cwd: dir, env, log: context.log, timeoutMs: 150_000 })
   if (install.code !== 0) {
@@ -298,6 +344,16 @@ async function checkConsumer(consumer: Consumer, context: Context): Promise<{ ok
   }
   const proof = consumer.proves ?? printed.filter(Boolean).join('; ')
   return { ok: true, summary: proof, lines: [`✓ ${consumer.name.padEnd(12)} ${proof}  (install ${seconds(install.ms)}, run ${seconds(ms)})`] }
+}
+
+/** Rewrites a fixture's dependency ranges (where it lists each package; `dependencies` otherwise). */
+function pinVersions(manifestPath: string, versions: Record<string, string>): void {
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, Record<string, string> | undefined>
+  for (const [name, range] of Object.entries(versions)) {
+    const section = manifest['devDependencies']?.[name] !== undefined ? 'devDependencies' : 'dependencies'
+    manifest[section] = { ...manifest[section], [name]: range }
+  }
+  writeFileSync(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`)
 }
 
 /** All consumers at once (installs are mostly waiting), reported in a fixed order. */

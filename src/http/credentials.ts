@@ -74,6 +74,9 @@ function basicCredential(encoded: string): KeyCredential | null {
 const AUTHORIZATION_PATTERN = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?: +(.*))?$/s
 // RFC 6750 b64token: what a credential may look like in a header at all.
 const B64TOKEN_PATTERN = /^[A-Za-z0-9\-._~+/]+=*$/
+// Where a Fetch `Headers` object joined two Authorization lines: a comma, then another scheme and a
+// space. (An auth-param such as `realm="x"` has no space after its name, so one line is not split.)
+const JOINED_CREDENTIAL = /,[ \t]*(?=[!#$%&'*+.^_`|~0-9A-Za-z-]+ )/
 
 function valuesOf(headers: RequestHeaders, wanted: string): string[] {
   const values: string[] = []
@@ -83,7 +86,9 @@ function valuesOf(headers: RequestHeaders, wanted: string): string[] {
     }
   } else if (typeof (headers as { get?: unknown }).get === 'function') {
     const value = (headers as { get(name: string): string | null }).get(wanted)
-    if (value !== null && value !== undefined) values.push(String(value))
+    // Headers joins repeated lines with ", ": split Authorization back, so two lines stay ambiguous
+    // (a dedicated header's list is malformed anyway: a comma is not in a token).
+    if (value !== null && value !== undefined) values.push(...(wanted === 'authorization' ? String(value).split(JOINED_CREDENTIAL) : [String(value)]))
   } else {
     for (const [name, value] of Object.entries(headers as Record<string, unknown>)) {
       if (name.toLowerCase() !== wanted || value === undefined) continue

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { createRequestVerifier } from '../../src/index.js'
 import { countingStore, setup } from '../helpers.js'
-import { rawRequest, startServer, withoutDate, type Framework, type TestServer } from './servers.js'
+import { FRAMEWORKS, rawRequest, startServer, withoutDate, type Framework, type TestServer } from './servers.js'
 
 /** Header values from every corner: arbitrary Unicode, look-alikes, control characters, long runs. */
 const headerValue = fc.oneof(
@@ -35,7 +35,7 @@ describe('hostile headers against the request verifier', () => {
   })
 })
 
-describe.each(['express', 'koa'] as const)('hostile headers against the %s middleware', (framework: Framework) => {
+describe.each(FRAMEWORKS)('hostile headers against the %s middleware', (framework: Framework) => {
   let server: TestServer
   let calls: Record<string, number>
   /** Every answer a rejected request can get, byte for byte (Date aside): nothing in them comes from the request. */
@@ -77,7 +77,7 @@ describe.each(['express', 'koa'] as const)('hostile headers against the %s middl
   }, 120_000)
 })
 
-describe.each(['express', 'koa'] as const)('the %s middleware reflects nothing of the request', (framework: Framework) => {
+describe.each(FRAMEWORKS)('the %s middleware reflects nothing of the request', (framework: Framework) => {
   let server: TestServer
   let tokens: { reader: string; other: string }
   beforeAll(async () => {

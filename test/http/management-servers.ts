@@ -1,11 +1,14 @@
 /**
- * The management API in its three forms, each over a real socket on port 0 with the same
- * configuration: Express (mounted with `express.json()`), Koa (`basePath`) and the Fetch handler
+ * The management API in its five forms, each over a real socket on port 0 with the same
+ * configuration: Express (mounted with `express.json()`), Koa (`basePath`), the Fetch handler
  * behind a plain node server that turns each IncomingMessage into Node's own `Request` and the
- * `Response` back. The principal comes from test headers (`x-user`, `x-tenant`, `x-role`), standing
+ * `Response` back, Fastify (the plugin registered with a `prefix`) and Hono (`basePath`, served by
+ * `@hono/node-server`). The principal comes from test headers (`x-user`, `x-tenant`, `x-role`), standing
  * in for the host's session.
  */
 import express from 'express'
+import Fastify from 'fastify'
+import { Hono } from 'hono'
 import Koa from 'koa'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -15,9 +18,12 @@ import { MemoryStore } from '../../adapters/memory/index.js'
 import { createManagementHandler, KeyManager, type KeyStore, type ManagementHandler, type ManagementRouterOptions, type Principal } from '../../src/index.js'
 import { keyManagementRouter as expressRouter } from '../../src/http/express.js'
 import { keyManagementRouter as koaRouter } from '../../src/http/koa.js'
+import { keyManagementRouter as fastifyRouter } from '../../src/http/fastify.js'
+import { keyManagementRouter as honoRouter } from '../../src/http/hono.js'
+import { serveFetch as serveFetchApp } from '../support/fetch-server.js'
 import { manualClock, PEPPER } from '../helpers.js'
 
-export const MANAGEMENT_FORMS = ['express', 'koa', 'fetch'] as const
+export const MANAGEMENT_FORMS = ['express', 'koa', 'fetch', 'fastify', 'hono'] as const
 export type ManagementForm = (typeof MANAGEMENT_FORMS)[number]
 
 /** Where every form is mounted. */
@@ -128,6 +134,23 @@ export async function startManagementServer(form: ManagementForm, keys: KeyManag
     app.on('error', (error: unknown) => void errors.push(error))
     app.use(koaRouter(keys, { ...options, basePath: BASE_PATH, authorize: (ctx) => principalFromHeaders((name) => nodeHeader(ctx.req, name)) }))
     server = app.listen(0, '127.0.0.1')
+  } else if (form === 'fastify') {
+    const app = Fastify()
+    app.setErrorHandler((error, _request, reply) => {
+      errors.push(error)
+      void reply.code(500).type('text/plain').send(HOST_ERROR_BODY)
+    })
+    await app.register(fastifyRouter(keys, { ...options, authorize: (request) => principalFromHeaders((name) => nodeHeader(request.raw, name)) }), { prefix: BASE_PATH })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    server = app.server
+  } else if (form === 'hono') {
+    const app = new Hono()
+    app.onError((error, c) => {
+      errors.push(error)
+      return c.text(HOST_ERROR_BODY, 500)
+    })
+    app.use(honoRouter(keys, { ...options, basePath: BASE_PATH, authorize: (c) => principalFromHeaders((name) => c.req.header(name)) }))
+    server = serveFetchApp(app.fetch)
   } else {
     const fetchHandler = createManagementHandler(keys, { ...options, basePath: BASE_PATH, authorize: (request) => principalFromHeaders((name) => request.headers.get(name) ?? undefined) })
     handler = fetchHandler

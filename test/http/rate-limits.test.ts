@@ -1,14 +1,14 @@
 /**
- * Rate limits and credits over real sockets, Express and Koa alike: the 429s (headers, body), the
+ * Rate limits and credits over real sockets, every adapter alike: the 429s (headers, body), the
  * `RateLimit` fields of successes, the `rateLimitHeaders` switch and the `cost` option. The KeyManager's
  * clock is a manual one, so every `t` and `Retry-After` is an exact number.
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ConfigError, type KeyManager, type LimitsOptions, type Rejection } from '../../src/index.js'
+import { ConfigError, type KeyManager, type KeyStore, type LimitsOptions, type Rejection } from '../../src/index.js'
 import { DEFAULT_MESSAGES } from '../../src/http/responses.js'
 import { DAY, setup } from '../helpers.js'
-import { rawRequest, startRoutes, withoutDate, type Framework, type GuardedRoute, type RawResponse, type TestServer } from './servers.js'
+import { breakableStore, FRAMEWORKS, rawRequest, startRoutes, withoutDate, type Framework, type GuardedRoute, type RawResponse, type TestServer } from './servers.js'
 
 const QUOTA_EXCEEDED = 'https://iana.org/assignments/http-problem-types#quota-exceeded'
 /** From START (12:00 UTC) to the end of the UTC day, where the fixed daily window resets. */
@@ -39,8 +39,8 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((server) => server.close()))
 })
 
-async function fixture(framework: Framework, routes: (record: (rejection: Rejection) => void) => GuardedRoute[], limits: LimitsOptions | null = LIMITS) {
-  const context = setup(limits === null ? {} : { limits })
+async function fixture(framework: Framework, routes: (record: (rejection: Rejection) => void) => GuardedRoute[], limits: LimitsOptions | null = LIMITS, store?: KeyStore) {
+  const context = setup({ ...(limits === null ? {} : { limits }), ...(store === undefined ? {} : { store }) })
   const rejections: Rejection[] = []
   const server = await startRoutes(framework, context.keys, routes((rejection) => void rejections.push(rejection)))
   servers.push(server)
@@ -78,7 +78,7 @@ function limitHeaders(response: RawResponse) {
 
 const FREE_POLICY = '"burst";q=3;w=1, "daily";q=1000;w=86400'
 
-describe.each(['express', 'koa'] as const)('%s: rate limits', (framework) => {
+describe.each(FRAMEWORKS)('%s: rate limits', (framework) => {
   it('sends RateLimit and RateLimit-Policy on success, timed by the KeyManager clock', async () => {
     const { keys, server, time } = await fixture(framework, readWrite())
     const { token } = await reader(keys, 'free')
@@ -241,7 +241,7 @@ describe.each(['express', 'koa'] as const)('%s: rate limits', (framework) => {
   })
 })
 
-describe.each(['express', 'koa'] as const)('%s: cost', (framework) => {
+describe.each(FRAMEWORKS)('%s: cost', (framework) => {
   it('charges a fixed cost per route', async () => {
     const { keys, server } = await fixture(framework, (onReject) => [
       { method: 'GET', path: '/read', options: { scopes: ['data:read'], onReject } },
@@ -371,7 +371,7 @@ describe.each(['express', 'koa'] as const)('%s: cost', (framework) => {
   })
 
   it('answers a broken cost function with the same bytes as any other failure to check a key', async () => {
-    const { keys, server, store } = await fixture(framework, readWrite({ cost: () => -1 }))
+    const { keys, server, store } = await fixture(framework, readWrite({ cost: () => -1 }), LIMITS, breakableStore())
     const { token } = await reader(keys, 'free')
     const broken = await get(server, token)
     store.get = async () => {

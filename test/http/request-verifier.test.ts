@@ -55,6 +55,25 @@ describe('createRequestVerifier', () => {
     }
   })
 
+  // Fetch Headers join repeated lines with ", ": Authorization is split back where a second scheme
+  // starts, so two lines (whatever their schemes) stay ambiguous and never fall back to "no credential".
+  it('tells two joined Authorization lines apart in a Fetch Headers object, and leaves one line with auth-params whole', async () => {
+    const { keys } = setup()
+    const { token } = await keys.create({ name: 'x', environment: 'live' })
+    const verify = createRequestVerifier(keys)
+    const joined = (...lines: string[]) => {
+      const headers = new Headers()
+      for (const line of lines) headers.append('authorization', line)
+      return headers
+    }
+    for (const headers of [joined('Basic dXNlcjpwYXNz', `Bearer ${token}`), joined(`Bearer ${token}`, 'Digest username="a"'), joined(`Bearer ${token}`, `Api-Key ${token}`)]) {
+      expect(await verify(headers)).toMatchObject({ ok: false, status: 400, reason: 'ambiguous_credentials' })
+    }
+    // One line of another scheme whose parameters hold commas is not ours: no credential, as with node.
+    expect(await verify(joined('Digest username="a", realm="api", nonce="n, m"'))).toMatchObject({ ok: false, status: 401, reason: 'unsupported_scheme' })
+    expect(await verify(joined(`Bearer ${token}`))).toMatchObject({ ok: true })
+  })
+
   it('returns the response to send, shared by every request that fails the same way', async () => {
     const { keys } = setup()
     const verify = createRequestVerifier(keys)

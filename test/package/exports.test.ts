@@ -56,10 +56,18 @@ describe('the built package', () => {
   })
 
   it('loads the middleware subpaths in both module systems', () => {
-    const esm = node(['--input-type=module', '-e', "import * as e from 'keywarden/express'; import * as k from 'keywarden/koa'; console.log(typeof e.apiKeyAuth, typeof k.apiKeyAuth)"])
-    const cjs = node(['--input-type=commonjs', '-e', "console.log(typeof require('keywarden/express').apiKeyAuth, typeof require('keywarden/koa').apiKeyAuth)"])
-    expect(esm.trim()).toBe('function function')
-    expect(cjs.trim()).toBe('function function')
+    const esm = node([
+      '--input-type=module',
+      '-e',
+      "import * as e from 'keywarden/express'; import * as k from 'keywarden/koa'; import * as f from 'keywarden/fastify'; import * as h from 'keywarden/hono'; import * as w from 'keywarden/fetch'; console.log(typeof e.apiKeyAuth, typeof k.apiKeyAuth, typeof f.apiKeyAuth, typeof h.apiKeyAuth, typeof w.withApiKey)",
+    ])
+    const cjs = node([
+      '--input-type=commonjs',
+      '-e',
+      "console.log(typeof require('keywarden/express').apiKeyAuth, typeof require('keywarden/koa').apiKeyAuth, typeof require('keywarden/fastify').apiKeyAuth, typeof require('keywarden/hono').apiKeyAuth, typeof require('keywarden/fetch').withApiKey)",
+    ])
+    expect(esm.trim()).toBe('function function function function function')
+    expect(cjs.trim()).toBe('function function function function function')
   })
 
   it('declares types for both module systems and only the three runtime dependencies', () => {
@@ -73,6 +81,6 @@ describe('the built package', () => {
     }
     expect(Object.keys(manifest.dependencies).sort()).toEqual(['@noble/hashes', 'nanoid', 'zod'])
     for (const peer of Object.keys(manifest.peerDependencies)) expect(manifest.peerDependenciesMeta[peer], peer).toEqual({ optional: true })
-    expect(Object.keys(manifest.peerDependencies).sort()).toEqual(['better-sqlite3', 'express', 'ioredis', 'koa', 'mysql2', 'pg', 'redis'])
+    expect(Object.keys(manifest.peerDependencies).sort()).toEqual(['better-sqlite3', 'express', 'fastify', 'hono', 'ioredis', 'koa', 'mysql2', 'pg', 'redis'])
   })
 })

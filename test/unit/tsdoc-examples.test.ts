@@ -15,6 +15,9 @@ const entryPoints = {
   'keywarden/adapters/sql': 'adapters/sql/index.ts',
   'keywarden/express': 'src/http/express.ts',
   'keywarden/koa': 'src/http/koa.ts',
+  'keywarden/fastify': 'src/http/fastify.ts',
+  'keywarden/hono': 'src/http/hono.ts',
+  'keywarden/fetch': 'src/http/fetch.ts',
   'keywarden/testing': 'src/testing/index.ts',
 } as const
 

@@ -55,7 +55,8 @@ export function createManagementHandler(keys: KeyManager, options: ManagementRou
   }
 }
 
-function fetchRouterRequest(request: Request, url: URL): RouterRequest {
+/** A Fetch `Request` as a router request (also the Hono form's). */
+export function fetchRouterRequest(request: Request, url: URL): RouterRequest {
   return {
     method: request.method.toUpperCase(),
     path: url.pathname,
@@ -65,7 +66,8 @@ function fetchRouterRequest(request: Request, url: URL): RouterRequest {
   }
 }
 
-async function readFetchBody(request: Request, limitBytes: number): Promise<BodyRead> {
+/** The body of a Fetch request, at most `limitBytes` (the rest is not read). */
+export async function readFetchBody(request: Request, limitBytes: number): Promise<BodyRead> {
   if (request.body === null) return { kind: 'none' }
   const reader = request.body.getReader()
   const chunks: Uint8Array[] = []

@@ -1,5 +1,5 @@
 /**
- * The management API: one router over a KeyManager, in Express, Koa and Fetch forms.
+ * The management API: one router over a KeyManager, in Express, Koa, Fastify, Hono and Fetch forms.
  */
 export { createManagementHandler, type ManagementHandler } from './fetch.js'
 export type { ManagementDocumentOptions } from './openapi.js'

@@ -1,5 +1,5 @@
 /**
- * The management router's core, shared by the Express, Koa and Fetch forms: a framework-neutral
+ * The management router's core, shared by the Express, Koa, Fastify, Hono and Fetch forms: a framework-neutral
  * request in, a response out. In order: the route (404, 405), the principal (401), where a change
  * comes from (403), the body's type, size and syntax (415, 413, 400), the query and headers (400), the
  * key and what the principal may do to it (404, 403), the body's fields (422), then the route.
