@@ -125,12 +125,12 @@ export function decodeRecord(values: readonly (string | null)[]): StoredKey | nu
     expiryNoticeFor: doc.expiryNoticeFor,
     version: Number(version),
     // Absent from records written by 0.1.0: the defaults, so they need no data migration.
-    policy: doc.policy ?? null,
-    hasCredits: doc.hasCredits ?? false,
-    createdBy: doc.createdBy ?? null,
-    updatedBy: doc.updatedBy ?? null,
-    disabledReason: doc.disabledReason ?? null,
-    disabledBy: doc.disabledBy ?? null,
+    policy: doc.policy ?? OPTIONAL_DEFAULTS.policy,
+    hasCredits: doc.hasCredits ?? OPTIONAL_DEFAULTS.hasCredits,
+    createdBy: doc.createdBy ?? OPTIONAL_DEFAULTS.createdBy,
+    updatedBy: doc.updatedBy ?? OPTIONAL_DEFAULTS.updatedBy,
+    disabledReason: doc.disabledReason ?? OPTIONAL_DEFAULTS.disabledReason,
+    disabledBy: doc.disabledBy ?? OPTIONAL_DEFAULTS.disabledBy,
   }
 }
 
@@ -152,8 +152,9 @@ export function encodeSnapshotTail(record: StoredKey): string {
 }
 
 /**
- * The optional fields' values when a caller (written against 0.1.0's contract) leaves them out, as
- * {@link decodeRecord} reads them from a hash: the snapshot holds every field, so its read needs no defaults.
+ * The optional fields' values when a record leaves them out (written by 0.1.0, or given by a caller
+ * written against its contract): {@link decodeRecord} reads a hash with them, and the snapshot is
+ * written with them, so its read needs none.
  */
 const OPTIONAL_DEFAULTS = {
   policy: null,
